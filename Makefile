@@ -1,0 +1,36 @@
+# Every target creates .venv on first use; DAGSTER_HOME is project-local and git-ignored.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: demo dev test bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) data
+	cp dagster.yaml $@
+
+## demo: run the platform's main job on the embedded simulator and print a summary
+demo: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m st_scheduling.demo
+
+## dev: the Dagster UI with schedules, sensors and automation running
+dev: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dg dev
+
+## test: the full test suite
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+## bench: benchmarks (filled in by the benchmark work)
+bench: $(BIN)/.installed
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) .dagster_home data

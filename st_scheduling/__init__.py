@@ -1,0 +1,1 @@
+"""st_scheduling: a Dagster data platform for ServiceTitan Scheduling Pro."""

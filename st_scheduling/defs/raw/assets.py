@@ -1,0 +1,142 @@
+"""Raw Scheduling Pro data, exactly as the API holds it, for every configured tenant."""
+
+import time
+from collections.abc import Callable
+
+import dagster as dg
+
+from st_scheduling.defs.partitions import daily_partitions, day_windows
+from st_scheduling.defs.raw.metadata import column_schema, table_metadata
+from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
+from st_scheduling.warehouse import ingest
+from st_scheduling.warehouse.raw_tables import (
+    ROUTER_PERFORMANCE,
+    ROUTER_SESSIONS,
+    SCHEDULER_PERFORMANCE,
+    SCHEDULER_SESSIONS,
+    SCHEDULERS,
+    RawTable,
+)
+
+GROUP = "scheduling_pro_raw"
+OWNERS = ["team:scheduling-data"]
+KINDS = {"servicetitan", "duckdb"}
+
+
+class TenantFailures(Exception):
+    """Some tenants failed; the others' data is committed."""
+
+
+def for_each_tenant(context: dg.AssetExecutionContext, tenants: list, load: Callable[[object], object]) -> dict:
+    """Run `load` per tenant; a failing tenant does not stop the others, and fails the run at the end."""
+    results, failures = {}, {}
+    for tenant in tenants:
+        try:
+            results[tenant] = load(tenant)
+        except Exception as err:  # noqa: BLE001 - reported below, with the other tenants' data kept
+            context.log.error(f"tenant {tenant}: {type(err).__name__}: {err}")
+            failures[tenant] = f"{type(err).__name__}: {err}"
+    if failures:
+        names = ", ".join(str(t) for t in failures)
+        raise TenantFailures(f"{len(failures)} tenant(s) failed: {names}. " + " | ".join(
+            f"{t}: {msg}" for t, msg in failures.items()))
+    return results
+
+
+def _asset(table: RawTable, **kwargs):
+    return dg.asset(
+        key=["raw", table.name],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds=KINDS,
+        pool=DUCKDB_POOL,
+        description=table.description,
+        metadata={"dagster/column_schema": column_schema(table), "dagster/table_name": f"{table.qualified}"},
+        **kwargs,
+    )
+
+
+def _range_windows(context: dg.AssetExecutionContext) -> list:
+    keys = context.partition_key_range
+    return day_windows(keys.start, keys.end)
+
+
+@_asset(SCHEDULERS)
+def raw_schedulers(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
+                   warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """Every scheduler of every configured tenant: company/brand, default flag, mode, status, data API key,
+    quick-launch link, created and modified times."""
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        rows = for_each_tenant(context, servicetitan.tenants(),
+                               lambda tenant: ingest.ingest_schedulers(client, con, tenant, context.run_id))
+        return dg.MaterializeResult(metadata=table_metadata(con, SCHEDULERS, client.stats, started,
+                                                            per_tenant=rows))
+
+
+@_asset(SCHEDULER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+def raw_scheduler_sessions(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
+                           warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """Every Scheduling Pro session, by day of creation: milestone reached (lastStep), outcome, job/booking/lead
+    ids, timeslot, service requested, customer contact and device, and the full source tracking (UTMs, click
+    ids, campaign). One row per tenant and session id, at its latest modifiedOn. Holds customer PII."""
+    windows = _range_windows(context)
+    window = (windows[0][0], windows[-1][1])
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        per_tenant = for_each_tenant(
+            context, servicetitan.tenants(),
+            lambda tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, context.run_id))
+        return dg.MaterializeResult(metadata=table_metadata(
+            con, SCHEDULER_SESSIONS, client.stats, started, window=window,
+            per_tenant={t: sum(c.values()) for t, c in per_tenant.items()},
+            per_scheduler={sid: n for counts in per_tenant.values() for sid, n in counts.items()}))
+
+
+@_asset(SCHEDULER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+def raw_scheduler_performance(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
+                              warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """ServiceTitan's own performance numbers per scheduler and day: milestone counts, completion rates,
+    contacts, jobs, bookings, abandoned sessions sent to bookings/leads, recoveries and SMS sent."""
+    windows = _range_windows(context)
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        rows = for_each_tenant(
+            context, servicetitan.tenants(),
+            lambda tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, context.run_id))
+        return dg.MaterializeResult(metadata=table_metadata(
+            con, SCHEDULER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
+            per_tenant=rows))
+
+
+@_asset(ROUTER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+def raw_router_sessions(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
+                        warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including sessions the router
+    handed to a scheduler (those also appear in raw/scheduler_sessions with the same id). Holds customer PII."""
+    windows = _range_windows(context)
+    window = (windows[0][0], windows[-1][1])
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        rows = for_each_tenant(
+            context, servicetitan.routers(),
+            lambda pair: ingest.ingest_router_sessions(client, con, pair[0], pair[1], window, context.run_id))
+        return dg.MaterializeResult(metadata=table_metadata(
+            con, ROUTER_SESSIONS, client.stats, started, window=window,
+            per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))
+
+
+@_asset(ROUTER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+def raw_router_performance(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
+                           warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    """ServiceTitan's own router numbers per router and day: sessions opened and interacted, and sessions
+    handed to each scheduler."""
+    windows = _range_windows(context)
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        rows = for_each_tenant(
+            context, servicetitan.routers(),
+            lambda pair: ingest.ingest_router_performance(client, con, pair[0], pair[1], windows, context.run_id))
+        return dg.MaterializeResult(metadata=table_metadata(
+            con, ROUTER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
+            per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))

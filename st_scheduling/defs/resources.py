@@ -1,0 +1,110 @@
+"""Resources: the ServiceTitan API (live, or the embedded simulator) and the DuckDB warehouse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from st_scheduling.config import SIMULATOR, Settings
+from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.warehouse.store import WarehouseSettings, connect
+
+DUCKDB_POOL = "duckdb_writer"
+
+
+class ServiceTitanResource(dg.ConfigurableResource):
+    """The Scheduling Pro API: `simulator` (in-process, the default), `integration`, `production`, or a base URL."""
+
+    environment: str = Field(default=SIMULATOR, description="simulator | integration | production | http(s) URL")
+    client_id: str | None = Field(default=None, description="OAuth client id (ST_CLIENT_ID)")
+    client_secret: str | None = Field(default=None, description="OAuth client secret (ST_CLIENT_SECRET)")
+    app_key: str | None = Field(default=None, description="ServiceTitan app key (ST_APP_KEY)")
+    token_url: str | None = Field(default=None, description="Overrides the environment's token URL (ST_TOKEN_URL)")
+    tenant_ids: str = Field(default="", description="Comma-separated tenant ids; empty = every simulated tenant")
+    router_ids: str = Field(default="", description="Comma-separated tenant:router pairs")
+
+    def tenants(self) -> list[int]:
+        if not self.tenant_ids.strip():
+            if self.environment == SIMULATOR:
+                return [t.id for t in _simulator().tenants]
+            raise ConfigurationError("ST_TENANT_IDS is not set: name the tenant ids to ingest, comma-separated")
+        try:
+            return [int(part) for part in self.tenant_ids.split(",") if part.strip()]
+        except ValueError:
+            raise ConfigurationError(f"ST_TENANT_IDS={self.tenant_ids!r} must be comma-separated integer tenant ids")
+
+    def routers(self) -> list[tuple[int, str]]:
+        """(tenant, router id) pairs; the simulator's own routers when none are configured in simulator mode."""
+        if not self.router_ids.strip():
+            if self.environment == SIMULATOR:
+                return [(t.id, r.id) for t in _simulator().tenants for r in t.routers]
+            return []
+        pairs = []
+        for part in filter(None, (p.strip() for p in self.router_ids.split(","))):
+            tenant, sep, router = part.partition(":")
+            if not sep or not tenant.strip().isdigit() or not router.strip():
+                raise ConfigurationError(f"ST_ROUTER_IDS entry {part!r} must look like <tenant id>:<router id>")
+            pairs.append((int(tenant), router.strip()))
+        return pairs
+
+    @contextmanager
+    def client(self) -> Iterator[ServiceTitanClient]:
+        if self.environment == SIMULATOR:
+            simulator = _simulator()
+            creds = simulator.credentials
+            client = ServiceTitanClient(Endpoints.resolve("http://simulator.invalid"),
+                                        Credentials(creds.client_id, creds.client_secret, creds.app_key),
+                                        transport=simulator.transport())
+        else:
+            missing = [name for name, value in (("ST_CLIENT_ID", self.client_id), ("ST_CLIENT_SECRET",
+                       self.client_secret), ("ST_APP_KEY", self.app_key)) if not value]
+            if missing:
+                raise ConfigurationError(f"ST_ENVIRONMENT={self.environment} needs {', '.join(missing)}")
+            client = ServiceTitanClient(Endpoints.resolve(self.environment, self.token_url),
+                                        Credentials(self.client_id, self.client_secret, self.app_key))
+        with client:
+            yield client
+
+
+def _simulator():
+    from st_scheduling.simulator import Simulator  # imported on use: loading definitions builds nothing
+
+    return Simulator()
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The DuckDB file (or MotherDuck `md:` database) holding the raw and marts schemas."""
+
+    path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
+    threads: int = Field(default=2, description="DuckDB worker threads")
+    memory_limit: str = Field(default="2GB", description="DuckDB memory limit")
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(WarehouseSettings(self.path, self.threads, self.memory_limit)) as con:
+            yield con
+
+
+def build_resources(settings: Settings) -> dict:
+    if settings.is_simulator:
+        api = ServiceTitanResource(environment=SIMULATOR, router_ids=settings.router_ids)
+    else:
+        api = ServiceTitanResource(
+            environment=settings.environment,
+            client_id=dg.EnvVar("ST_CLIENT_ID"),
+            client_secret=dg.EnvVar("ST_CLIENT_SECRET"),
+            app_key=dg.EnvVar("ST_APP_KEY"),
+            tenant_ids=dg.EnvVar("ST_TENANT_IDS"),
+            token_url=settings.token_url,
+            router_ids=settings.router_ids,
+        )
+    return {"servicetitan": api, "warehouse": DuckDBWarehouse(path=settings.duckdb_path)}
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources(Settings.from_env()))

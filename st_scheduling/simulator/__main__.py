@@ -1,0 +1,80 @@
+"""`python -m st_scheduling.simulator serve --port N`: the simulator as a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from datetime import date
+
+import httpx
+from werkzeug.serving import make_server
+
+from st_scheduling.simulator import webhooks
+from st_scheduling.simulator.app import TOKEN_PATH, Simulator
+from st_scheduling.simulator.faults import KINDS, FaultRates
+from st_scheduling.simulator.model import DEFAULT_EPOCH, SimulatorSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m st_scheduling.simulator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Scheduling Pro API on a loopback port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--tenants", type=int, default=2)
+    serve.add_argument("--schedulers", type=int, default=3, help="schedulers per tenant")
+    serve.add_argument("--daily-sessions", type=float, default=40.0, help="mean sessions per scheduler and day")
+    serve.add_argument("--epoch", type=date.fromisoformat, default=DEFAULT_EPOCH, help="first day with sessions")
+    serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
+    serve.add_argument("--fault-seed", type=int, default=0)
+    serve.add_argument("--webhook-url", help="POST session CloudEvents here")
+    serve.add_argument("--webhook-secret", default="simulator-webhook-secret")
+    serve.add_argument("--webhook-interval", type=float, default=30.0, help="seconds between deliveries")
+    return parser
+
+
+def _deliver_webhooks(simulator: Simulator, url: str, secret: str, interval: float) -> None:
+    since = simulator.now()
+    with httpx.Client(timeout=10) as client:
+        while True:
+            time.sleep(interval)
+            until = simulator.now()
+            try:
+                sent = webhooks.deliver(webhooks.events_between(simulator.model, since, until), url, secret, client)
+                print(f"webhooks: {sent} delivered to {url}", flush=True)
+                since = until
+            except httpx.HTTPError as err:
+                print(f"webhooks: delivery to {url} failed ({type(err).__name__}); will retry", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
+                                 daily_sessions=args.daily_sessions, epoch=args.epoch)
+    simulator = Simulator(settings, faults=FaultRates.parse(args.faults, seed=args.fault_seed))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # request lines could carry the app key in a query
+    server = make_server(args.host, args.port, simulator, threaded=True)
+    base = f"http://{args.host}:{server.server_port}"
+    creds = simulator.credentials
+    print(f"Scheduling Pro simulator serving {base}", flush=True)
+    print(f"  API base URL:  {base}/schedulingpro/v2", flush=True)
+    print(f"  token URL:     {base}{TOKEN_PATH}", flush=True)
+    print(f"  demo credentials: ST_CLIENT_ID={creds.client_id} ST_CLIENT_SECRET={creds.client_secret} "
+          f"ST_APP_KEY={creds.app_key}", flush=True)
+    tenants = simulator.tenants
+    print(f"  ST_ENVIRONMENT={base} ST_TENANT_IDS={','.join(str(t.id) for t in tenants)} "
+          f"ST_ROUTER_IDS={','.join(f'{t.id}:{r.id}' for t in tenants for r in t.routers)}", flush=True)
+    if args.webhook_url:
+        threading.Thread(target=_deliver_webhooks, daemon=True,
+                         args=(simulator, args.webhook_url, args.webhook_secret, args.webhook_interval)).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""The Scheduling Pro API as a WSGI application over the tenant model.
+
+It serves every path of the spec under ``/schedulingpro/v2`` plus ``POST /connect/token``, with the spec's
+parameters, envelopes, validation and ``ApiErrorResponse`` bodies. The same object runs in-process (as an
+``httpx.WSGITransport``) and behind a real HTTP server (``python -m st_scheduling.simulator serve``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from urllib.parse import parse_qs
+
+import httpx
+
+from st_scheduling.simulator import performance
+from st_scheduling.simulator.faults import FaultInjector, FaultRates
+from st_scheduling.simulator.model import SimulatorSettings, Tenant, TenantModel, Window, epoch_seconds
+
+API_PREFIX = "/schedulingpro/v2"
+TOKEN_PATH = "/connect/token"
+TOKEN_LIFETIME = 900
+MAX_PAGE_SIZE = 5000
+DEFAULT_PAGE_SIZE = 50
+
+ROUTES = (
+    ("schedulers", re.compile(r"^/tenant/(?P<tenant>[^/]+)/schedulers$")),
+    ("scheduler_sessions", re.compile(r"^/tenant/(?P<tenant>[^/]+)/schedulers/(?P<id>[^/]+)/sessions$")),
+    ("scheduler_performance", re.compile(r"^/tenant/(?P<tenant>[^/]+)/schedulers/(?P<id>[^/]+)/performance$")),
+    ("router_sessions", re.compile(r"^/tenant/(?P<tenant>[^/]+)/routers/(?P<id>[^/]+)/sessions$")),
+    ("router_performance", re.compile(r"^/tenant/(?P<tenant>[^/]+)/routers/(?P<id>[^/]+)/performance$")),
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The OAuth client and app key the simulator accepts. The defaults are the public demo values."""
+
+    client_id: str = "simulator-client"
+    client_secret: str = "simulator-secret"
+    app_key: str = "simulator-app-key"
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, client_secret=***, app_key=***)"
+
+
+class ManualClock:
+    """A clock tests set and advance by hand."""
+
+    def __init__(self, moment: datetime):
+        self._now = moment.timestamp()
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment.timestamp()
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, title: str, errors: dict[str, list[str]] | None = None):
+        super().__init__(title)
+        self.status, self.title, self.errors = status, title, errors or {}
+
+
+def _problem(status: int, title: str, errors: dict[str, list[str]] | None = None) -> dict:
+    return {
+        "type": f"https://httpstatuses.io/{status}",
+        "title": title,
+        "status": status,
+        "traceId": uuid.uuid4().hex,
+        "errors": errors or {},
+        "data": {},
+    }
+
+
+def _parse_datetime(name: str, raw: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the API reads naive times as UTC
+
+
+def _parse_int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
+    if not low <= value <= high:
+        raise ApiError(400, "One or more validation errors occurred.",
+                       {name: [f"The field {name} must be between {low} and {high}."]})
+    return value
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
+
+
+class Simulator:
+    """A simulated Scheduling Pro API: the tenant model, a clock, auth, faults — and a WSGI callable."""
+
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        faults: FaultRates | None = None,
+        credentials: Credentials | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.model = TenantModel(settings)
+        self.clock = clock
+        self.faults = FaultInjector(faults)
+        self.credentials = credentials or Credentials()
+        self.sleep = sleep
+        self._signing_key = hashlib.sha256(f"simulator-tokens/{self.model.settings.seed}".encode()).digest()
+        self._token_serial = 0
+        self._revoked_through = 0
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # requests served, by route ("token", "scheduler_sessions", ...)
+
+    # -- public helpers -------------------------------------------------------------------------------
+    def now(self) -> int:
+        return int(self.clock())
+
+    def transport(self) -> httpx.WSGITransport:
+        """An httpx transport that calls this simulator in-process."""
+        return httpx.WSGITransport(app=self)
+
+    @property
+    def tenants(self) -> list[Tenant]:
+        return list(self.model.tenants.values())
+
+    # -- WSGI -------------------------------------------------------------------------------------------
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        try:
+            if path == TOKEN_PATH:
+                self.calls["token"] += 1
+                if method != "POST":
+                    raise ApiError(405, "Method not allowed.")
+                return self._respond(start_response, 200, self._issue_token(environ))
+            if not path.startswith(API_PREFIX):
+                raise ApiError(404, "Not found.")
+            if method != "GET":
+                raise ApiError(405, "Method not allowed.")
+            query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+            self._authenticate(environ, query)
+            return self._serve_api(start_response, path[len(API_PREFIX):], query)
+        except ApiError as err:
+            headers = [("WWW-Authenticate", "Bearer")] if err.status == 401 else []
+            return self._respond(start_response, err.status, _problem(err.status, err.title, err.errors), headers)
+
+    def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+                  409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                  503: "Service Unavailable"}[status]
+        start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
+                                               ("Content-Length", str(len(payload))), *(headers or [])])
+        return [payload]
+
+    # -- auth -------------------------------------------------------------------------------------------
+    def _sign(self, serial: int, issued: int) -> str:
+        message = f"{serial}.{issued}".encode()
+        return f"{serial}.{issued}.{hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()}"
+
+    def _issue_token(self, environ: dict) -> dict:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        form = {k: v[-1] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
+        if form.get("grant_type") != "client_credentials":
+            raise ApiError(400, "unsupported_grant_type", {"grant_type": ["Only client_credentials is supported."]})
+        ok_id = hmac.compare_digest(form.get("client_id", ""), self.credentials.client_id)
+        ok_secret = hmac.compare_digest(form.get("client_secret", ""), self.credentials.client_secret)
+        if not (ok_id and ok_secret):
+            raise ApiError(401, "invalid_client")
+        with self._lock:
+            self._token_serial += 1
+            serial = self._token_serial
+        return {"access_token": self._sign(serial, self.now()), "token_type": "Bearer", "expires_in": TOKEN_LIFETIME}
+
+    def _authenticate(self, environ: dict, query: dict) -> None:
+        app_key = environ.get("HTTP_ST_APP_KEY") or query.get("servicetitanapplicationkey", "")
+        if not hmac.compare_digest(app_key, self.credentials.app_key):
+            raise ApiError(401, "Missing or invalid application key.")
+        token = environ.get("HTTP_AUTHORIZATION", "")
+        token = token[7:] if token[:7].lower() == "bearer " else token
+        parts = token.split(".")
+        try:
+            serial, issued = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            raise ApiError(401, "Missing or invalid access token.")
+        if not hmac.compare_digest(self._sign(serial, issued), token):
+            raise ApiError(401, "Missing or invalid access token.")
+        if self.now() - issued >= TOKEN_LIFETIME or serial <= self._revoked_through:
+            raise ApiError(401, "The access token has expired.")
+
+    # -- API --------------------------------------------------------------------------------------------
+    def _serve_api(self, start_response, path: str, query: dict) -> Iterable[bytes]:
+        for name, pattern in ROUTES:
+            if match := pattern.match(path):
+                break
+        else:
+            raise ApiError(404, "Not found.")
+        self.calls[name] += 1
+        tenant = self._tenant(match["tenant"])
+        fault = self.faults.next_fault()
+        if fault is not None and (early := self._early_fault(start_response, fault)) is not None:
+            return early
+        now = self.now()
+        if name.endswith("performance"):
+            body = self._performance(name, tenant, match["id"], query, now)
+        else:
+            body = self._page(name, tenant, match.groupdict().get("id"), query, now,
+                              drift=fault == "page_drift")
+            if fault == "schema_drift":
+                body["data"] = [_drifted(record) for record in body["data"]]
+        if fault == "malformed_json":
+            payload = json.dumps(body, separators=(",", ":")).encode()
+            start_response("200 OK", [("Content-Type", "application/json; charset=utf-8")])
+            return [payload[: max(1, len(payload) // 2)]]
+        return self._respond(start_response, 200, body)
+
+    def _early_fault(self, start_response, fault: str) -> list[bytes] | None:
+        rates = self.faults.rates
+        if fault == "rate_limit":
+            # Alternate the two forms Retry-After may take: delay-seconds and an HTTP date.
+            if self.faults.injected.total() % 2:
+                retry_after = str(rates.retry_after_seconds)
+            else:
+                moment = datetime.fromtimestamp(self.clock() + rates.retry_after_seconds, UTC)
+                retry_after = format_datetime(moment, usegmt=True)
+            return self._respond(start_response, 429, _problem(429, "Too many requests."),
+                                 [("Retry-After", retry_after)])
+        if fault == "maintenance":
+            return self._respond(start_response, 409, _problem(409, "The service is under maintenance."))
+        if fault == "server_error":
+            status = (500, 502, 503)[self.faults.injected.total() % 3]
+            return self._respond(start_response, status, _problem(status, "An unexpected error occurred."))
+        if fault == "html_error":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+            start_response("502 Bad Gateway", [("Content-Type", "text/html"), ("Content-Length", str(len(page)))])
+            return [page]
+        if fault == "token_expiry":
+            with self._lock:
+                self._revoked_through = self._token_serial
+            raise ApiError(401, "The access token has expired.")
+        if fault == "slow":
+            self.sleep(rates.slow_seconds)
+        return None
+
+    def _tenant(self, raw: str) -> Tenant:
+        try:
+            tenant_id = int(raw)
+        except ValueError:
+            raise ApiError(400, "One or more validation errors occurred.", {"tenant": [f"The value '{raw}' is not valid."]})
+        tenant = self.model.tenants.get(tenant_id)
+        if tenant is None:
+            raise ApiError(404, f"Tenant {tenant_id} was not found.")
+        return tenant
+
+    def _window(self, query: dict) -> Window:
+        def moment(name: str) -> datetime | None:
+            return _parse_datetime(name, query[name]) if query.get(name) else None
+
+        created_from, created_before = moment("createdOnOrAfter"), moment("createdBefore")
+        modified_from, modified_before = moment("modifiedOnOrAfter"), moment("modifiedBefore")
+        return Window(
+            created_from=epoch_seconds(created_from) if created_from else None,
+            created_before=epoch_seconds(created_before) if created_before else None,
+            modified_from=_iso_ceiling(modified_from) if modified_from else None,
+            modified_before=_iso_ceiling(modified_before) if modified_before else None,
+        )
+
+    def _page(self, name: str, tenant: Tenant, owner_id: str | None, query: dict, now: int, drift: bool) -> dict:
+        page = _parse_int("page", query["page"], 1, 2**31 - 1) if query.get("page") else 1
+        size = _parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
+        include_total = _parse_bool("includeTotal", query["includeTotal"]) if query.get("includeTotal") else False
+        window = self._window(query)
+        records = self._records(name, tenant, owner_id, window, now)
+        # Page drift: one record that belonged on this page moved to an earlier one while the client paged.
+        skip = (page - 1) * size + (1 if drift else 0)
+        data, total = [], 0
+        for index, record in enumerate(records):
+            total = index + 1
+            if skip <= index < skip + size:
+                data.append(record)
+            elif index >= skip + size and not include_total:
+                break
+        body = {"page": page, "pageSize": size, "hasMore": total > skip + size}
+        if include_total:
+            body["totalCount"] = total
+        body["data"] = data
+        return body
+
+    def _records(self, name: str, tenant: Tenant, owner_id: str | None, window: Window, now: int) -> Iterator[dict]:
+        if name == "schedulers":
+            for scheduler in self.model.schedulers(tenant, now):
+                record = scheduler.record(now)
+                if window.created_from is not None and scheduler.created < window.created_from:
+                    continue
+                if window.created_before is not None and scheduler.created >= window.created_before:
+                    continue
+                if window.modified_from is not None and record["modifiedOn"] < window.modified_from:
+                    continue
+                if window.modified_before is not None and record["modifiedOn"] >= window.modified_before:
+                    continue
+                yield record
+        elif name == "scheduler_sessions":
+            scheduler = self._scheduler(tenant, owner_id, now)
+            yield from (record for _, record in self.model.session_records(tenant, scheduler, window, now))
+        else:
+            router = self._router(tenant, owner_id)
+            yield from (record for _, record in self.model.router_records(tenant, router, window, now))
+
+    def _scheduler(self, tenant: Tenant, scheduler_id: str, now: int):
+        scheduler = tenant.scheduler(scheduler_id)
+        if scheduler is None or scheduler.created > now:
+            raise ApiError(404, f"Scheduler {scheduler_id} was not found.")
+        return scheduler
+
+    def _router(self, tenant: Tenant, router_id: str):
+        router = tenant.router(router_id)
+        if router is None:
+            raise ApiError(404, f"Router {router_id} was not found.")
+        return router
+
+    def _performance(self, name: str, tenant: Tenant, owner_id: str, query: dict, now: int) -> dict:
+        missing = [p for p in ("sessionCreatedOnOrAfter", "sessionCreatedBefore") if not query.get(p)]
+        if missing:
+            raise ApiError(400, "One or more validation errors occurred.",
+                           {p: [f"The {p} field is required."] for p in missing})
+        start = epoch_seconds(_parse_datetime("sessionCreatedOnOrAfter", query["sessionCreatedOnOrAfter"]))
+        end = epoch_seconds(_parse_datetime("sessionCreatedBefore", query["sessionCreatedBefore"]))
+        window = Window(created_from=start, created_before=end)
+        if name == "scheduler_performance":
+            scheduler = self._scheduler(tenant, owner_id, now)
+            return performance.scheduler_performance(
+                scheduler, self.model.session_records(tenant, scheduler, window, now), now)
+        router = self._router(tenant, owner_id)
+        return performance.router_performance(router.id, self.model.router_records(tenant, router, window, now))
+
+
+def _iso_ceiling(moment: datetime) -> str:
+    """The record timestamps have whole seconds: compare against the first whole second at or after `moment`."""
+    seconds = epoch_seconds(moment) + (1 if moment.microsecond else 0)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _drifted(record: dict) -> dict:
+    """A record as a newer API version might send it: one field more, one nullable field fewer."""
+    drifted = {k: v for k, v in record.items() if k != "notes"}
+    drifted["assignedTechnicianPreference"] = {"preferred": True, "note": "synthetic field the spec does not know"}
+    return drifted

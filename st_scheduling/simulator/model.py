@@ -1,0 +1,623 @@
+"""A deterministic tenant model: what the Scheduling Pro API holds, as a pure function of (seed, now).
+
+Every day of every scheduler is generated from a random stream seeded by (seed, tenant, scheduler, day),
+so any day can be produced on its own, in any order, in bounded memory. A session is generated once as a
+*plan*: the record as it is opened, then timed events (finished, sent to a booking or lead, a booking
+turned into a job, recovered days later by SMS). The record served at `now` is the plan with every event
+up to `now` applied, so sessions appear as the clock moves and keep changing (``modifiedOn`` moves) for
+up to ``MAX_LIFETIME`` after creation.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import heapq
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from st_scheduling.simulator import vocabulary as v
+
+DEFAULT_EPOCH = date(2026, 9, 1)
+DAY = 86_400
+MAX_LIFETIME = 8 * DAY  # no session changes later than this after it was created
+
+TENANT_NAMES = (
+    "Summit Heating & Air",
+    "Bluewater Plumbing",
+    "Brightline Electric",
+    "Northstar Home Services",
+    "Redwood Comfort Pros",
+    "Lakeside Rooter",
+)
+TENANT_UTC_OFFSETS = (-5, -8, -6, -7)
+SCHEDULER_TEMPLATES = (
+    ("Website Booking", "Standard", 1.0),
+    ("Google Business Profile", "Standard", 0.6),
+    ("Call Center", "Call_Center", 0.35),
+    ("Seasonal Promo", "Standard", 0.45),
+    ("Plumbing Website", "Standard", 0.8),
+)
+# Relative session volume by weekday (Monday first) and by local hour of day.
+WEEKDAY_FACTOR = (1.25, 1.15, 1.1, 1.05, 0.95, 0.75, 0.6)
+HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 7, 10, 11, 11, 10, 9, 9, 9, 8, 8, 8, 9, 9, 7, 5, 3, 2)
+
+CHANNELS = (
+    ("rwg", 0.05),
+    ("gbp", 0.14),
+    ("google_ads", 0.26),
+    ("microsoft_ads", 0.04),
+    ("meta_ads", 0.08),
+    ("marketing_pro", 0.05),
+    ("paid_other", 0.03),
+    ("email", 0.05),
+    ("organic", 0.14),
+    ("referral", 0.05),
+    ("direct", 0.11),
+)
+# (channel, campaign name, utm source, utm medium, utm campaign)
+CAMPAIGNS = (
+    ("google_ads", "Search - AC Repair", "google", "cpc", "search_ac_repair"),
+    ("google_ads", "Search - Water Heater", "google", "cpc", "search_water_heater"),
+    ("google_ads", "PMax - Brand", "google", "cpc", "pmax_brand"),
+    ("microsoft_ads", "Bing - Emergency Plumbing", "bing", "cpc", "bing_emergency"),
+    ("meta_ads", "FB - Fall Tune-Up", "facebook", "paid_social", "fb_fall_tuneup"),
+    ("marketing_pro", "MP - Lapsed Customers", "servicetitan", "email", "mp_lapsed"),
+    ("paid_other", "Nextdoor - Neighborhood", "nextdoor", "paid", "nextdoor_hood"),
+    ("email", "Newsletter - Monthly", "newsletter", "email", "newsletter_monthly"),
+)
+# Probability of reaching milestone i+1 having reached milestone i, for online (Standard) schedulers.
+CONTINUE = (0.78, 0.86, 0.86, 0.82, 0.8, 0.92, 0.86)
+CHANNEL_INTENT = {"google_ads": 1.05, "gbp": 1.08, "rwg": 1.12, "direct": 0.9, "organic": 0.95, "meta_ads": 0.88}
+
+FIRST_NAMES = ("Avery", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Quinn", "Drew", "Harper",
+               "Rowan", "Emerson", "Parker", "Sawyer", "Reese", "Dakota", "Skyler", "Logan", "Cameron", "Blake")
+LAST_NAMES = ("Rivera", "Nguyen", "Patel", "Okafor", "Schmidt", "Kowalski", "Haddad", "Larsen", "Moreau",
+              "Tanaka", "Silva", "Brennan", "Novak", "Ibrahim", "Costa", "Fischer", "Lindqvist", "Marsh")
+STREETS = ("Maple Ave", "Oak St", "Cedar Ln", "Elm Dr", "Birch Rd", "Willow Way", "Spruce Ct", "Aspen Pl")
+CITIES = (("Springfield", "IL"), ("Riverton", "WY"), ("Fairview", "TX"), ("Lakewood", "CO"), ("Franklin", "TN"))
+BROWSERS = (("Chrome", "Blink", "Windows", "desktop"), ("Safari", "WebKit", "iOS", "mobile"),
+            ("Chrome", "Blink", "Android", "mobile"), ("Edge", "Blink", "Windows", "desktop"),
+            ("Safari", "WebKit", "Mac OS", "desktop"))
+RESPONSES = ("System age: 10+ years", "Unit is running: No", "Water on the floor: Yes", "Breaker trips: Often",
+             "Thermostat blank: Yes", "Existing warranty: Unsure")
+NOTES = ("Dog in the backyard", "Side gate is unlocked", "Please call before arriving", "Second-floor unit")
+
+
+def iso(ts: int) -> str:
+    """Epoch seconds as the API's UTC date-time."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_seconds(moment: datetime) -> int:
+    return math.floor(moment.timestamp())
+
+
+def _stable_uuid(*parts: object) -> str:
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """What the simulated world looks like. Everything else follows from these and the clock."""
+
+    seed: int = 7
+    tenant_count: int = 2
+    schedulers_per_tenant: int = 3
+    daily_sessions: float = 40.0  # mean sessions per day of a weight-1.0 scheduler
+    epoch: date = DEFAULT_EPOCH  # the first day with sessions
+    cached_days: int = 4096  # (scheduler, day) session lists kept in memory
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    id: str
+    tenant_id: int
+    name: str
+    company_name: str
+    created: int
+    mode: str
+    is_default: bool
+    weight: float
+    data_api_key: str
+    edit_every_days: int
+
+    def record(self, now: int) -> dict:
+        edits = max(0, (now - self.created) // (self.edit_every_days * DAY))
+        modified = self.created + edits * self.edit_every_days * DAY + (3600 if edits else 0)
+        if modified > now:
+            modified = self.created
+        return {
+            "id": self.id,
+            "name": self.name,
+            "companyName": self.company_name,
+            "createdOn": iso(self.created),
+            "modifiedOn": iso(modified),
+            "schedulerStatus": v.SCHEDULER_STATUS_ACTIVE if edits % 5 != 4 else v.SCHEDULER_STATUS_PAUSED,
+            "dataApiKey": self.data_api_key,
+            "isDefault": self.is_default,
+            "mode": self.mode,
+            "quickLaunchLink": f"https://scheduler.simulator.invalid/quick-launch?key={self.data_api_key}",
+        }
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    tenant_id: int
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: int
+    name: str
+    utc_offset_hours: int
+    schedulers: tuple[Scheduler, ...]
+    routers: tuple[Router, ...]
+
+    def scheduler(self, scheduler_id: str) -> Scheduler | None:
+        return next((s for s in self.schedulers if s.id == scheduler_id), None)
+
+    def router(self, router_id: str) -> Router | None:
+        return next((r for r in self.routers if r.id == router_id), None)
+
+
+@dataclass(slots=True)
+class Recovery:
+    kind: str  # "link" or "ai_agent"
+    sms_at: int
+    recovered_at: int | None
+    as_job: bool
+
+
+@dataclass(slots=True)
+class SessionPlan:
+    """One session's whole life: the record when opened, and timed changes to it."""
+
+    id: str
+    created: int
+    opened: dict
+    events: list[tuple[int, dict]]
+    via_router: bool = False
+    recovery: Recovery | None = None
+    _final: dict | None = field(default=None, repr=False)
+
+    @property
+    def last_change(self) -> int:
+        return self.events[-1][0] if self.events else self.created
+
+    def at(self, now: int) -> dict:
+        """The record as the API serves it at `now` (the session exists: created <= now)."""
+        if now >= self.last_change:
+            if self._final is None:
+                self._final = self._apply(len(self.events))
+            return self._final
+        applied = sum(1 for t, _ in self.events if t <= now)
+        return self._apply(applied)
+
+    def _apply(self, count: int) -> dict:
+        record = dict(self.opened)
+        for _, changes in self.events[:count]:
+            for key, value in changes.items():
+                if isinstance(value, dict):
+                    record[key] = {**record[key], **value}
+                else:
+                    record[key] = value
+        return record
+
+
+class TenantModel:
+    """The simulated tenants, schedulers, routers and sessions for one seed."""
+
+    def __init__(self, settings: SimulatorSettings | None = None):
+        self.settings = settings or SimulatorSettings()
+        self.tenants: dict[int, Tenant] = {t.id: t for t in self._build_tenants()}
+        self._day_sessions = functools.lru_cache(maxsize=self.settings.cached_days)(self._generate_day)
+
+    @property
+    def epoch_ts(self) -> int:
+        return epoch_seconds(datetime.combine(self.settings.epoch, datetime.min.time(), UTC))
+
+    # -- tenants and schedulers -------------------------------------------------------------------
+    def _build_tenants(self) -> list[Tenant]:
+        s = self.settings
+        rng = random.Random(f"tenants/{s.seed}")
+        tenants = []
+        for t in range(s.tenant_count):
+            tenant_id = rng.randrange(100_000_000, 999_999_999)
+            name = TENANT_NAMES[t % len(TENANT_NAMES)] + ("" if t < len(TENANT_NAMES) else f" {t}")
+            brands = (name, f"{name.split()[0]} Plumbing & Drain")
+            schedulers = []
+            for i in range(s.schedulers_per_tenant):
+                label, mode, weight = SCHEDULER_TEMPLATES[i % len(SCHEDULER_TEMPLATES)]
+                brand = brands[i % 2]
+                # The first two schedulers predate the simulated history; later ones launch during it.
+                if i < 2:
+                    created_day = s.epoch - timedelta(days=rng.randrange(60, 400))
+                else:
+                    created_day = s.epoch + timedelta(days=7 * (i - 1) + t)
+                created = epoch_seconds(datetime.combine(created_day, datetime.min.time(), UTC)) + rng.randrange(DAY)
+                schedulers.append(
+                    Scheduler(
+                        id=_stable_uuid(s.seed, tenant_id, "scheduler", i),
+                        tenant_id=tenant_id,
+                        name=label if i < len(SCHEDULER_TEMPLATES) else f"{label} {i}",
+                        company_name=brand,
+                        created=created,
+                        mode=mode,
+                        is_default=i < 2,  # the first scheduler of each brand
+                        weight=weight,
+                        data_api_key=hashlib.sha256(f"{s.seed}/{tenant_id}/{i}/key".encode()).hexdigest()[:32],
+                        edit_every_days=9 + 4 * i,
+                    )
+                )
+            routers = (Router(id=_stable_uuid(s.seed, tenant_id, "router", 0), tenant_id=tenant_id),)
+            tenants.append(
+                Tenant(tenant_id, name, TENANT_UTC_OFFSETS[t % len(TENANT_UTC_OFFSETS)], tuple(schedulers), routers)
+            )
+        return tenants
+
+    def schedulers(self, tenant: Tenant, now: int) -> list[Scheduler]:
+        return [s for s in tenant.schedulers if s.created <= now]
+
+    # -- sessions -----------------------------------------------------------------------------------
+    def days(self, start: int, end: int) -> range:
+        """Day numbers (days since 1970-01-01 UTC) overlapping [start, end), clipped to the history."""
+        first = max(start, self.epoch_ts) // DAY
+        last = (end - 1) // DAY
+        return range(first, last + 1)
+
+    def scheduler_sessions(self, tenant: Tenant, scheduler: Scheduler, day: int) -> list[SessionPlan]:
+        return self._day_sessions(tenant.id, scheduler.id, day)
+
+    def router_only_sessions(self, tenant: Tenant, router: Router, day: int) -> list[SessionPlan]:
+        return self._day_sessions(tenant.id, router.id, day)
+
+    def session_records(
+        self, tenant: Tenant, scheduler: Scheduler, window: Window, now: int
+    ) -> Iterator[tuple[SessionPlan, dict]]:
+        """A scheduler's sessions matching `window` as of `now`, in a stable order."""
+        for day in self.days(*window.day_span(self.epoch_ts, now)):
+            for plan in self.scheduler_sessions(tenant, scheduler, day):
+                record = window.admits(plan, now)
+                if record is not None:
+                    yield plan, record
+
+    def router_records(
+        self, tenant: Tenant, router: Router, window: Window, now: int
+    ) -> Iterator[tuple[SessionPlan, dict]]:
+        """A router's sessions: those that stayed in the router, and those upgraded to a scheduler."""
+        for day in self.days(*window.day_span(self.epoch_ts, now)):
+            upgraded = [
+                [p for p in self.scheduler_sessions(tenant, s, day) if p.via_router]
+                for s in self.schedulers(tenant, now)
+            ]
+            streams = [self.router_only_sessions(tenant, router, day), *upgraded]
+            for plan in heapq.merge(*streams, key=lambda p: (p.created, p.id)):
+                record = window.admits(plan, now)
+                if record is not None:
+                    yield plan, record
+
+    def _generate_day(self, tenant_id: int, owner_id: str, day: int) -> list[SessionPlan]:
+        tenant = self.tenants[tenant_id]
+        scheduler = tenant.scheduler(owner_id)
+        rng = random.Random(f"{self.settings.seed}/{tenant_id}/{owner_id}/{day}")
+        day_start = day * DAY
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
+        season = 1.0 + 0.15 * math.sin(2 * math.pi * day / 365.25)
+        weight = scheduler.weight if scheduler else 0.2
+        mean = self.settings.daily_sessions * weight * WEEKDAY_FACTOR[weekday] * season
+        count = max(0, round(rng.gauss(mean, math.sqrt(mean) if mean > 0 else 0)))
+        hour_weights = [HOUR_WEIGHTS[(h + tenant.utc_offset_hours) % 24] for h in range(24)]
+        plans = []
+        for index in range(count):
+            hour = rng.choices(range(24), hour_weights)[0]
+            created = day_start + hour * 3600 + rng.randrange(3600)
+            if scheduler is not None and created < scheduler.created:
+                continue
+            session_id = _stable_uuid(self.settings.seed, tenant_id, owner_id, day, index)
+            if scheduler is None:
+                plans.append(_router_only_plan(rng, session_id, created))
+            else:
+                plans.append(_session_plan(rng, tenant, scheduler, day, index, session_id, created))
+        plans.sort(key=lambda p: (p.created, p.id))
+        return plans
+
+
+def _customer_identity(tenant_id: int, key: str) -> dict:
+    rng = random.Random(f"customer/{tenant_id}/{key}")
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    city, state = rng.choice(CITIES)
+    return {
+        "id": rng.randrange(10_000_000, 99_999_999),
+        "firstName": first,
+        "lastName": last,
+        "email": f"{first}.{last}{rng.randrange(10, 9999)}@example.com".lower(),
+        "phone": f"(555) {rng.randrange(200, 999)}-{rng.randrange(0, 9999):04d}",
+        "locationId": rng.randrange(10_000_000, 99_999_999),
+        "address": {
+            "street": f"{rng.randrange(10, 9999)} {rng.choice(STREETS)}",
+            "unit": None,
+            "city": city,
+            "state": state,
+            "zip": f"{rng.randrange(10000, 99999)}",
+            "country": "USA",
+        },
+        "phone_only": rng.random() < 0.1,
+        "email_only": rng.random() < 0.05,
+    }
+
+
+def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[dict, str | None, str | None]:
+    """The sourceTracking object, gbpName and campaignName for a session arriving through `channel`."""
+    src = dict.fromkeys(
+        ("isRWGSession", "campaignId", "landingPageUrl", "gclid", "fbclid", "msclkid", "utmSource", "utmMedium",
+         "utmCampaign", "utmAdgroup", "utmTerm", "utmContent", "googleAnalyticsClientId", "bookedFrom",
+         "sourcedFromMarketingPro", "gbraid", "wbraid", "marketingSource")
+    )
+    slug = "".join(ch for ch in company.lower() if ch.isalnum())
+    src["landingPageUrl"] = f"https://www.{slug}.example/schedule"
+    if rng.random() < 0.6:
+        src["googleAnalyticsClientId"] = f"GA1.1.{rng.randrange(10**9, 10**10)}.{rng.randrange(10**9, 10**10)}"
+    gbp_name = campaign_name = None
+    campaigns = [c for c in CAMPAIGNS if c[0] == channel]
+    if campaigns:
+        _, name, source, medium, utm_campaign = rng.choice(campaigns)
+        src["campaignId"] = str(1000 + CAMPAIGNS.index((channel, name, source, medium, utm_campaign)))
+        src["utmSource"], src["utmMedium"], src["utmCampaign"] = source, medium, utm_campaign
+        if rng.random() < 0.6:
+            campaign_name = name
+        if channel in ("google_ads", "microsoft_ads", "meta_ads"):
+            src["utmTerm"] = rng.choice(("ac repair near me", "water heater install", "emergency plumber"))
+            src["utmAdgroup"] = rng.choice(("core", "competitor", "brand"))
+            src["utmContent"] = rng.choice(("ad_a", "ad_b"))
+    click = f"{rng.getrandbits(64):016x}"
+    if channel == "rwg":
+        src["isRWGSession"] = True
+    elif channel == "gbp":
+        gbp_name = f"{company} - {rng.choice(CITIES)[0]}"
+        src["utmSource"], src["utmMedium"] = "google", "gbp"
+    elif channel == "google_ads":
+        src[rng.choices(("gclid", "gbraid", "wbraid"), (0.7, 0.15, 0.15))[0]] = click
+    elif channel == "microsoft_ads":
+        src["msclkid"] = click
+    elif channel == "meta_ads":
+        src["fbclid"] = click
+    elif channel == "marketing_pro":
+        src["sourcedFromMarketingPro"] = "true"
+    elif channel == "organic":
+        src["utmSource"], src["utmMedium"] = rng.choice((("google", "organic"), ("bing", "organic"), (None, None)))
+        src["marketingSource"] = "Organic Search"
+    elif channel == "referral":
+        src["utmSource"], src["utmMedium"] = rng.choice(("angi.com", "yelp.com", "nextdoor.com")), "referral"
+    return src, gbp_name, campaign_name
+
+
+def _device(rng: random.Random, bot: bool) -> dict:
+    if bot:
+        return {"browserName": "HeadlessChrome", "browserVersion": "120.0", "cpuArchitecture": "amd64",
+                "deviceModel": None, "deviceType": None, "deviceVendor": None, "engineName": "Blink",
+                "engineVersion": "120.0", "ipAddress": f"198.51.100.{rng.randrange(1, 255)}", "isBot": True,
+                "osName": "Linux", "osVersion": None,
+                "userAgent": "Mozilla/5.0 (compatible; ExampleBot/2.1; +https://bot.example/)"}
+    browser, engine, os_name, device_type = rng.choice(BROWSERS)
+    mobile = device_type == "mobile"
+    return {"browserName": browser, "browserVersion": f"{rng.randrange(110, 131)}.0",
+            "cpuArchitecture": None if mobile else "amd64",
+            "deviceModel": ("iPhone" if os_name == "iOS" else "Pixel 8") if mobile else None,
+            "deviceType": device_type if mobile else None,
+            "deviceVendor": ("Apple" if os_name == "iOS" else "Google") if mobile else None,
+            "engineName": engine, "engineVersion": f"{rng.randrange(600, 620)}.1",
+            "ipAddress": f"203.0.113.{rng.randrange(1, 255)}", "isBot": False, "osName": os_name,
+            "osVersion": f"{rng.randrange(10, 18)}.{rng.randrange(0, 6)}",
+            "userAgent": f"Mozilla/5.0 ({os_name}) {browser}"}
+
+
+def _opened_record(session_id: str, created: int, scheduler_id: str | None, new_customer: bool, device: dict,
+                   source: dict, gbp_name: str | None, campaign_name: str | None) -> dict:
+    """A session record as it looks the moment the scheduler opens: every spec field, in spec order."""
+    return {
+        "id": session_id,
+        "createdOn": iso(created),
+        "modifiedOn": iso(created),
+        "lastCheckinDate": iso(created),
+        "sessionOutcome": None,
+        "schedulerId": scheduler_id,
+        "jobId": None,
+        "bookingId": None,
+        "leadId": None,
+        "gbpName": gbp_name,
+        "timeslotStart": None,
+        "timeslotEnd": None,
+        "category": None,
+        "jobTypeId": None,
+        "businessUnitId": None,
+        "customer": {
+            "isNewCustomer": new_customer,
+            "id": None,
+            "firstName": None,
+            "lastName": None,
+            "email": None,
+            "phone": None,
+            "locationId": None,
+            "isNewLocation": new_customer,
+            "address": dict.fromkeys(("street", "unit", "city", "state", "zip", "country")),
+            **device,
+        },
+        "zoneId": None,
+        "customerResponses": None,
+        "notes": None,
+        "sourceTracking": source,
+        "mobileNotificationOptIn": None,
+        "blockerType": None,
+        "blockerToBookAdditionalData": None,
+        "lastStep": v.STEPS[v.OPENED],
+        "dispatchFeeQuoted": None,
+        "isLocationTakeover": None,
+        "customOptIn": None,
+        "marketingOptIn": None,
+        "membershipInterest": None,
+        "paymentInfoCaptured": None,
+        "externalId": None,
+        "recurringServiceId": None,
+        "campaignName": campaign_name,
+    }
+
+
+def _session_plan(
+    rng: random.Random, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str, created: int
+) -> SessionPlan:
+    bot = rng.random() < 0.03
+    channel = "direct" if bot else rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
+    source, gbp_name, campaign_name = _source_tracking(rng, channel, scheduler.company_name)
+    # A quarter of visitors are returning customers, seen on one of the previous two weeks' sessions.
+    if rng.random() < 0.25:
+        customer_key = f"{day - rng.randrange(1, 15)}/{rng.randrange(0, 40)}"
+    else:
+        customer_key = f"{day}/{scheduler.id}/{index}"
+    who = _customer_identity(tenant.id, customer_key)
+    returning = not customer_key.startswith(f"{day}/")
+    opened = _opened_record(session_id, created, scheduler.id, not returning, _device(rng, bot), source,
+                            gbp_name, campaign_name)
+    finished = created + rng.randrange(60, 25 * 60)
+    if bot:
+        return SessionPlan(session_id, created, opened, [(finished, {
+            "modifiedOn": iso(finished), "sessionOutcome": v.OUTCOME_ABANDONED})])
+
+    # How far the visitor gets.
+    call_center = scheduler.mode == "Call_Center"
+    intent = CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0)
+    reached = v.OPENED
+    while reached < v.BOOKED and rng.random() < min(0.98, CONTINUE[reached] * intent):
+        reached += 1
+
+    done: dict = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "lastStep": v.STEPS[reached]}
+    customer: dict = {}
+    category, business_unit, job_types = rng.choice(v.CATEGORIES)
+    if reached >= v.ZIPCODE:
+        customer["address"] = {"zip": who["address"]["zip"], "country": "USA"}
+        done["zoneId"] = 100 + int(who["address"]["zip"]) % 7
+    if reached >= v.ISSUE:
+        done.update(category=category, businessUnitId=business_unit, jobTypeId=rng.choice(job_types),
+                    customerResponses=rng.sample(RESPONSES, rng.randrange(1, 3)))
+    if reached >= v.SCHEDULE:
+        slot_day = (day + rng.randrange(0, 6)) * DAY
+        slot = slot_day + (rng.choice((8, 10, 12, 14, 16)) - tenant.utc_offset_hours) * 3600
+        done.update(timeslotStart=iso(slot), timeslotEnd=iso(slot + 7200), dispatchFeeQuoted="$89.00")
+    if reached >= v.CUSTOMER:
+        customer.update(firstName=who["firstName"], lastName=who["lastName"],
+                        email=None if who["phone_only"] else who["email"],
+                        phone=None if who["email_only"] else who["phone"])
+        done.update(mobileNotificationOptIn=rng.random() < 0.6, marketingOptIn=rng.random() < 0.4,
+                    customOptIn=rng.random() < 0.2, isLocationTakeover=False)
+        if returning:
+            customer.update(id=who["id"], locationId=who["locationId"])
+    if reached >= v.DETAILS:
+        customer["address"] = {k: val for k, val in who["address"].items()}
+        if rng.random() < 0.3:
+            done["notes"] = rng.choice(NOTES)
+        done["membershipInterest"] = rng.choice(v.MEMBERSHIP_INTEREST) if rng.random() < 0.3 else None
+    if customer:
+        done["customer"] = customer
+
+    events: list[tuple[int, dict]] = [(finished, done)]
+    recovery = None
+    booked_from = {"rwg": "ReserveWithGoogle", "gbp": "GoogleBusinessProfile"}.get(
+        channel, "CallCenter" if call_center else "Website")
+    if reached == v.BOOKED:
+        as_job = rng.random() < (0.85 if call_center else 0.65)
+        done.update(sessionOutcome=v.OUTCOME_JOB if as_job else v.OUTCOME_BOOKING,
+                    paymentInfoCaptured=rng.random() < 0.2,
+                    sourceTracking={"bookedFrom": booked_from})
+        done["jobId" if as_job else "bookingId"] = rng.randrange(10**7, 10**8)
+        customer.setdefault("id", who["id"])
+        customer.setdefault("locationId", who["locationId"])
+        if not as_job and rng.random() < 0.4:  # the office turns the booking request into a job
+            converted = finished + rng.randrange(DAY, 3 * DAY)
+            events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": v.OUTCOME_JOB,
+                                       "jobId": rng.randrange(10**7, 10**8)}))
+    else:
+        done["sessionOutcome"] = v.OUTCOME_ABANDONED
+        if reached >= v.INTERACTED and rng.random() < 0.4:
+            done["blockerType"] = rng.choice(v.BLOCKERS)
+            done["blockerToBookAdditionalData"] = "See blocker"
+        contact = reached >= v.CUSTOMER
+        roll = rng.random()
+        if contact and roll < 0.35:
+            sent = finished + 1800
+            to_booking = roll < 0.25
+            events.append((sent, {
+                "modifiedOn": iso(sent),
+                "sessionOutcome": v.OUTCOME_ABANDONED_TO_BOOKING if to_booking else v.OUTCOME_ABANDONED_TO_LEAD,
+                ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
+        elif contact and not who["email_only"] and roll < 0.75:
+            sms_at = finished + 3600
+            recovered = rng.random() < 0.3
+            recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
+                                recovered_at=sms_at + rng.randrange(DAY // 2, 6 * DAY) if recovered else None,
+                                as_job=rng.random() < 0.7)
+            if recovery.recovered_at is not None:
+                at = recovery.recovered_at
+                slot = (at // DAY + 1) * DAY + (10 - tenant.utc_offset_hours) * 3600
+                events.append((at, {
+                    "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": v.STEPS[v.BOOKED],
+                    "sessionOutcome": v.OUTCOME_JOB if recovery.as_job else v.OUTCOME_BOOKING,
+                    ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
+                    "blockerType": None, "blockerToBookAdditionalData": None,
+                    "timeslotStart": iso(slot), "timeslotEnd": iso(slot + 7200),
+                    "sourceTracking": {"bookedFrom": "RecoveryLink" if recovery.kind == "link" else "AiAgent"},
+                    "customer": {"id": who["id"], "locationId": who["locationId"]},
+                }))
+    return SessionPlan(session_id, created, opened, events, via_router=rng.random() < 0.12, recovery=recovery)
+
+
+def _router_only_plan(rng: random.Random, session_id: str, created: int) -> SessionPlan:
+    """A router session that never reached a scheduler: opened, maybe interacted, then left."""
+    bot = rng.random() < 0.03
+    channel = "direct" if bot else rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
+    source, gbp_name, campaign_name = _source_tracking(rng, channel, "Router")
+    interacted = not bot and rng.random() < 0.45
+    finished = created + rng.randrange(30, 600)
+    opened = _opened_record(session_id, created, None, True, _device(rng, bot), source, gbp_name, campaign_name)
+    done = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "sessionOutcome": v.OUTCOME_ABANDONED,
+            "lastStep": v.STEPS[v.INTERACTED if interacted else v.OPENED]}
+    return SessionPlan(session_id, created, opened, [(finished, done)])
+
+
+@dataclass(frozen=True)
+class Window:
+    """The API's created/modified filters (UTC), as epoch seconds for created and ISO strings for modified."""
+
+    created_from: int | None = None
+    created_before: int | None = None
+    modified_from: str | None = None
+    modified_before: str | None = None
+
+    def day_span(self, epoch_ts: int, now: int) -> tuple[int, int]:
+        start = self.created_from if self.created_from is not None else epoch_ts
+        if self.modified_from is not None:
+            # Nothing changes after MAX_LIFETIME, so older days cannot match a modified filter.
+            modified_from = epoch_seconds(datetime.fromisoformat(self.modified_from))
+            start = max(start, modified_from - MAX_LIFETIME)
+        end = now + 1 if self.created_before is None else min(self.created_before, now + 1)
+        return start, end
+
+    def admits(self, plan: SessionPlan, now: int) -> dict | None:
+        if plan.created > now:
+            return None
+        if self.created_from is not None and plan.created < self.created_from:
+            return None
+        if self.created_before is not None and plan.created >= self.created_before:
+            return None
+        record = plan.at(now)
+        modified = record["modifiedOn"]
+        if self.modified_from is not None and modified < self.modified_from:
+            return None
+        if self.modified_before is not None and modified >= self.modified_before:
+            return None
+        return record
