@@ -83,6 +83,7 @@ class CallStats:
     retries: int = 0
     token_fetches: int = 0
     refetched_windows: int = 0
+    totals: dict[str, int] = field(default_factory=dict)  # path -> totalCount of the last window read
     problems: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -233,6 +234,8 @@ class ServiceTitanClient:
                     seen[record["id"]] = record["modifiedOn"]
                 if fresh:
                     yield fresh
+            if total is not None:
+                self.stats.totals[path] = total
             if total is None or len(seen) >= total:
                 return
             self.stats.refetched_windows += 1

@@ -24,7 +24,7 @@ from st_scheduling.simulator import vocabulary as v
 
 DEFAULT_EPOCH = date(2026, 9, 1)
 DAY = 86_400
-MAX_LIFETIME = 8 * DAY  # no session changes later than this after it was created
+MAX_LIFETIME = 14 * DAY  # no session changes later than this after it was created
 
 TENANT_NAMES = (
     "Summit Heating & Air",
@@ -559,7 +559,7 @@ def _session_plan(
             sms_at = finished + 3600
             recovered = rng.random() < 0.3
             recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
-                                recovered_at=sms_at + rng.randrange(DAY // 2, 6 * DAY) if recovered else None,
+                                recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
                                 as_job=rng.random() < 0.7)
             if recovery.recovered_at is not None:
                 at = recovery.recovered_at

@@ -1,0 +1,88 @@
+"""The marts: SQL models over the raw tables that answer the data team's questions."""
+
+import dagster as dg
+import duckdb
+
+from st_scheduling import reports
+from st_scheduling.defs.partitions import TIMEZONE
+from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
+from st_scheduling.warehouse import marts
+
+GROUP = "scheduling_pro_marts"
+OWNERS = ["team:scheduling-data"]
+PII_COLUMNS = {"first_name", "last_name", "phone", "email"}
+
+# Marts follow raw data whatever launched the raw run. Unlike plain eager(), a raw partition that was
+# never loaded (say, an old day outside the backfilled range) does not hold the marts back.
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .with_label("eager (ignoring never-loaded raw partitions)")
+)
+
+
+def _key(asset_path: str) -> dg.AssetKey:
+    return dg.AssetKey(asset_path.split("/"))
+
+
+def column_schema(mart: marts.Mart) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in mart.columns])
+
+
+def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
+    deps = {}
+    for column in mart.columns:
+        upstream = [dg.TableColumnDep(asset_key=_key(ref.split(":")[0]), column_name=ref.split(":")[1])
+                    for ref in column.lineage]
+        if upstream:
+            deps[column.name] = upstream
+    return dg.TableColumnLineage(deps_by_column=deps)
+
+
+def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
+    """The first rows as markdown; PII columns are left out, since metadata is not a contact list."""
+    columns = [c.name for c in mart.columns if c.name not in PII_COLUMNS]
+    rows = con.execute(f"SELECT {', '.join(columns)} FROM {mart.qualified} LIMIT 10").fetchall()
+    header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+    body = "\n".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows)
+    return f"{header}\n{body}"
+
+
+def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
+    tags = {"pii": "true"} if mart.contains_pii else {}
+
+    @dg.asset(
+        key=["marts", mart.name],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"duckdb", "sql"},
+        deps=[_key(d) for d in mart.deps],
+        pool=DUCKDB_POOL,
+        description=mart.description,
+        tags=tags,
+        automation_condition=FOLLOW_UPSTREAM,
+        metadata={
+            "dagster/column_schema": column_schema(mart),
+            "dagster/column_lineage": column_lineage(mart),
+            "dagster/table_name": mart.qualified,
+        },
+    )
+    def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
+            rows = marts.build(con, mart, TIMEZONE)
+            metadata = {"dagster/row_count": dg.MetadataValue.int(rows),
+                        "preview": dg.MetadataValue.md(_preview(con, mart))}
+            if mart is marts.MILESTONE_FUNNEL:
+                png = reports.funnel_chart_png(reports.funnel_rows(con), "Milestone funnel, last 7 days")
+                metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(png, "milestone funnel"))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _mart
+
+
+MART_ASSETS = {mart.name: build_mart_asset(mart) for mart in marts.MARTS}
+
+
+@dg.definitions
+def mart_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=list(MART_ASSETS.values()))

@@ -1,0 +1,68 @@
+"""Checks on the marts: funnels monotone, rates in range, numbers reconciled with ServiceTitan's own."""
+
+import dagster as dg
+
+from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
+from st_scheduling.warehouse import checks
+
+
+def _result(problems: list, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"problems": dg.MetadataValue.int(len(problems)),
+                  "examples": dg.MetadataValue.json([[str(v) for v in p] for p in problems[:20]]), **metadata},
+    )
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "milestone_funnel"]), pool=DUCKDB_POOL, blocking=True,
+                description="No milestone is reached by more sessions than the milestone before it.")
+def funnel_monotone(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(checks.funnel_not_monotone(con))
+
+
+def rates_check(mart: str) -> dg.AssetChecksDefinition:
+    columns = ", ".join(checks.RATE_COLUMNS[mart])
+
+    @dg.asset_check(asset=dg.AssetKey(["marts", mart]), name="rates_within_0_and_1", pool=DUCKDB_POOL,
+                    description=f"Rates ({columns}) lie within [0, 1].")
+    def _rates(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            return _result(checks.rates_out_of_range(con, mart))
+
+    return _rates
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "scheduler_scorecard"]), pool=DUCKDB_POOL,
+                description="Milestones, sessions, jobs, bookings, contacts and rates reproduced from sessions "
+                            "equal ServiceTitan's /performance numbers for every scheduler and day (rates within "
+                            "1e-9). Failures name the scheduler, the day and the metric.")
+def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        mismatches = checks.reconciliation_mismatches(con)
+    days = sorted({(scheduler, day) for scheduler, day, *_ in mismatches})
+    return _result(mismatches, mismatched_scheduler_days=dg.MetadataValue.json(
+        [f"scheduler {s} on {d}" for s, d in days[:50]]))
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "schedulers"]), pool=DUCKDB_POOL,
+                description="Each company/brand has at most one default scheduler.")
+def one_default_scheduler_per_company(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return _result(checks.companies_with_several_defaults(con))
+
+
+@dg.asset_check(asset=dg.AssetKey(["marts", "customer_follow_ups"]), pool=DUCKDB_POOL,
+                description="Every row of the call-back list has a phone or an email.")
+def follow_ups_reachable(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        unreachable = checks.follow_ups_without_contact(con)
+    return dg.AssetCheckResult(passed=unreachable == 0, metadata={"rows_without_contact": unreachable})
+
+
+@dg.definitions
+def mart_check_definitions() -> dg.Definitions:
+    return dg.Definitions(asset_checks=[
+        funnel_monotone, reconciled_with_performance_api, one_default_scheduler_per_company, follow_ups_reachable,
+        *(rates_check(mart) for mart in checks.RATE_COLUMNS),
+    ])

@@ -1,0 +1,76 @@
+"""Checks on the raw tables: keys unique, required fields present, timestamps sane, vocabulary known."""
+
+import dagster as dg
+
+from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
+from st_scheduling.warehouse import checks
+from st_scheduling.warehouse.raw_tables import (
+    RAW_TABLES,
+    ROUTER_PERFORMANCE,
+    ROUTER_SESSIONS,
+    SCHEDULER_PERFORMANCE,
+    SCHEDULER_SESSIONS,
+    SCHEDULERS,
+    RawTable,
+)
+
+SESSION_REQUIRED = ("tenant_id", "id", "created_on", "modified_on", "last_checkin_date")
+REQUIRED = {
+    SCHEDULERS.name: ("tenant_id", "id", "name", "company_name", "created_on", "modified_on", "data_api_key", "mode"),
+    SCHEDULER_SESSIONS.name: SESSION_REQUIRED,
+    ROUTER_SESSIONS.name: SESSION_REQUIRED,
+    SCHEDULER_PERFORMANCE.name: ("tenant_id", "id", "window_start", "total_sessions", "milestone_opened"),
+    ROUTER_PERFORMANCE.name: ("tenant_id", "id", "window_start", "opened_count"),
+}
+
+
+def _result(problems: list, label: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=severity,
+        metadata={"problems": dg.MetadataValue.int(len(problems)),
+                  "examples": dg.MetadataValue.json([[str(v) for v in p] for p in problems[:20]]),
+                  "checked": dg.MetadataValue.text(label)},
+    )
+
+
+def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
+    asset = dg.AssetKey(["raw", table.name])
+
+    @dg.asset_check(asset=asset, name="unique_key", blocking=True, pool=DUCKDB_POOL,
+                    description=f"No two rows share ({', '.join(table.key)}).")
+    def unique_key(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            return _result(checks.duplicate_keys(con, table), f"unique ({', '.join(table.key)})")
+
+    @dg.asset_check(asset=asset, name="required_fields", pool=DUCKDB_POOL,
+                    description=f"Fields the spec requires are present: {', '.join(REQUIRED[table.name])}.")
+    def required_fields(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            return _result(checks.missing_required(con, table, REQUIRED[table.name]), "required fields not null")
+
+    defs = [unique_key, required_fields]
+    if table.window_column == "created_on":
+
+        @dg.asset_check(asset=asset, name="modified_after_created", pool=DUCKDB_POOL,
+                        description="Every session's modifiedOn is at or after its createdOn.")
+        def modified_after_created(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+            with warehouse.connect() as con:
+                return _result(checks.modified_before_created(con, table), "modified_on >= created_on")
+
+        @dg.asset_check(asset=asset, name="known_vocabulary", pool=DUCKDB_POOL,
+                        description="Every lastStep and sessionOutcome value is mapped by the platform's "
+                                    "vocabulary (warns, listing the unknown values).")
+        def known_vocabulary(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+            with warehouse.connect() as con:
+                unknown = checks.unknown_vocabulary(con, table)
+            return dg.AssetCheckResult(passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
+                                       metadata={"unknown_values": dg.MetadataValue.json(unknown)})
+
+        defs += [modified_after_created, known_vocabulary]
+    return defs
+
+
+@dg.definitions
+def raw_check_definitions() -> dg.Definitions:
+    return dg.Definitions(asset_checks=[c for table in RAW_TABLES for c in raw_table_checks(table)])

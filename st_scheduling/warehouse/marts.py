@@ -1,0 +1,322 @@
+"""The marts: one SQL model per table in `sql/`, documented column by column, rebuilt atomically.
+
+Each model is a single `CREATE OR REPLACE TABLE marts.<name> AS <model>`, so readers see the old table
+or the new one, never half of one. Models read the raw tables, earlier marts, and the vocabulary maps
+of `st_scheduling.warehouse.vocabulary` (loaded as temporary tables `vocab_*`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import duckdb
+
+from st_scheduling.warehouse import vocabulary
+
+SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
+
+
+@dataclass(frozen=True)
+class MartColumn:
+    name: str
+    type: str
+    description: str
+    lineage: tuple[str, ...] = ()  # "asset/key:column" of the upstream columns it is computed from
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str
+    description: str
+    deps: tuple[str, ...]  # asset keys ("raw/scheduler_sessions", "marts/sessions")
+    columns: tuple[MartColumn, ...]
+    contains_pii: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"marts.{self.name}"
+
+    def sql(self) -> str:
+        return resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql").read_text()
+
+
+def _c(name: str, type_: str, description: str, *lineage: str) -> MartColumn:
+    return MartColumn(name, type_, description, lineage)
+
+
+def _from_sessions(*columns: str) -> tuple[str, ...]:
+    return tuple(f"marts/sessions:{c}" for c in columns)
+
+
+def _from_raw_sessions(*columns: str) -> tuple[str, ...]:
+    return tuple(f"{table}:{c}" for table in SESSIONS_RAW for c in columns)
+
+
+TENANT = _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "marts/sessions:tenant_id")
+SCHEDULER = _c("scheduler_id", "VARCHAR", "Scheduler the sessions belong to.", "marts/sessions:scheduler_id")
+GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or month.")
+PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.", *_from_sessions("session_date"))
+
+SESSIONS = Mart(
+    "sessions",
+    "One clean row per tenant and session (router/scheduler duplicates removed): the furthest milestone "
+    "reached, booked and abandoned flags, outcome, marketing channel and campaign, a hashed customer key, "
+    "whether contact details were captured, the bot flag, and the local day/week/month in ST_TIMEZONE. "
+    "No customer PII: customers appear only as hashes.",
+    (*SESSIONS_RAW,),
+    (
+        _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_raw_sessions("tenant_id")),
+        _c("session_id", "VARCHAR", "Scheduling Pro session id.", *_from_raw_sessions("id")),
+        _c("scheduler_id", "VARCHAR", "Scheduler that listed the session (for router-only sessions: the API's "
+           "schedulerId, usually empty).", *_from_raw_sessions("listed_by_id", "scheduler_id")),
+        _c("via_router", "BOOLEAN", "The session came through a configured router.", "raw/router_sessions:id"),
+        _c("created_at", "TIMESTAMPTZ", "When the session was created (UTC).", *_from_raw_sessions("created_on")),
+        _c("modified_at", "TIMESTAMPTZ", "When the session last changed (UTC).", *_from_raw_sessions("modified_on")),
+        _c("session_date", "DATE", "Creation day in ST_TIMEZONE.", *_from_raw_sessions("created_on")),
+        _c("session_week", "DATE", "Monday of the creation week in ST_TIMEZONE.", *_from_raw_sessions("created_on")),
+        _c("session_month", "DATE", "First day of the creation month in ST_TIMEZONE.",
+           *_from_raw_sessions("created_on")),
+        _c("last_step", "VARCHAR", "The API's lastStep, as sent.", *_from_raw_sessions("last_step")),
+        _c("milestone_index", "INTEGER", "Furthest milestone reached, 0 (opened) to 7 (booked).",
+           *_from_raw_sessions("last_step", "session_outcome", "job_id", "booking_id")),
+        _c("milestone", "VARCHAR", "Name of the furthest milestone: opened, zipcode, interacted, issue, schedule, "
+           "customer, details, booked.", *_from_raw_sessions("last_step", "session_outcome", "job_id", "booking_id")),
+        _c("unknown_last_step", "BOOLEAN", "lastStep is a value the platform's vocabulary does not know.",
+           *_from_raw_sessions("last_step")),
+        _c("outcome", "VARCHAR", "The API's sessionOutcome.", *_from_raw_sessions("session_outcome")),
+        _c("is_booked", "BOOLEAN", "Created a job or booking, and the outcome is not an abandonment.",
+           *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
+        _c("is_abandoned", "BOOLEAN", "The outcome is an abandonment (including sent to booking/lead).",
+           *_from_raw_sessions("session_outcome")),
+        _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions("session_outcome", "job_id")),
+        _c("is_booking", "BOOLEAN", "Booked as a booking request without a job (yet).",
+           *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
+        _c("sent_to_booking", "BOOLEAN", "Abandoned, then sent to the office as a booking.",
+           *_from_raw_sessions("session_outcome")),
+        _c("sent_to_lead", "BOOLEAN", "Abandoned, then sent to the office as a lead.",
+           *_from_raw_sessions("session_outcome")),
+        _c("job_id", "BIGINT", "ServiceTitan job created by the session.", *_from_raw_sessions("job_id")),
+        _c("booking_id", "BIGINT", "ServiceTitan booking created by the session.", *_from_raw_sessions("booking_id")),
+        _c("lead_id", "BIGINT", "ServiceTitan lead created by the session.", *_from_raw_sessions("lead_id")),
+        _c("blocker_type", "VARCHAR", "Why the customer could not book, when the API says.",
+           *_from_raw_sessions("blocker_type")),
+        _c("category", "VARCHAR", "Service category requested.", *_from_raw_sessions("category")),
+        _c("job_type_id", "BIGINT", "Job type requested.", *_from_raw_sessions("job_type_id")),
+        _c("business_unit_id", "BIGINT", "Business unit of the request.", *_from_raw_sessions("business_unit_id")),
+        _c("timeslot_start", "TIMESTAMPTZ", "Start of the chosen arrival window (UTC).",
+           *_from_raw_sessions("timeslot_start")),
+        _c("timeslot_date", "DATE", "Day of the chosen arrival window in ST_TIMEZONE.",
+           *_from_raw_sessions("timeslot_start")),
+        _c("channel", "VARCHAR", "Marketing channel, first match of: Reserve with Google, Google Business Profile, "
+           "Google Ads, Microsoft Ads, Meta Ads, Marketing Pro, Paid (other), Email, Organic, Referral, "
+           "Direct / unknown.",
+           *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_gclid", "source_gbraid", "source_wbraid",
+                               "source_msclkid", "source_fbclid", "source_sourced_from_marketing_pro",
+                               "source_utm_medium", "source_marketing_source")),
+        _c("campaign", "VARCHAR", "campaignName, else utmCampaign, else campaignId, else (none).",
+           *_from_raw_sessions("campaign_name", "source_utm_campaign", "source_campaign_id")),
+        _c("utm_source", "VARCHAR", "UTM source, or (none).", *_from_raw_sessions("source_utm_source")),
+        _c("utm_medium", "VARCHAR", "UTM medium, or (none).", *_from_raw_sessions("source_utm_medium")),
+        _c("booked_from", "VARCHAR", "Where the booking was made, as the API says.",
+           *_from_raw_sessions("source_booked_from")),
+        _c("customer_key", "VARCHAR", "MD5 of the normalised email, else of the phone digits; empty when the "
+           "customer cannot be identified.", *_from_raw_sessions("customer_email", "customer_phone")),
+        _c("contact_name_key", "VARCHAR", "MD5 of the lower-cased full name, when one was given.",
+           *_from_raw_sessions("customer_first_name", "customer_last_name")),
+        _c("contact_captured", "BOOLEAN", "The customer gave a name.",
+           *_from_raw_sessions("customer_first_name", "customer_last_name")),
+        _c("has_phone", "BOOLEAN", "The customer gave a phone number.", *_from_raw_sessions("customer_phone")),
+        _c("has_email", "BOOLEAN", "The customer gave an email address.", *_from_raw_sessions("customer_email")),
+        _c("is_new_customer", "BOOLEAN", "The API marks the customer as new.",
+           *_from_raw_sessions("customer_is_new_customer")),
+        _c("is_bot", "BOOLEAN", "The API flags the session as a bot; excluded from funnels and rates.",
+           *_from_raw_sessions("customer_is_bot")),
+    ),
+)
+
+MILESTONE_FUNNEL = Mart(
+    "milestone_funnel",
+    "Where customers drop off: for every tenant, scheduler and day (with week and month rollups), how many "
+    "sessions reached each milestone, the conversion from the previous milestone, and how many left after "
+    "it. Bots excluded (counted in bot_sessions).",
+    ("marts/sessions",),
+    (
+        TENANT, SCHEDULER, GRAIN, PERIOD,
+        _c("milestone_index", "INTEGER", "0 (opened) to 7 (booked).", *_from_sessions("milestone_index")),
+        _c("milestone", "VARCHAR", "Milestone name.", *_from_sessions("milestone")),
+        _c("sessions_reached", "BIGINT", "Non-bot sessions that reached this milestone.",
+           *_from_sessions("milestone_index", "is_bot")),
+        _c("step_conversion_rate", "DOUBLE", "sessions_reached ÷ the previous milestone's (1 for opened).",
+           *_from_sessions("milestone_index", "is_bot")),
+        _c("dropped_after", "BIGINT", "Sessions whose furthest milestone is this one (left after it).",
+           *_from_sessions("milestone_index", "is_bot")),
+        _c("drop_off_share", "DOUBLE", "dropped_after ÷ sessions opened in the period.",
+           *_from_sessions("milestone_index", "is_bot")),
+        _c("sessions", "BIGINT", "Non-bot sessions opened in the period.", *_from_sessions("is_bot")),
+        _c("bot_sessions", "BIGINT", "Bot sessions in the period (not in the funnel).", *_from_sessions("is_bot")),
+        _c("abandoned_sessions", "BIGINT", "Non-bot sessions whose outcome is an abandonment.",
+           *_from_sessions("is_abandoned")),
+    ),
+)
+
+CAMPAIGN_ATTRIBUTION = Mart(
+    "campaign_attribution",
+    "Which campaigns, channels and lead sources book work. attribution_model 'session': every session "
+    "credited to its own channel and campaign, per day. 'first_touch' / 'last_touch': each booked session "
+    "of an identified customer credited to that customer's first or latest session up to the booking.",
+    ("marts/sessions",),
+    (
+        _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_sessions("tenant_id")),
+        _c("attribution_model", "VARCHAR", "session, first_touch or last_touch."),
+        _c("period_start", "DATE", "Session day (for touch models: the booked session's day).",
+           *_from_sessions("session_date")),
+        _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel")),
+        _c("campaign", "VARCHAR", "Campaign.", *_from_sessions("campaign")),
+        _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source")),
+        _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium")),
+        _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("is_bot")),
+        _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
+           *_from_sessions("milestone_index")),
+        _c("booked_sessions", "BIGINT", "Booked sessions credited.", *_from_sessions("is_booked")),
+        _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job")),
+        _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking")),
+        _c("opened_completion_rate", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
+           *_from_sessions("is_booked")),
+        _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
+           *_from_sessions("is_booked", "milestone_index")),
+    ),
+)
+
+BOOKING_VOLUME = Mart(
+    "booking_volume",
+    "How many jobs and bookings come in, per tenant and scheduler, per day, week and month — by the day the "
+    "session happened (date_basis session_date) and by the day of the booked arrival window (timeslot_date). "
+    "Abandoned sessions sent to the office as bookings or leads are counted apart.",
+    ("marts/sessions",),
+    (
+        TENANT, SCHEDULER,
+        _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
+        GRAIN, PERIOD,
+        _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job")),
+        _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking")),
+        _c("booked", "BIGINT", "jobs + bookings.", *_from_sessions("is_booked")),
+        _c("abandoned_sent_to_bookings", "BIGINT", "Abandoned sessions sent as bookings (session_date basis).",
+           *_from_sessions("sent_to_booking")),
+        _c("abandoned_sent_to_leads", "BIGINT", "Abandoned sessions sent as leads (session_date basis).",
+           *_from_sessions("sent_to_lead")),
+    ),
+)
+
+CUSTOMER_FOLLOW_UPS = Mart(
+    "customer_follow_ups",
+    "The call-back list for CSRs: one row per identified customer whose latest session stopped short of "
+    "booking — name, phone, email, the milestone and blocker where they stopped, scheduler, campaign, when "
+    "they were last seen, and whether they booked since (needs_follow_up is false then). CONTAINS CUSTOMER PII.",
+    ("marts/sessions", *SESSIONS_RAW, "raw/schedulers"),
+    (
+        TENANT,
+        _c("customer_key", "VARCHAR", "Hashed customer identity.", *_from_sessions("customer_key")),
+        _c("first_name", "VARCHAR", "Customer first name (PII).", *_from_raw_sessions("customer_first_name")),
+        _c("last_name", "VARCHAR", "Customer last name (PII).", *_from_raw_sessions("customer_last_name")),
+        _c("phone", "VARCHAR", "Customer phone (PII).", *_from_raw_sessions("customer_phone")),
+        _c("email", "VARCHAR", "Customer email (PII).", *_from_raw_sessions("customer_email")),
+        _c("last_milestone", "VARCHAR", "Furthest milestone of the latest unbooked session.",
+           *_from_sessions("milestone")),
+        _c("blocker_type", "VARCHAR", "Why they could not book, when known.", *_from_sessions("blocker_type")),
+        _c("outcome", "VARCHAR", "Outcome of that session.", *_from_sessions("outcome")),
+        SCHEDULER,
+        _c("scheduler_name", "VARCHAR", "Scheduler name.", "raw/schedulers:name"),
+        _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel")),
+        _c("campaign", "VARCHAR", "Campaign.", *_from_sessions("campaign")),
+        _c("category", "VARCHAR", "Service requested.", *_from_sessions("category")),
+        _c("last_seen_at", "TIMESTAMPTZ", "When that session was created.", *_from_sessions("created_at")),
+        _c("last_session_id", "VARCHAR", "That session's id.", *_from_sessions("session_id")),
+        _c("booked_since", "BOOLEAN", "The customer booked in a later session.", *_from_sessions("is_booked")),
+        _c("booked_since_at", "TIMESTAMPTZ", "When that later booking session was created.",
+           *_from_sessions("created_at")),
+        _c("needs_follow_up", "BOOLEAN", "Not booked since: call them back.", *_from_sessions("is_booked")),
+    ),
+    contains_pii=True,
+)
+
+SERVICE_DEMAND = Mart(
+    "service_demand",
+    "Which trades and services customers ask for: sessions that named a category, by category, job type and "
+    "business unit, per tenant and day/week/month, with how many and what share booked.",
+    ("marts/sessions",),
+    (
+        TENANT, GRAIN, PERIOD,
+        _c("category", "VARCHAR", "Service category.", *_from_sessions("category")),
+        _c("job_type_id", "BIGINT", "Job type.", *_from_sessions("job_type_id")),
+        _c("business_unit_id", "BIGINT", "Business unit.", *_from_sessions("business_unit_id")),
+        _c("requests", "BIGINT", "Non-bot sessions that asked for it.", *_from_sessions("category", "is_bot")),
+        _c("booked", "BIGINT", "Of those, booked.", *_from_sessions("is_booked")),
+        _c("booked_share", "DOUBLE", "booked ÷ requests.", *_from_sessions("is_booked")),
+    ),
+)
+
+SCHEDULER_SCORECARD = Mart(
+    "scheduler_scorecard",
+    "How each scheduler performs, per day: every metric reproduced from sessions beside ServiceTitan's own "
+    "/performance number and their difference (0 when the platform and the API agree). API-only metrics "
+    "(recoveries, SMS sent, membership interest) are carried over with api_only = true.",
+    ("marts/sessions", "raw/scheduler_performance"),
+    (
+        _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "raw/scheduler_performance:tenant_id"),
+        _c("scheduler_id", "VARCHAR", "Scheduler.", "raw/scheduler_performance:id"),
+        _c("scheduler_name", "VARCHAR", "Scheduler name (API).", "raw/scheduler_performance:scheduler_name"),
+        _c("brand_name", "VARCHAR", "Brand (API).", "raw/scheduler_performance:brand_name"),
+        _c("day", "DATE", "Day in ST_TIMEZONE (the API's session window).", "raw/scheduler_performance:window_start"),
+        _c("metric", "VARCHAR", "Metric name."),
+        _c("computed_value", "DOUBLE", "The metric reproduced from sessions (empty for API-only metrics).",
+           *_from_sessions("milestone_index", "is_job", "is_booking", "contact_name_key")),
+        _c("api_value", "DOUBLE", "ServiceTitan's number.", "raw/scheduler_performance:milestone_opened"),
+        _c("difference", "DOUBLE", "computed_value - api_value."),
+        _c("api_only", "BOOLEAN", "The platform cannot reproduce this metric from sessions."),
+    ),
+)
+
+SCHEDULERS = Mart(
+    "schedulers",
+    "The scheduler inventory: every current scheduler with its company/brand, whether it is the brand's "
+    "default, mode (Standard online booking or Call_Center), status, the data API key and quick-launch link "
+    "for installing it on a website, and when it was created and last updated.",
+    ("raw/schedulers",),
+    (
+        _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "raw/schedulers:tenant_id"),
+        _c("scheduler_id", "VARCHAR", "Scheduler id.", "raw/schedulers:id"),
+        _c("scheduler_name", "VARCHAR", "Scheduler name.", "raw/schedulers:name"),
+        _c("company_name", "VARCHAR", "Company / brand.", "raw/schedulers:company_name"),
+        _c("is_default", "BOOLEAN", "The brand's default scheduler.", "raw/schedulers:is_default"),
+        _c("mode", "VARCHAR", "Standard or Call_Center.", "raw/schedulers:mode"),
+        _c("status", "VARCHAR", "Scheduler status.", "raw/schedulers:scheduler_status"),
+        _c("data_api_key", "VARCHAR", "Key used to embed the scheduler on a website.", "raw/schedulers:data_api_key"),
+        _c("quick_launch_link", "VARCHAR", "Link that opens the scheduler directly.",
+           "raw/schedulers:quick_launch_link"),
+        _c("created_at", "TIMESTAMPTZ", "When the scheduler was created.", "raw/schedulers:created_on"),
+        _c("updated_at", "TIMESTAMPTZ", "When it was last modified.", "raw/schedulers:modified_on"),
+    ),
+)
+
+MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTOMER_FOLLOW_UPS, SERVICE_DEMAND,
+         SCHEDULER_SCORECARD, SCHEDULERS)
+
+
+def prepare(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """Session state the models read: the time zone and the vocabulary maps."""
+    con.execute("SET VARIABLE st_timezone = ?", [timezone])
+    con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone_index INTEGER)")
+    con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.STEP_MILESTONE.items()))
+    con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, is_abandonment BOOLEAN, sent_to VARCHAR)")
+    con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?, ?)",
+                    [(k, *v) for k, v in vocabulary.OUTCOMES.items()])
+    con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
+    con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.MILESTONES)))
+
+
+def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str) -> int:
+    """(Re)build one mart atomically; returns its row count."""
+    prepare(con, timezone)
+    con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")
+    return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]

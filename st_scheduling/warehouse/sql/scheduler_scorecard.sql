@@ -1,0 +1,69 @@
+-- Per scheduler and day: each metric reproduced from sessions beside ServiceTitan's own /performance number
+-- and their difference. API-only metrics (recoveries, SMS, membership interest) have no computed value.
+WITH computed AS (
+    SELECT tenant_id, scheduler_id, session_date AS day,
+        count(*) AS total_sessions,
+        count(*) FILTER (WHERE NOT is_bot) AS opened,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 1) AS zipcode,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 2) AS interacted,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 3) AS issue,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 4) AS schedule,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 5) AS customer,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 6) AS details,
+        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 7) AS booked,
+        count(*) FILTER (WHERE NOT is_bot AND is_abandoned) AS abandoned,
+        count(*) FILTER (WHERE NOT is_bot AND is_job) AS jobs,
+        count(*) FILTER (WHERE NOT is_bot AND is_booking) AS bookings,
+        count(*) FILTER (WHERE NOT is_bot AND sent_to_booking) AS sent_to_bookings,
+        count(*) FILTER (WHERE NOT is_bot AND sent_to_lead) AS sent_to_leads,
+        count(DISTINCT contact_name_key) FILTER (WHERE NOT is_bot) AS contacts
+    FROM marts.sessions
+    WHERE scheduler_id IS NOT NULL
+    GROUP BY ALL
+),
+api AS (
+    SELECT *, id AS scheduler_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) AS day
+    FROM raw.scheduler_performance
+),
+paired AS (
+    SELECT a.tenant_id, a.scheduler_id, a.day, a.scheduler_name, a.brand_name,
+        [
+            {'metric': 'total_sessions', 'computed': coalesce(c.total_sessions, 0)::DOUBLE, 'api': a.total_sessions::DOUBLE},
+            {'metric': 'opened', 'computed': coalesce(c.opened, 0)::DOUBLE, 'api': a.milestone_opened::DOUBLE},
+            {'metric': 'zipcode', 'computed': coalesce(c.zipcode, 0)::DOUBLE, 'api': a.milestone_zipcode::DOUBLE},
+            {'metric': 'interacted', 'computed': coalesce(c.interacted, 0)::DOUBLE, 'api': a.milestone_interacted::DOUBLE},
+            {'metric': 'issue', 'computed': coalesce(c.issue, 0)::DOUBLE, 'api': a.milestone_issue::DOUBLE},
+            {'metric': 'schedule', 'computed': coalesce(c.schedule, 0)::DOUBLE, 'api': a.milestone_schedule::DOUBLE},
+            {'metric': 'customer', 'computed': coalesce(c.customer, 0)::DOUBLE, 'api': a.milestone_customer::DOUBLE},
+            {'metric': 'details', 'computed': coalesce(c.details, 0)::DOUBLE, 'api': a.milestone_details::DOUBLE},
+            {'metric': 'booked', 'computed': coalesce(c.booked, 0)::DOUBLE, 'api': a.milestone_booked::DOUBLE},
+            {'metric': 'abandoned', 'computed': coalesce(c.abandoned, 0)::DOUBLE, 'api': a.milestone_abandoned::DOUBLE},
+            {'metric': 'jobs_created', 'computed': coalesce(c.jobs, 0)::DOUBLE, 'api': a.total_jobs_created::DOUBLE},
+            {'metric': 'bookings_created', 'computed': coalesce(c.bookings, 0)::DOUBLE, 'api': a.total_bookings_created::DOUBLE},
+            {'metric': 'customer_contacts_captured', 'computed': coalesce(c.contacts, 0)::DOUBLE, 'api': a.total_customer_contacts_captured::DOUBLE},
+            {'metric': 'abandoned_sent_to_bookings', 'computed': coalesce(c.sent_to_bookings, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_bookings::DOUBLE},
+            {'metric': 'abandoned_sent_to_leads', 'computed': coalesce(c.sent_to_leads, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_leads::DOUBLE},
+            {'metric': 'opened_completion_rate', 'computed': coalesce(coalesce(c.booked / nullif(c.opened, 0), 0.0), 0)::DOUBLE, 'api': a.opened_completion_rate::DOUBLE},
+            {'metric': 'engaged_completion_rate', 'computed': coalesce(coalesce(c.booked / nullif(c.interacted, 0), 0.0), 0)::DOUBLE, 'api': a.scheduler_completion_rate::DOUBLE}
+        ] AS reproduced,
+        [
+            {'metric': 'bookings_recovered_recovery_link', 'api': a.total_bookings_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
+            {'metric': 'jobs_recovered_recovery_link', 'api': a.total_jobs_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
+            {'metric': 'bookings_recovered_ai_agent', 'api': a.total_bookings_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
+            {'metric': 'jobs_recovered_ai_agent', 'api': a.total_jobs_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
+            {'metric': 'bookings_recovered', 'api': a.total_bookings_recovered_from_abandoned_sessions::DOUBLE},
+            {'metric': 'jobs_recovered', 'api': a.total_jobs_recovered_from_abandoned_sessions::DOUBLE},
+            {'metric': 'sms_sent_recovery_link', 'api': a.total_sms_sent_to_recover_abandoned_session_recovery_link::DOUBLE},
+            {'metric': 'sms_sent_ai_agent', 'api': a.total_sms_sent_to_recover_abandoned_session_ai_agent::DOUBLE},
+            {'metric': 'membership_interest', 'api': a.total_membership_interest::DOUBLE}
+        ] AS api_only
+    FROM api AS a
+    LEFT JOIN computed AS c USING (tenant_id, scheduler_id, day)
+)
+SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, r.computed AS computed_value,
+    r.api AS api_value, r.computed - r.api AS difference, false AS api_only
+FROM paired, unnest(reproduced) AS u(r)
+UNION ALL
+SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, NULL, r.api, NULL, true
+FROM paired, unnest(api_only) AS u(r)
+ORDER BY ALL

@@ -1,0 +1,93 @@
+-- One clean row per tenant and session. Scheduler sessions first; router sessions only when no scheduler
+-- listed the same id (a router session upgraded to a scheduler appears in both).
+WITH listed AS (
+    SELECT *, 'scheduler' AS listed_by FROM raw.scheduler_sessions
+    UNION ALL BY NAME
+    SELECT r.*, 'router' AS listed_by FROM raw.router_sessions AS r
+    WHERE NOT EXISTS (SELECT 1 FROM raw.scheduler_sessions AS s WHERE s.tenant_id = r.tenant_id AND s.id = r.id)
+),
+latest AS (
+    SELECT * FROM listed
+    QUALIFY row_number() OVER (PARTITION BY tenant_id, id ORDER BY modified_on DESC, listed_by DESC) = 1
+),
+classified AS (
+    SELECT
+        l.*,
+        coalesce(o.is_abandonment, false) AS is_abandoned,
+        o.sent_to,
+        NOT coalesce(o.is_abandonment, false) AND (l.job_id IS NOT NULL OR l.booking_id IS NOT NULL) AS is_booked,
+        coalesce(l.customer_is_bot, false) AS is_bot,
+        lower(trim(nullif(l.customer_email, ''))) AS email_norm,
+        nullif(regexp_replace(coalesce(l.customer_phone, ''), '[^0-9]', '', 'g'), '') AS phone_digits,
+        lower(concat_ws(' ', nullif(trim(l.customer_first_name), ''), nullif(trim(l.customer_last_name), ''))) AS contact_name,
+        s.milestone_index AS step_index
+    FROM latest AS l
+    LEFT JOIN vocab_outcomes AS o ON o.outcome = l.session_outcome
+    LEFT JOIN vocab_steps AS s ON s.last_step = l.last_step
+),
+reached AS (
+    -- Booked is the booked milestone; otherwise the furthest step reached, never past details.
+    SELECT *, CASE WHEN is_booked THEN 7 ELSE least(coalesce(step_index, 0), 6) END AS milestone_index
+    FROM classified
+)
+SELECT
+    tenant_id,
+    id AS session_id,
+    CASE WHEN listed_by = 'scheduler' THEN listed_by_id ELSE scheduler_id END AS scheduler_id,
+    listed_by = 'router' OR EXISTS (
+        SELECT 1 FROM raw.router_sessions AS r WHERE r.tenant_id = c.tenant_id AND r.id = c.id
+    ) AS via_router,
+    created_on AS created_at,
+    modified_on AS modified_at,
+    CAST(timezone(getvariable('st_timezone'), created_on) AS DATE) AS session_date,
+    CAST(date_trunc('week', timezone(getvariable('st_timezone'), created_on)) AS DATE) AS session_week,
+    CAST(date_trunc('month', timezone(getvariable('st_timezone'), created_on)) AS DATE) AS session_month,
+    last_step,
+    c.milestone_index,
+    m.milestone,
+    step_index IS NULL AND last_step IS NOT NULL AS unknown_last_step,
+    session_outcome AS outcome,
+    is_booked,
+    is_abandoned,
+    is_booked AND job_id IS NOT NULL AS is_job,
+    is_booked AND job_id IS NULL AS is_booking,
+    coalesce(sent_to = 'booking', false) AS sent_to_booking,
+    coalesce(sent_to = 'lead', false) AS sent_to_lead,
+    job_id,
+    booking_id,
+    lead_id,
+    blocker_type,
+    category,
+    job_type_id,
+    business_unit_id,
+    timeslot_start,
+    CAST(timezone(getvariable('st_timezone'), timeslot_start) AS DATE) AS timeslot_date,
+    CASE
+        WHEN source_is_rwg_session THEN 'Reserve with Google'
+        WHEN nullif(gbp_name, '') IS NOT NULL THEN 'Google Business Profile'
+        WHEN coalesce(nullif(source_gclid, ''), nullif(source_gbraid, ''), nullif(source_wbraid, '')) IS NOT NULL THEN 'Google Ads'
+        WHEN nullif(source_msclkid, '') IS NOT NULL THEN 'Microsoft Ads'
+        WHEN nullif(source_fbclid, '') IS NOT NULL THEN 'Meta Ads'
+        WHEN lower(coalesce(source_sourced_from_marketing_pro, 'false')) NOT IN ('', 'false', '0', 'no') THEN 'Marketing Pro'
+        WHEN lower(source_utm_medium) IN ('cpc', 'ppc', 'paid') THEN 'Paid (other)'
+        WHEN lower(source_utm_medium) = 'email' THEN 'Email'
+        WHEN lower(source_utm_medium) = 'organic' OR lower(source_marketing_source) LIKE '%organic%' THEN 'Organic'
+        WHEN lower(source_utm_medium) = 'referral' THEN 'Referral'
+        ELSE 'Direct / unknown'
+    END AS channel,
+    coalesce(nullif(campaign_name, ''), nullif(source_utm_campaign, ''), nullif(source_campaign_id, ''), '(none)') AS campaign,
+    coalesce(nullif(source_utm_source, ''), '(none)') AS utm_source,
+    coalesce(nullif(source_utm_medium, ''), '(none)') AS utm_medium,
+    source_booked_from AS booked_from,
+    CASE
+        WHEN email_norm IS NOT NULL THEN md5('email:' || email_norm)
+        WHEN phone_digits IS NOT NULL THEN md5('phone:' || phone_digits)
+    END AS customer_key,
+    CASE WHEN contact_name <> '' THEN md5(contact_name) END AS contact_name_key,
+    contact_name <> '' AS contact_captured,
+    phone_digits IS NOT NULL AS has_phone,
+    email_norm IS NOT NULL AS has_email,
+    customer_is_new_customer AS is_new_customer,
+    is_bot
+FROM reached AS c
+JOIN vocab_milestones AS m USING (milestone_index)
