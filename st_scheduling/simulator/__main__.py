@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import threading
 import time
 from datetime import date
 
 import httpx
-from werkzeug.serving import make_server
 
 from st_scheduling.simulator import webhooks
-from st_scheduling.simulator.app import TOKEN_PATH, Simulator
+from st_scheduling.simulator.app import TOKEN_PATH, Simulator, http_server
 from st_scheduling.simulator.faults import KINDS, FaultRates
 from st_scheduling.simulator.model import DEFAULT_EPOCH, SimulatorSettings
 
@@ -55,8 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
                                  daily_sessions=args.daily_sessions, epoch=args.epoch)
     simulator = Simulator(settings, faults=FaultRates.parse(args.faults, seed=args.fault_seed))
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # request lines could carry the app key in a query
-    server = make_server(args.host, args.port, simulator, threaded=True)
+    server = http_server(simulator, args.host, args.port)
     base = f"http://{args.host}:{server.server_port}"
     creds = simulator.credentials
     print(f"Scheduling Pro simulator serving {base}", flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import threading
 import time
@@ -22,6 +23,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs
 
 import httpx
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from st_scheduling.simulator import performance
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
@@ -71,9 +73,10 @@ class ManualClock:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, title: str, errors: dict[str, list[str]] | None = None):
+    def __init__(self, status: int, title: str, errors: dict[str, list[str]] | None = None,
+                 headers: list[tuple[str, str]] | None = None):
         super().__init__(title)
-        self.status, self.title, self.errors = status, title, errors or {}
+        self.status, self.title, self.errors, self.headers = status, title, errors or {}, headers or []
 
 
 def _problem(status: int, title: str, errors: dict[str, list[str]] | None = None) -> dict:
@@ -154,17 +157,17 @@ class Simulator:
             if path == TOKEN_PATH:
                 self.calls["token"] += 1
                 if method != "POST":
-                    raise ApiError(405, "Method not allowed.")
+                    raise ApiError(405, "Method not allowed.", headers=[("Allow", "POST")])
                 return self._respond(start_response, 200, self._issue_token(environ))
             if not path.startswith(API_PREFIX):
                 raise ApiError(404, "Not found.")
             if method != "GET":
-                raise ApiError(405, "Method not allowed.")
+                raise ApiError(405, "Method not allowed.", headers=[("Allow", "GET")])
             query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
             self._authenticate(environ, query)
             return self._serve_api(start_response, path[len(API_PREFIX):], query)
         except ApiError as err:
-            headers = [("WWW-Authenticate", "Bearer")] if err.status == 401 else []
+            headers = [*err.headers, *([("WWW-Authenticate", "Bearer")] if err.status == 401 else [])]
             return self._respond(start_response, err.status, _problem(err.status, err.title, err.errors), headers)
 
     def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
@@ -355,6 +358,13 @@ class Simulator:
                 scheduler, self.model.session_records(tenant, scheduler, window, now), now)
         router = self._router(tenant, owner_id)
         return performance.router_performance(router.id, self.model.router_records(tenant, router, window, now))
+
+
+def http_server(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
+    """A threaded HTTP/1.1 server for the simulator (port 0 picks a free one); call serve_forever()."""
+    # Request lines could carry the app key as a query parameter: keep them out of logs.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return make_server(host, port, simulator, threaded=True)
 
 
 def _iso_ceiling(moment: datetime) -> str:

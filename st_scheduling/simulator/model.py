@@ -71,7 +71,7 @@ CAMPAIGNS = (
     ("email", "Newsletter - Monthly", "newsletter", "email", "newsletter_monthly"),
 )
 # Probability of reaching milestone i+1 having reached milestone i, for online (Standard) schedulers.
-CONTINUE = (0.78, 0.86, 0.86, 0.82, 0.8, 0.92, 0.86)
+CONTINUE = (0.76, 0.84, 0.84, 0.8, 0.76, 0.88, 0.82)
 CHANNEL_INTENT = {"google_ads": 1.05, "gbp": 1.08, "rwg": 1.12, "direct": 0.9, "organic": 0.95, "meta_ads": 0.88}
 
 FIRST_NAMES = ("Avery", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Quinn", "Drew", "Harper",
@@ -557,7 +557,7 @@ def _session_plan(
                 ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
         elif contact and not who["email_only"] and roll < 0.75:
             sms_at = finished + 3600
-            recovered = rng.random() < 0.3
+            recovered = rng.random() < 0.4
             recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
                                 recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
                                 as_job=rng.random() < 0.7)

@@ -1,0 +1,82 @@
+"""Shared fixtures: a simulator on a controllable clock, served over real loopback HTTP, and clients of it."""
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from st_scheduling.defs.resources import DuckDBWarehouse, ServiceTitanResource
+from st_scheduling.servicetitan import Credentials, Endpoints, RetryPolicy, ServiceTitanClient
+from st_scheduling.simulator import FaultRates, ManualClock, Simulator, SimulatorSettings
+from st_scheduling.simulator.app import http_server
+
+NOW = datetime(2026, 10, 15, 18, 0, tzinfo=UTC)
+SMALL = SimulatorSettings(seed=11, tenant_count=2, schedulers_per_tenant=3, daily_sessions=12.0,
+                          epoch=date(2026, 9, 1))
+
+
+def spec() -> dict:
+    text = resources.files("st_scheduling.servicetitan").joinpath("spec/scheduling-pro-v2.openapi.json").read_text()
+    return json.loads(text)
+
+
+class Served:
+    """A simulator behind a real HTTP server on a free loopback port."""
+
+    def __init__(self, simulator: Simulator):
+        self.simulator = simulator
+        self._server = http_server(simulator)
+        self.base_url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+    def credentials(self) -> Credentials:
+        c = self.simulator.credentials
+        return Credentials(c.client_id, c.client_secret, c.app_key)
+
+    def client(self, **kwargs) -> ServiceTitanClient:
+        kwargs.setdefault("sleep", lambda seconds: None)
+        kwargs.setdefault("retry", RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=30))
+        return ServiceTitanClient(Endpoints.resolve(self.base_url), self.credentials(), **kwargs)
+
+    def resource(self, **kwargs) -> ServiceTitanResource:
+        c = self.simulator.credentials
+        return ServiceTitanResource(environment=self.base_url, client_id=c.client_id, client_secret=c.client_secret,
+                                    app_key=c.app_key, tenant_ids=",".join(str(t.id) for t in self.simulator.tenants),
+                                    router_ids=",".join(f"{t.id}:{r.id}" for t in self.simulator.tenants
+                                                        for r in t.routers), **kwargs)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+def simulator(clock: ManualClock) -> Simulator:
+    return Simulator(SMALL, clock=clock, sleep=lambda seconds: None)
+
+
+@pytest.fixture
+def served(simulator: Simulator) -> Iterator[Served]:
+    server = Served(simulator)
+    yield server
+    server.close()
+
+
+def serve(settings: SimulatorSettings = SMALL, clock: ManualClock | None = None,
+          faults: FaultRates | None = None) -> Served:
+    return Served(Simulator(settings, clock=clock or ManualClock(NOW), faults=faults, sleep=lambda s: None))
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
