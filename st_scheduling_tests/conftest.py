@@ -49,10 +49,13 @@ class Served:
 
     def resource(self, **kwargs) -> ServiceTitanResource:
         c = self.simulator.credentials
-        return ServiceTitanResource(environment=self.base_url, client_id=c.client_id, client_secret=c.client_secret,
-                                    app_key=c.app_key, tenant_ids=",".join(str(t.id) for t in self.simulator.tenants),
-                                    router_ids=",".join(f"{t.id}:{r.id}" for t in self.simulator.tenants
-                                                        for r in t.routers), **kwargs)
+        config = {
+            "environment": self.base_url, "client_id": c.client_id, "client_secret": c.client_secret,
+            "app_key": c.app_key, "tenant_ids": ",".join(str(t.id) for t in self.simulator.tenants),
+            "router_ids": ",".join(f"{t.id}:{r.id}" for t in self.simulator.tenants for r in t.routers),
+            "max_attempts": 4, "retry_base_seconds": 0.01,
+        }
+        return ServiceTitanResource(**{**config, **kwargs})
 
 
 @pytest.fixture
@@ -80,3 +83,21 @@ def serve(settings: SimulatorSettings = SMALL, clock: ManualClock | None = None,
 @pytest.fixture
 def warehouse(tmp_path: Path) -> DuckDBWarehouse:
     return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+
+
+def raw_assets() -> list:
+    from st_scheduling.defs.raw import assets
+
+    return [assets.raw_schedulers, assets.raw_scheduler_sessions, assets.raw_scheduler_performance,
+            assets.raw_router_sessions, assets.raw_router_performance]
+
+
+def materialize(assets: list, servicetitan, warehouse, first: str, last: str, **kwargs):
+    """One run over a partition range, on an ephemeral instance (as a single-run backfill would)."""
+    import dagster as dg
+
+    kwargs.setdefault("instance", dg.DagsterInstance.ephemeral())
+    kwargs.setdefault("raise_on_error", False)
+    return dg.materialize(
+        assets, resources={"servicetitan": servicetitan, "warehouse": warehouse},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}, **kwargs)

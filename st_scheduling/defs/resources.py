@@ -10,7 +10,7 @@ import duckdb
 from pydantic import Field
 
 from st_scheduling.config import SIMULATOR, Settings
-from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, RetryPolicy, ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -26,6 +26,9 @@ class ServiceTitanResource(dg.ConfigurableResource):
     token_url: str | None = Field(default=None, description="Overrides the environment's token URL (ST_TOKEN_URL)")
     tenant_ids: str = Field(default="", description="Comma-separated tenant ids; empty = every simulated tenant")
     router_ids: str = Field(default="", description="Comma-separated tenant:router pairs")
+    max_attempts: int = Field(default=8, description="Attempts per API call on 429/409/5xx/timeouts")
+    retry_base_seconds: float = Field(default=0.5, description="First backoff delay; doubles per attempt")
+    max_retry_seconds: float = Field(default=300.0, description="Give up on a call after retrying this long")
 
     def tenants(self) -> list[int]:
         if not self.tenant_ids.strip():
@@ -53,19 +56,21 @@ class ServiceTitanResource(dg.ConfigurableResource):
 
     @contextmanager
     def client(self) -> Iterator[ServiceTitanClient]:
+        retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_seconds,
+                            max_total_seconds=self.max_retry_seconds)
         if self.environment == SIMULATOR:
             simulator = _simulator()
             creds = simulator.credentials
             client = ServiceTitanClient(Endpoints.resolve("http://simulator.invalid"),
                                         Credentials(creds.client_id, creds.client_secret, creds.app_key),
-                                        transport=simulator.transport())
+                                        transport=simulator.transport(), retry=retry)
         else:
             missing = [name for name, value in (("ST_CLIENT_ID", self.client_id), ("ST_CLIENT_SECRET",
                        self.client_secret), ("ST_APP_KEY", self.app_key)) if not value]
             if missing:
                 raise ConfigurationError(f"ST_ENVIRONMENT={self.environment} needs {', '.join(missing)}")
             client = ServiceTitanClient(Endpoints.resolve(self.environment, self.token_url),
-                                        Credentials(self.client_id, self.client_secret, self.app_key))
+                                        Credentials(self.client_id, self.client_secret, self.app_key), retry=retry)
         with client:
             yield client
 

@@ -1,5 +1,7 @@
 """The marts: SQL models over the raw tables that answer the data team's questions."""
 
+from datetime import timedelta
+
 import dagster as dg
 import duckdb
 
@@ -61,6 +63,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         description=mart.description,
         tags=tags,
         automation_condition=FOLLOW_UPSTREAM,
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=4), warn_window=timedelta(hours=2)),
         metadata={
             "dagster/column_schema": column_schema(mart),
             "dagster/column_lineage": column_lineage(mart),

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import dagster as dg
 
@@ -21,6 +22,9 @@ from st_scheduling.warehouse.raw_tables import (
 GROUP = "scheduling_pro_raw"
 OWNERS = ["team:scheduling-data"]
 KINDS = {"servicetitan", "duckdb"}
+# The hourly refresh keeps these within the hour; three hours without one means automation is broken.
+HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+COMPLETENESS = "complete_against_total_count"
 
 
 class TenantFailures(Exception):
@@ -69,12 +73,16 @@ def raw_schedulers(context: dg.AssetExecutionContext, servicetitan: ServiceTitan
     started = time.monotonic()
     with servicetitan.client() as client, warehouse.connect() as con:
         rows = for_each_tenant(context, servicetitan.tenants(),
-                               lambda tenant: ingest.ingest_schedulers(client, con, tenant, context.run_id))
+                               lambda tenant: ingest.ingest_schedulers(client, con, tenant, context.run.run_id))
         return dg.MaterializeResult(metadata=table_metadata(con, SCHEDULERS, client.stats, started,
                                                             per_tenant=rows))
 
 
-@_asset(SCHEDULER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+@_asset(SCHEDULER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=HOURLY,
+        check_specs=[dg.AssetCheckSpec(COMPLETENESS, asset=["raw", SCHEDULER_SESSIONS.name],
+                                       description="For every scheduler, the rows stored for the window are at "
+                                                   "least the totalCount the API reported for it.")])
 def raw_scheduler_sessions(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
                            warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Every Scheduling Pro session, by day of creation: milestone reached (lastStep), outcome, job/booking/lead
@@ -86,14 +94,27 @@ def raw_scheduler_sessions(context: dg.AssetExecutionContext, servicetitan: Serv
     with servicetitan.client() as client, warehouse.connect() as con:
         per_tenant = for_each_tenant(
             context, servicetitan.tenants(),
-            lambda tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, context.run_id))
-        return dg.MaterializeResult(metadata=table_metadata(
-            con, SCHEDULER_SESSIONS, client.stats, started, window=window,
-            per_tenant={t: sum(c.values()) for t, c in per_tenant.items()},
-            per_scheduler={sid: n for counts in per_tenant.values() for sid, n in counts.items()}))
+            lambda tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, context.run.run_id))
+        stored = {(t, sid): n for t, counts in per_tenant.items() for sid, n in counts.items()}
+        return dg.MaterializeResult(
+            metadata=table_metadata(con, SCHEDULER_SESSIONS, client.stats, started, window=window,
+                                    per_tenant={t: sum(c.values()) for t, c in per_tenant.items()},
+                                    per_scheduler={sid: n for (_, sid), n in stored.items()}),
+            check_results=[completeness(stored, client.stats.totals)])
 
 
-@_asset(SCHEDULER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+def completeness(stored: dict[tuple[int, str], int], totals: dict[str, int]) -> dg.AssetCheckResult:
+    """Stored rows per scheduler against the totalCount the API gave for the same window."""
+    short = {f"{tenant}/{sid}": {"stored": n, "total_count": totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions")}
+             for (tenant, sid), n in stored.items()
+             if n < totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions", 0)}
+    return dg.AssetCheckResult(check_name=COMPLETENESS, passed=not short,
+                               metadata={"schedulers_checked": len(stored),
+                                         "short_schedulers": dg.MetadataValue.json(short)})
+
+
+@_asset(SCHEDULER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=HOURLY)
 def raw_scheduler_performance(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
                               warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """ServiceTitan's own performance numbers per scheduler and day: milestone counts, completion rates,
@@ -103,7 +124,7 @@ def raw_scheduler_performance(context: dg.AssetExecutionContext, servicetitan: S
     with servicetitan.client() as client, warehouse.connect() as con:
         rows = for_each_tenant(
             context, servicetitan.tenants(),
-            lambda tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, context.run_id))
+            lambda tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, context.run.run_id))
         return dg.MaterializeResult(metadata=table_metadata(
             con, SCHEDULER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
             per_tenant=rows))
@@ -120,7 +141,7 @@ def raw_router_sessions(context: dg.AssetExecutionContext, servicetitan: Service
     with servicetitan.client() as client, warehouse.connect() as con:
         rows = for_each_tenant(
             context, servicetitan.routers(),
-            lambda pair: ingest.ingest_router_sessions(client, con, pair[0], pair[1], window, context.run_id))
+            lambda pair: ingest.ingest_router_sessions(client, con, pair[0], pair[1], window, context.run.run_id))
         return dg.MaterializeResult(metadata=table_metadata(
             con, ROUTER_SESSIONS, client.stats, started, window=window,
             per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))
@@ -136,7 +157,7 @@ def raw_router_performance(context: dg.AssetExecutionContext, servicetitan: Serv
     with servicetitan.client() as client, warehouse.connect() as con:
         rows = for_each_tenant(
             context, servicetitan.routers(),
-            lambda pair: ingest.ingest_router_performance(client, con, pair[0], pair[1], windows, context.run_id))
+            lambda pair: ingest.ingest_router_performance(client, con, pair[0], pair[1], windows, context.run.run_id))
         return dg.MaterializeResult(metadata=table_metadata(
             con, ROUTER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
             per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))

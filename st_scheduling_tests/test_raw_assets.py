@@ -1,0 +1,177 @@
+"""Raw ingestion: partition ranges in one run, idempotent and atomic writes, drift, tenants, checks."""
+
+import hashlib
+import itertools
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pytest
+
+from st_scheduling.defs.raw.assets import raw_scheduler_sessions
+from st_scheduling.defs.raw.checks import raw_table_checks
+from st_scheduling.simulator.model import Window
+from st_scheduling.warehouse.raw_tables import RAW_TABLES, SCHEDULER_SESSIONS
+from st_scheduling.warehouse.store import EmptyWindowError, Scope, WarehouseSettings, connect, replace_window
+from st_scheduling_tests.conftest import materialize, raw_assets
+
+FIRST, LAST = "2026-09-01", "2026-10-15"
+
+
+def stored_fingerprint(path: str, table: str = "raw.scheduler_sessions") -> dict:
+    """Per (tenant, scheduler, day): row count and a checksum of every API column (not ingestion columns)."""
+    groups = defaultdict(list)
+    with duckdb.connect(path, read_only=True) as con:
+        for row in con.execute(f"SELECT * EXCLUDE (ingested_at, run_id) FROM {table} ORDER BY tenant_id, id").fetchall():
+            groups[(row[0], row[1], str(row[3])[:10])].append(repr(row))
+    return {k: (len(v), hashlib.md5("".join(v).encode()).hexdigest()) for k, v in groups.items()}
+
+
+def served_fingerprint(simulator, first=FIRST, last=LAST) -> dict:
+    """Per (tenant, scheduler, day): count and checksum of (id, modifiedOn) of what the simulator serves."""
+    start = int(datetime.fromisoformat(first).replace(tzinfo=UTC).timestamp())
+    end = int(datetime.fromisoformat(last).replace(tzinfo=UTC).timestamp()) + 86400
+    found = defaultdict(list)
+    for tenant in simulator.tenants:
+        for scheduler in simulator.model.schedulers(tenant, simulator.now()):
+            for _, r in simulator.model.session_records(tenant, scheduler, Window(start, end), simulator.now()):
+                found[(tenant.id, scheduler.id, r["createdOn"][:10])].append(f"{r['id']}|{r['modifiedOn']}")
+    return {k: (len(v), hashlib.md5("".join(sorted(v)).encode()).hexdigest()) for k, v in found.items()}
+
+
+def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves(served, simulator, warehouse):
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(raw_assets(), served.resource(), warehouse, FIRST, LAST, instance=instance)
+    assert result.success
+    assert len(instance.get_runs()) == 1
+    keys = {e.partition for e in result.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])}
+    assert len(keys) == 45 and min(keys) == FIRST and max(keys) == LAST
+    # Count and checksum per tenant, scheduler and day.
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        rows = con.execute("""
+            SELECT tenant_id, listed_by_id, strftime(created_on AT TIME ZONE 'UTC', '%Y-%m-%d'),
+                   list(id || '|' || strftime(modified_on AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'))
+            FROM raw.scheduler_sessions GROUP BY ALL""").fetchall()
+    stored = {(t, s, d): (len(v), hashlib.md5("".join(sorted(v)).encode()).hexdigest()) for t, s, d, v in rows}
+    assert stored == served_fingerprint(simulator)
+    metadata = next(e for e in result.get_asset_materialization_events()
+                    if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])).materialization.metadata
+    assert metadata["dagster/row_count"].value == sum(n for n, _ in stored.values())
+    assert metadata["api_calls"].value > 0 and "rows_per_scheduler" in metadata
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"complete_against_total_count": True}
+
+
+def test_the_same_partition_twice_gives_identical_rows_and_no_duplicates(served, warehouse):
+    for _ in range(2):
+        assert materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01").success
+        if _ == 0:
+            first = stored_fingerprint(warehouse.path)
+    assert stored_fingerprint(warehouse.path) == first and first
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        assert con.execute("SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM raw.scheduler_sessions"
+                           ).fetchone()[0] == 0
+
+
+def test_a_failure_part_way_through_a_window_keeps_the_previous_rows(served, simulator, warehouse):
+    assert materialize([raw_scheduler_sessions], served.resource(), warehouse, FIRST, LAST).success
+    before = stored_fingerprint(warehouse.path)
+    calls = itertools.count()
+    healthy = simulator.faults.next_fault
+    # The first pages go through (and are staged), then the API breaks for good.
+    simulator.faults.next_fault = lambda: "server_error" if next(calls) >= 4 else healthy()
+    result = materialize([raw_scheduler_sessions], served.resource(), warehouse, FIRST, LAST)
+    assert not result.success
+    assert stored_fingerprint(warehouse.path) == before
+    simulator.faults.next_fault = healthy
+    assert materialize([raw_scheduler_sessions], served.resource(), warehouse, FIRST, LAST).success
+    assert stored_fingerprint(warehouse.path) == before
+
+
+def test_replace_window_is_all_or_nothing(tmp_path):
+    settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
+    start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)
+    record = {"id": "a", "createdOn": "2026-10-01T10:00:00Z", "modifiedOn": "2026-10-01T10:05:00Z",
+              "lastCheckinDate": "2026-10-01T10:05:00Z", "customer": {"isBot": False}, "sourceTracking": {}}
+    lead = {"tenant_id": 1, "listed_by_id": "s"}
+
+    def batches(fail: bool):
+        yield SCHEDULER_SESSIONS.to_arrow([record, {**record, "id": "b"}], lead)
+        if fail:
+            raise RuntimeError("the API went away mid-window")
+        yield SCHEDULER_SESSIONS.to_arrow([{**record, "modifiedOn": "2026-10-01T11:00:00Z"}], lead)
+
+    with connect(settings) as con:
+        assert replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), batches(False), run_id="r1") == 2
+        with pytest.raises(RuntimeError):
+            replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), batches(True), run_id="r2")
+        rows = con.execute("SELECT id, modified_on, run_id FROM raw.scheduler_sessions ORDER BY id").fetchall()
+        assert [(i, r) for i, _, r in rows] == [("a", "r1"), ("b", "r1")]
+        assert rows[0][1] == datetime(2026, 10, 1, 11, 0, tzinfo=UTC), "the greatest modifiedOn wins"
+        with pytest.raises(EmptyWindowError, match="tenant 1 .* where 2 rows are stored"):
+            replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), iter([]), run_id="r3")
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 2
+
+
+def test_a_schema_drift_page_is_stored_with_nothing_lost(served, simulator, warehouse):
+    simulator.faults.queue("rate_limit", "schema_drift", "schema_drift", "schema_drift")
+    assert materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-07").success
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        drifted = con.execute("""SELECT count(*), count(notes) FROM raw.scheduler_sessions
+                                 WHERE extra->>'$.assignedTechnicianPreference.preferred' = 'true'""").fetchone()
+        total = con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
+    assert drifted[0] > 0 and drifted[1] == 0, "the unknown field is kept; the missing nullable one is null"
+    assert total == sum(n for n, _ in served_fingerprint(simulator, "2026-10-01", "2026-10-07").values())
+
+
+def test_a_failing_tenant_keeps_the_others_rows_and_is_named(served, simulator, warehouse):
+    good = simulator.tenants[0].id
+    resource = served.resource(tenant_ids=f"{good},424242")
+    result = materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause else \
+        failure.step_failure_data.error.message
+    assert "424242" in failure.step_failure_data.error.to_string() and "424242" in message + \
+        failure.step_failure_data.error.to_string()
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        tenants = dict(con.execute("SELECT tenant_id, count(*) FROM raw.scheduler_sessions GROUP BY ALL").fetchall())
+    assert set(tenants) == {good} and tenants[good] > 0
+
+
+def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, warehouse):
+    assert materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01").success
+    before = stored_fingerprint(warehouse.path)
+    simulator.model.session_records = lambda *args, **kwargs: iter(())
+    result = materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01")
+    assert not result.success
+    assert "refusing to wipe them" in next(
+        e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.to_string()
+    assert stored_fingerprint(warehouse.path) == before
+
+
+def _run_checks(served, warehouse):
+    checks = [c for table in RAW_TABLES for c in raw_table_checks(table)]
+    result = materialize([*raw_assets(), *checks], served.resource(), warehouse, "2026-10-01", "2026-10-03",
+                         selection=dg.AssetSelection.checks(*checks))
+    return {f"{c.asset_key.path[-1]}:{c.check_name}": c for c in result.get_asset_check_evaluations()}
+
+
+def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served, warehouse):
+    assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-01", "2026-10-03").success
+    clean = _run_checks(served, warehouse)
+    assert len(clean) == 14 and all(c.passed for c in clean.values()), [k for k, c in clean.items() if not c.passed]
+    with duckdb.connect(warehouse.path) as con:
+        con.execute("INSERT INTO raw.scheduler_sessions SELECT * FROM raw.scheduler_sessions LIMIT 1")
+        con.execute("""UPDATE raw.scheduler_sessions SET modified_on = created_on - INTERVAL 1 HOUR,
+                       last_step = 'TeleportedToMars', last_checkin_date = NULL
+                       WHERE id = (SELECT max(id) FROM raw.scheduler_sessions)""")
+    corrupted = _run_checks(served, warehouse)
+    failed = {k for k, c in corrupted.items() if not c.passed}
+    assert failed == {"scheduler_sessions:unique_key", "scheduler_sessions:modified_after_created",
+                      "scheduler_sessions:required_fields", "scheduler_sessions:known_vocabulary"}
+    vocabulary = corrupted["scheduler_sessions:known_vocabulary"]
+    assert vocabulary.severity == dg.AssetCheckSeverity.WARN
+    assert vocabulary.metadata["unknown_values"].value == {"last_step": ["TeleportedToMars"]}
