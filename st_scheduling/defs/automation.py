@@ -88,20 +88,22 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
     (recovered abandonments, bookings turned into jobs): reads sessions modified since the cursor, per
     tenant, and requests each affected day older than yesterday once. Never opens DuckDB."""
     cursor = json.loads(context.cursor) if context.cursor else {}
-    now = datetime.now(UTC)
-    oldest_recent = local_day(now, -1)
     changed: dict[str, str] = {}
     new_cursor = dict(cursor)
     try:
         with servicetitan.client() as client:
             for tenant in servicetitan.tenants():
+                schedulers = [r for batch in client.schedulers(tenant) for r in batch]
+                # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
+                now = client.server_time or datetime.now(UTC)
+                oldest_recent = local_day(now, -1)
                 since = cursor.get(str(tenant))
                 if since is None:  # first tick: start watching from now; the nightly look-back covers the past
                     new_cursor[str(tenant)] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
                     continue
                 modified_from = datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP
                 latest = since
-                for scheduler in [r for batch in client.schedulers(tenant) for r in batch]:
+                for scheduler in schedulers:
                     for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from):
                         for key, modified in _created_partitions(batch).items():
                             latest = max(latest, modified)

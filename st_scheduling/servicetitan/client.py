@@ -153,6 +153,7 @@ class ServiceTitanClient:
         self._margin = token_refresh_margin
         self._token: str | None = None
         self._token_expires = 0.0
+        self.server_time: datetime | None = None  # from the latest response's Date header
         self._token_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -282,6 +283,7 @@ class ServiceTitanClient:
             self.stats.calls += 1
             try:
                 response = send()
+                self._note_server_time(response)
                 return response, self._parse(response, path)
             except (httpx.TimeoutException, httpx.TransportError) as err:
                 problem = _Transient(f"{type(err).__name__} talking to the API")
@@ -318,6 +320,12 @@ class ServiceTitanClient:
         if isinstance(body, dict) and "title" in body:
             raise ApiResponseError(path, status, str(body.get("title")), body.get("errors"), body.get("traceId"))
         raise ApiResponseError(path, status, _excerpt(response), None, None)
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        try:
+            self.server_time = email.utils.parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
+        except (KeyError, TypeError, ValueError):
+            pass
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         value = response.headers.get("Retry-After")

@@ -23,7 +23,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs
 
 import httpx
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from st_scheduling.simulator import performance
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
@@ -176,8 +176,13 @@ class Simulator:
                   409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
                   503: "Service Unavailable"}[status]
         start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
-                                               ("Content-Length", str(len(payload))), *(headers or [])])
+                                               ("Content-Length", str(len(payload))), self._date_header(),
+                                               *(headers or [])])
         return [payload]
+
+    def _date_header(self) -> tuple[str, str]:
+        """The server's own time (the simulated clock), as every HTTP server sends it."""
+        return "Date", format_datetime(datetime.fromtimestamp(self.now(), UTC), usegmt=True)
 
     # -- auth -------------------------------------------------------------------------------------------
     def _sign(self, serial: int, issued: int) -> str:
@@ -236,7 +241,7 @@ class Simulator:
                 body["data"] = [_drifted(record) for record in body["data"]]
         if fault == "malformed_json":
             payload = json.dumps(body, separators=(",", ":")).encode()
-            start_response("200 OK", [("Content-Type", "application/json; charset=utf-8")])
+            start_response("200 OK", [("Content-Type", "application/json; charset=utf-8"), self._date_header()])
             return [payload[: max(1, len(payload) // 2)]]
         return self._respond(start_response, 200, body)
 
@@ -258,7 +263,8 @@ class Simulator:
             return self._respond(start_response, status, _problem(status, "An unexpected error occurred."))
         if fault == "html_error":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-            start_response("502 Bad Gateway", [("Content-Type", "text/html"), ("Content-Length", str(len(page)))])
+            start_response("502 Bad Gateway", [("Content-Type", "text/html"), ("Content-Length", str(len(page))),
+                                               self._date_header()])
             return [page]
         if fault == "token_expiry":
             with self._lock:
@@ -360,11 +366,19 @@ class Simulator:
         return performance.router_performance(router.id, self.model.router_records(tenant, router, window, now))
 
 
+class _RequestHandler(WSGIRequestHandler):
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # As BaseHTTPRequestHandler does, minus its Date header: the app sends the simulated clock's.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+
+
 def http_server(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
     """A threaded HTTP/1.1 server for the simulator (port 0 picks a free one); call serve_forever()."""
     # Request lines could carry the app key as a query parameter: keep them out of logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    return make_server(host, port, simulator, threaded=True)
+    return make_server(host, port, simulator, threaded=True, request_handler=_RequestHandler)
 
 
 def _iso_ceiling(moment: datetime) -> str:
