@@ -29,13 +29,11 @@ raw_daily = dg.AssetSelection.groups("scheduling_pro_raw") - dg.AssetSelection.a
 scheduling_pro_job = dg.define_asset_job(
     "scheduling_pro_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="The platform's main job: every raw table for a range of days, then every mart.",
 )
 raw_sessions_job = dg.define_asset_job(
     "raw_sessions_job",
     selection=raw_daily,
-    partitions_def=daily_partitions,
     description="Raw sessions and performance for a range of days (marts follow automatically).",
 )
 raw_schedulers_job = dg.define_asset_job(

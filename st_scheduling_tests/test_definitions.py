@@ -1,0 +1,106 @@
+"""The definitions load, name what the README promises, and loading touches no secret, file or API."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from st_scheduling.config import Settings
+from st_scheduling.defs.raw.assets import raw_schedulers
+from st_scheduling.defs.resources import build_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = {
+    "raw/schedulers", "raw/scheduler_sessions", "raw/scheduler_performance", "raw/router_sessions",
+    "raw/router_performance", "marts/sessions", "marts/milestone_funnel", "marts/campaign_attribution",
+    "marts/booking_volume", "marts/customer_follow_ups", "marts/service_demand", "marts/scheduler_scorecard",
+    "marts/schedulers",
+}
+LOAD = """
+import json, socket
+def refuse(*args, **kwargs):
+    raise AssertionError("loading the definitions opened a network connection")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from st_scheduling.definitions import defs
+d = defs()
+graph = d.resolve_asset_graph()
+print(json.dumps({"assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+                  "jobs": sorted(j.name for j in d.jobs), "schedules": sorted(s.name for s in d.schedules),
+                  "sensors": sorted(s.name for s in d.sensors)}))
+"""
+
+
+def _load(env: dict, tmp_path: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", LOAD], cwd=tmp_path, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path):
+    loaded = _load({"ST_DUCKDB_PATH": str(tmp_path / "never.duckdb")}, tmp_path)
+    assert loaded == {
+        "assets": sorted(ASSETS),
+        "jobs": ["raw_schedulers_job", "raw_sessions_job", "scheduling_pro_job"],
+        "schedules": ["refresh_lookback", "refresh_recent_days"],
+        "sensors": ["late_session_updates", "marts_follow_raw", "scheduler_changes"],
+    }
+    assert not (tmp_path / "never.duckdb").exists(), "loading opened no DuckDB file"
+
+
+def test_live_mode_loads_without_its_secrets_and_reads_none(tmp_path):
+    env = {"ST_ENVIRONMENT": "production", "ST_DUCKDB_PATH": str(tmp_path / "live.duckdb")}
+    for name in ("ST_CLIENT_ID", "ST_CLIENT_SECRET", "ST_APP_KEY", "ST_TENANT_IDS"):
+        env[name] = ""
+    assert "raw/schedulers" in _load(env, tmp_path)["assets"]
+    resources = build_resources(Settings("production", "UTC", "2026-09-01", "x.duckdb", "", None))
+    assert isinstance(resources["servicetitan"].client_secret, dg.EnvVar), "secrets stay unresolved EnvVars"
+
+
+def test_live_and_simulator_warehouses_are_different_files(monkeypatch):
+    monkeypatch.delenv("ST_DUCKDB_PATH", raising=False)
+    monkeypatch.delenv("ST_ENVIRONMENT", raising=False)
+    assert Settings.from_env().duckdb_path == "data/simulator.duckdb"
+    monkeypatch.setenv("ST_ENVIRONMENT", "production")
+    assert Settings.from_env().duckdb_path == "data/st_scheduling.duckdb"
+
+
+@pytest.mark.parametrize("missing", ["ST_CLIENT_ID", "ST_CLIENT_SECRET", "ST_APP_KEY", "ST_TENANT_IDS"])
+def test_live_mode_missing_a_variable_fails_at_launch_naming_it(missing, monkeypatch, tmp_path):
+    for name in ("ST_CLIENT_ID", "ST_CLIENT_SECRET", "ST_APP_KEY", "ST_TENANT_IDS"):
+        monkeypatch.setenv(name, "123" if name == "ST_TENANT_IDS" else "set")
+    monkeypatch.delenv(missing)
+    resources = build_resources(Settings("production", "UTC", "2026-09-01", str(tmp_path / "w.duckdb"), "", None))
+    with pytest.raises(Exception, match=missing):
+        dg.materialize([raw_schedulers], resources=resources, instance=dg.DagsterInstance.ephemeral())
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_dg_check_defs_passes(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_bad_settings_give_clear_errors(monkeypatch):
+    from st_scheduling.servicetitan import ConfigurationError
+
+    monkeypatch.setenv("ST_TIMEZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ConfigurationError, match="ST_TIMEZONE='Mars/Olympus_Mons' is not an IANA time zone"):
+        Settings.from_env()
+    monkeypatch.setenv("ST_TIMEZONE", "UTC")
+    monkeypatch.setenv("ST_START_DATE", "last tuesday")
+    with pytest.raises(ConfigurationError, match="ST_START_DATE"):
+        Settings.from_env()
+    from st_scheduling.defs.resources import ServiceTitanResource
+
+    with pytest.raises(ConfigurationError, match="ST_TENANT_IDS='acme' must be comma-separated integer"):
+        ServiceTitanResource(environment="production", tenant_ids="acme").tenants()
+    with pytest.raises(ConfigurationError, match="ST_ROUTER_IDS entry 'r1'"):
+        ServiceTitanResource(environment="production", router_ids="r1").routers()
