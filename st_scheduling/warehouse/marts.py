@@ -57,6 +57,8 @@ TENANT = _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "marts/sessions:tenan
 SCHEDULER = _c("scheduler_id", "VARCHAR", "Scheduler the sessions belong to.", "marts/sessions:scheduler_id")
 GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or month.")
 PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.", *_from_sessions("session_date"))
+JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job"))
+BOOKINGS = _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking"))
 
 SESSIONS = Mart(
     "sessions",
@@ -179,8 +181,7 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
            *_from_sessions("milestone_index")),
         _c("booked_sessions", "BIGINT", "Booked sessions credited.", *_from_sessions("is_booked")),
-        _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job")),
-        _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking")),
+        JOBS, BOOKINGS,
         _c("opened_completion_rate", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
            *_from_sessions("is_booked")),
         _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
@@ -198,8 +199,7 @@ BOOKING_VOLUME = Mart(
         TENANT, SCHEDULER,
         _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
         GRAIN, PERIOD,
-        _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job")),
-        _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking")),
+        JOBS, BOOKINGS,
         _c("booked", "BIGINT", "jobs + bookings.", *_from_sessions("is_booked")),
         _c("abandoned_sent_to_bookings", "BIGINT", "Abandoned sessions sent as bookings (session_date basis).",
            *_from_sessions("sent_to_booking")),

@@ -65,17 +65,28 @@ def _range_windows(context: dg.AssetExecutionContext) -> list:
     return day_windows(keys.start, keys.end)
 
 
+def _ingest(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource, warehouse: DuckDBWarehouse,
+            table: RawTable, units: list, load: Callable, window: tuple | None = None) -> tuple[dict, dict, dict]:
+    """Run `load(client, con, unit)` for every tenant (or tenant/router pair) with one client and one
+    connection; returns the per-unit results, the client's totals and the materialization metadata."""
+    started = time.monotonic()
+    with servicetitan.client() as client, warehouse.connect() as con:
+        results = for_each_tenant(context, units, lambda unit: load(client, con, unit))
+        per_unit = {":".join(map(str, u)) if isinstance(u, tuple) else u: sum(r.values()) if isinstance(r, dict) else r
+                    for u, r in results.items()}
+        metadata = table_metadata(con, table, client.stats, started, window=window, per_tenant=per_unit)
+        return results, dict(client.stats.totals), metadata
+
+
 @_asset(SCHEDULERS)
 def raw_schedulers(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
                    warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Every scheduler of every configured tenant: company/brand, default flag, mode, status, data API key,
     quick-launch link, created and modified times."""
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        rows = for_each_tenant(context, servicetitan.tenants(),
-                               lambda tenant: ingest.ingest_schedulers(client, con, tenant, context.run.run_id))
-        return dg.MaterializeResult(metadata=table_metadata(con, SCHEDULERS, client.stats, started,
-                                                            per_tenant=rows))
+    run_id = context.run.run_id
+    _, _, metadata = _ingest(context, servicetitan, warehouse, SCHEDULERS, servicetitan.tenants(),
+                             lambda client, con, tenant: ingest.ingest_schedulers(client, con, tenant, run_id))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @_asset(SCHEDULER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
@@ -88,26 +99,23 @@ def raw_scheduler_sessions(context: dg.AssetExecutionContext, servicetitan: Serv
     """Every Scheduling Pro session, by day of creation: milestone reached (lastStep), outcome, job/booking/lead
     ids, timeslot, service requested, customer contact and device, and the full source tracking (UTMs, click
     ids, campaign). One row per tenant and session id, at its latest modifiedOn. Holds customer PII."""
-    windows = _range_windows(context)
+    windows, run_id = _range_windows(context), context.run.run_id
     window = (windows[0][0], windows[-1][1])
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        per_tenant = for_each_tenant(
-            context, servicetitan.tenants(),
-            lambda tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, context.run.run_id))
-        stored = {(t, sid): n for t, counts in per_tenant.items() for sid, n in counts.items()}
-        return dg.MaterializeResult(
-            metadata=table_metadata(con, SCHEDULER_SESSIONS, client.stats, started, window=window,
-                                    per_tenant={t: sum(c.values()) for t, c in per_tenant.items()},
-                                    per_scheduler={sid: n for (_, sid), n in stored.items()}),
-            check_results=[completeness(stored, client.stats.totals)])
+    per_tenant, totals, metadata = _ingest(
+        context, servicetitan, warehouse, SCHEDULER_SESSIONS, servicetitan.tenants(),
+        lambda client, con, tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, run_id), window)
+    stored = {(t, sid): n for t, counts in per_tenant.items() for sid, n in counts.items()}
+    metadata["rows_per_scheduler"] = dg.MetadataValue.json({sid: n for (_, sid), n in stored.items()})
+    return dg.MaterializeResult(metadata=metadata, check_results=[completeness(stored, totals)])
 
 
 def completeness(stored: dict[tuple[int, str], int], totals: dict[str, int]) -> dg.AssetCheckResult:
     """Stored rows per scheduler against the totalCount the API gave for the same window."""
-    short = {f"{tenant}/{sid}": {"stored": n, "total_count": totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions")}
-             for (tenant, sid), n in stored.items()
-             if n < totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions", 0)}
+    short = {}
+    for (tenant, sid), n in stored.items():
+        total = totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions", 0)
+        if n < total:
+            short[f"{tenant}/{sid}"] = {"stored": n, "total_count": total}
     return dg.AssetCheckResult(check_name=COMPLETENESS, passed=not short,
                                metadata={"schedulers_checked": len(stored),
                                          "short_schedulers": dg.MetadataValue.json(short)})
@@ -119,15 +127,12 @@ def raw_scheduler_performance(context: dg.AssetExecutionContext, servicetitan: S
                               warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """ServiceTitan's own performance numbers per scheduler and day: milestone counts, completion rates,
     contacts, jobs, bookings, abandoned sessions sent to bookings/leads, recoveries and SMS sent."""
-    windows = _range_windows(context)
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        rows = for_each_tenant(
-            context, servicetitan.tenants(),
-            lambda tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, context.run.run_id))
-        return dg.MaterializeResult(metadata=table_metadata(
-            con, SCHEDULER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
-            per_tenant=rows))
+    windows, run_id = _range_windows(context), context.run.run_id
+    _, _, metadata = _ingest(
+        context, servicetitan, warehouse, SCHEDULER_PERFORMANCE, servicetitan.tenants(),
+        lambda client, con, tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, run_id),
+        (windows[0][0], windows[-1][1]))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @_asset(ROUTER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
@@ -135,16 +140,12 @@ def raw_router_sessions(context: dg.AssetExecutionContext, servicetitan: Service
                         warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including sessions the router
     handed to a scheduler (those also appear in raw/scheduler_sessions with the same id). Holds customer PII."""
-    windows = _range_windows(context)
+    windows, run_id = _range_windows(context), context.run.run_id
     window = (windows[0][0], windows[-1][1])
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        rows = for_each_tenant(
-            context, servicetitan.routers(),
-            lambda pair: ingest.ingest_router_sessions(client, con, pair[0], pair[1], window, context.run.run_id))
-        return dg.MaterializeResult(metadata=table_metadata(
-            con, ROUTER_SESSIONS, client.stats, started, window=window,
-            per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))
+    _, _, metadata = _ingest(
+        context, servicetitan, warehouse, ROUTER_SESSIONS, servicetitan.routers(),
+        lambda client, con, pair: ingest.ingest_router_sessions(client, con, *pair, window, run_id), window)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @_asset(ROUTER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
@@ -152,12 +153,9 @@ def raw_router_performance(context: dg.AssetExecutionContext, servicetitan: Serv
                            warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
     """ServiceTitan's own router numbers per router and day: sessions opened and interacted, and sessions
     handed to each scheduler."""
-    windows = _range_windows(context)
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        rows = for_each_tenant(
-            context, servicetitan.routers(),
-            lambda pair: ingest.ingest_router_performance(client, con, pair[0], pair[1], windows, context.run.run_id))
-        return dg.MaterializeResult(metadata=table_metadata(
-            con, ROUTER_PERFORMANCE, client.stats, started, window=(windows[0][0], windows[-1][1]),
-            per_tenant={f"{t}:{r}": n for (t, r), n in rows.items()}))
+    windows, run_id = _range_windows(context), context.run.run_id
+    _, _, metadata = _ingest(
+        context, servicetitan, warehouse, ROUTER_PERFORMANCE, servicetitan.routers(),
+        lambda client, con, pair: ingest.ingest_router_performance(client, con, *pair, windows, run_id),
+        (windows[0][0], windows[-1][1]))
+    return dg.MaterializeResult(metadata=metadata)

@@ -25,7 +25,6 @@ def table_metadata(
     *,
     window: tuple[datetime, datetime] | None = None,
     per_tenant: dict | None = None,
-    per_scheduler: dict | None = None,
 ) -> dict:
     total = con.execute(f"SELECT count(*) FROM {table.qualified}").fetchone()[0]
     metadata: dict = {
@@ -44,8 +43,6 @@ def table_metadata(
         metadata["window"] = dg.MetadataValue.text(f"[{window[0].isoformat()}, {window[1].isoformat()})")
     if per_tenant:
         metadata["rows_per_tenant"] = dg.MetadataValue.json({str(k): v for k, v in per_tenant.items()})
-    if per_scheduler:
-        metadata["rows_per_scheduler"] = dg.MetadataValue.json(per_scheduler)
     if stats.problems:
         metadata["api_problems"] = dg.MetadataValue.json(dict(stats.problems))
     return metadata
