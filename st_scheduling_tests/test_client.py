@@ -35,7 +35,7 @@ def sessions_of(client, tenant, scheduler_id, **window) -> dict[str, dict]:
 
 def expected_ids(simulator, tenant, scheduler) -> set[str]:
     window = Window(int(START.timestamp()), int(END.timestamp()))
-    return {r["id"] for _, r in simulator.model.session_records(tenant, scheduler, window, simulator.now())}
+    return {r["id"] for _, r in simulator.model.records(tenant, scheduler, window, simulator.now())}
 
 
 @pytest.fixture

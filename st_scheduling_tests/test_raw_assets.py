@@ -35,7 +35,7 @@ def served_fingerprint(simulator, first=FIRST, last=LAST) -> dict:
     found = defaultdict(list)
     for tenant in simulator.tenants:
         for scheduler in simulator.model.schedulers(tenant, simulator.now()):
-            for _, r in simulator.model.session_records(tenant, scheduler, Window(start, end), simulator.now()):
+            for _, r in simulator.model.records(tenant, scheduler, Window(start, end), simulator.now()):
                 found[(tenant.id, scheduler.id, r["createdOn"][:10])].append(f"{r['id']}|{r['modifiedOn']}")
     return {k: (len(v), hashlib.md5("".join(sorted(v)).encode()).hexdigest()) for k, v in found.items()}
 
@@ -144,7 +144,8 @@ def test_a_failing_tenant_keeps_the_others_rows_and_is_named(served, simulator, 
 def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, warehouse):
     assert materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01").success
     before = stored_fingerprint(warehouse.path)
-    simulator.model.session_records = lambda *args, **kwargs: iter(())
+    simulator.model.day_plans = lambda *args, **kwargs: []
+    simulator.model._day_counts.cache_clear()
     result = materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01")
     assert not result.success
     assert "refusing to wipe them" in next(

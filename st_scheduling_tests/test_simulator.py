@@ -13,7 +13,7 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 
 from st_scheduling.simulator import FaultRates, ManualClock, Simulator, webhooks
-from st_scheduling_tests.conftest import NOW, SMALL, serve, spec
+from st_scheduling_tests.conftest import NOW, SMALL, Served, serve, spec
 
 API = "/schedulingpro/v2"
 DAY_WINDOW = {"sessionCreatedOnOrAfter": "2026-10-10T00:00:00Z", "sessionCreatedBefore": "2026-10-11T00:00:00Z"}
@@ -132,6 +132,11 @@ def test_paging_envelopes_and_validation(api):
         assert response.status_code == 400, params
         assert field in response.json()["errors"]
     assert api.get(path, pageSize=5000).status_code == 200
+    # hasMore is exact at the boundaries, with and without includeTotal.
+    assert api.get(path, pageSize=total).json()["hasMore"] is False
+    assert api.get(path, pageSize=total - 1).json()["hasMore"] is True
+    assert [len(api.get(path, pageSize=total - 1, page=2).json()["data"]), api.get(
+        path, pageSize=total - 1, page=2).json()["hasMore"]] == [1, False]
     assert api.get("/tenant/123/schedulers").status_code == 404
     assert api.get("/tenant/not-a-number/schedulers").status_code == 400
     assert api.get(f"/tenant/{tenant.id}/routers/nope/performance", **DAY_WINDOW).status_code == 404
@@ -147,11 +152,15 @@ def test_created_and_modified_filters_select_exactly_the_matching_sessions(api):
     modified = api.all_pages(path, modifiedOnOrAfter="2026-10-12T00:00:00Z", modifiedBefore="2026-10-14T00:00:00Z")
     assert {r["id"] for r in modified} == {
         r["id"] for r in everything if "2026-10-12T00:00:00Z" <= r["modifiedOn"] < "2026-10-14T00:00:00Z"}
-    # Sessions change for days after they are created (recoveries, bookings turned into jobs).
-    late = [r for s in tenant.schedulers for r in api.all_pages(
-        f"/tenant/{tenant.id}/schedulers/{s.id}/sessions", modifiedOnOrAfter="2026-10-12T00:00:00Z")
-        if r["createdOn"] < "2026-10-11"]
+    # Sessions change for days after they are created (recoveries, bookings turned into jobs), and the
+    # modified filter finds them however old they are.
+    late = [(s, r) for s in tenant.schedulers for r in api.all_pages(f"/tenant/{tenant.id}/schedulers/{s.id}/sessions")
+            if datetime.fromisoformat(r["modifiedOn"]) - datetime.fromisoformat(r["createdOn"]) > timedelta(days=1)]
     assert late
+    scheduler, record = late[-1]
+    found = api.all_pages(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions",
+                          modifiedOnOrAfter=record["modifiedOn"])
+    assert record in found and all(r["modifiedOn"] >= record["modifiedOn"] for r in found)
 
 
 def test_same_seed_and_clock_serve_byte_identical_pages():
@@ -167,6 +176,23 @@ def test_same_seed_and_clock_serve_byte_identical_pages():
         finally:
             served.close()
     assert bodies[0] == bodies[1] and len(bodies[0]) > 50_000
+
+
+def test_the_settled_day_disk_cache_serves_the_same_bytes(tmp_path):
+    plain, cached = serve(), Served(Simulator(SMALL, clock=ManualClock(NOW), cache_path=str(tmp_path / "days.db")))
+    try:
+        tenant = plain.simulator.tenants[0]
+        path = f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[0].id}/sessions"
+        queries = [{"pageSize": 5000}, {"pageSize": 100, "page": 3, "includeTotal": "true"},
+                   {"createdOnOrAfter": "2026-09-03T05:00:00Z", "createdBefore": "2026-09-20T00:00:00Z"},
+                   {"modifiedOnOrAfter": "2026-09-10T00:00:00Z", "modifiedBefore": "2026-09-12T00:00:00Z"}]
+        for query in queries:
+            expected = Api(plain).get(path, **query).content
+            assert Api(cached).get(path, **query).content == expected  # fills the cache
+            assert Api(cached).get(path, **query).content == expected  # served from it
+    finally:
+        plain.close()
+        cached.close()
 
 
 def test_a_moving_clock_creates_and_modifies_sessions(api, clock):

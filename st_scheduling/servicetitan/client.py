@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
+import orjson
 
 from st_scheduling.servicetitan import models
 from st_scheduling.servicetitan.errors import (
@@ -390,8 +391,8 @@ def _window_params(window: dict[str, datetime | None]) -> dict[str, str]:
 
 def _safe_json(response: httpx.Response) -> object:
     try:
-        return response.json()
-    except ValueError:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         return None
 
 

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--schedulers", type=int, default=3, help="schedulers per tenant")
     serve.add_argument("--daily-sessions", type=float, default=40.0, help="mean sessions per scheduler and day")
     serve.add_argument("--epoch", type=date.fromisoformat, default=DEFAULT_EPOCH, help="first day with sessions")
+    serve.add_argument("--cache", help="SQLite file for serialized settled days (fast, bounded-memory serving)")
     serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
     serve.add_argument("--fault-seed", type=int, default=0)
     serve.add_argument("--webhook-url", help="POST session CloudEvents here")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
                                  daily_sessions=args.daily_sessions, epoch=args.epoch)
-    simulator = Simulator(settings, faults=FaultRates.parse(args.faults, seed=args.fault_seed))
+    simulator = Simulator(settings, faults=FaultRates.parse(args.faults, seed=args.fault_seed), cache_path=args.cache)
     server = http_server(simulator, args.host, args.port)
     base = f"http://{args.host}:{server.server_port}"
     creds = simulator.credentials

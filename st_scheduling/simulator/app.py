@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import threading
@@ -23,11 +22,21 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs
 
 import httpx
+import orjson
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from st_scheduling.simulator import performance
+from st_scheduling.simulator.day_cache import DayCache
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
-from st_scheduling.simulator.model import SimulatorSettings, Tenant, TenantModel, Window, epoch_seconds
+from st_scheduling.simulator.model import (
+    DAY,
+    MAX_LIFETIME,
+    SimulatorSettings,
+    Tenant,
+    TenantModel,
+    Window,
+    epoch_seconds,
+)
 
 API_PREFIX = "/schedulingpro/v2"
 TOKEN_PATH = "/connect/token"
@@ -126,8 +135,10 @@ class Simulator:
         faults: FaultRates | None = None,
         credentials: Credentials | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        cache_path: str | None = None,
     ):
         self.model = TenantModel(settings)
+        self.day_cache = DayCache(cache_path) if cache_path else None
         self.clock = clock
         self.faults = FaultInjector(faults)
         self.credentials = credentials or Credentials()
@@ -171,7 +182,7 @@ class Simulator:
             return self._respond(start_response, err.status, _problem(err.status, err.title, err.errors), headers)
 
     def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = orjson.dumps(body)
         reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
                   409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
                   503: "Service Unavailable"}[status]
@@ -238,9 +249,11 @@ class Simulator:
             body = self._page(name, tenant, match.groupdict().get("id"), query, now,
                               drift=fault == "page_drift")
             if fault == "schema_drift":
-                body["data"] = [_drifted(record) for record in body["data"]]
+                body["data"] = [_drifted(orjson.loads(record)) for record in body["data"]]
+            else:
+                body["data"] = [orjson.Fragment(record) for record in body["data"]]  # already serialized
         if fault == "malformed_json":
-            payload = json.dumps(body, separators=(",", ":")).encode()
+            payload = orjson.dumps(body)
             start_response("200 OK", [("Content-Type", "application/json; charset=utf-8"), self._date_header()])
             return [payload[: max(1, len(payload) // 2)]]
         return self._respond(start_response, 200, body)
@@ -302,41 +315,61 @@ class Simulator:
         size = _parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
         include_total = _parse_bool("includeTotal", query["includeTotal"]) if query.get("includeTotal") else False
         window = self._window(query)
-        records = self._records(name, tenant, owner_id, window, now)
         # Page drift: one record that belonged on this page moved to an earlier one while the client paged.
         skip = (page - 1) * size + (1 if drift else 0)
-        data, total = [], 0
-        for index, record in enumerate(records):
-            total = index + 1
-            if skip <= index < skip + size:
-                data.append(record)
-            elif index >= skip + size and not include_total:
-                break
+        if name == "schedulers":
+            records = [orjson.dumps(r) for r in self._scheduler_records(tenant, window, now)]
+            data, total = records[skip:skip + size], len(records)
+        else:
+            owner = self._scheduler(tenant, owner_id, now) if name == "scheduler_sessions" else self._router(
+                tenant, owner_id)
+            data, total = self._session_page(tenant, owner, window, now, skip, size, include_total)
         body = {"page": page, "pageSize": size, "hasMore": total > skip + size}
         if include_total:
             body["totalCount"] = total
         body["data"] = data
         return body
 
-    def _records(self, name: str, tenant: Tenant, owner_id: str | None, window: Window, now: int) -> Iterator[dict]:
-        if name == "schedulers":
-            for scheduler in self.model.schedulers(tenant, now):
-                record = scheduler.record(now)
-                if window.created_from is not None and scheduler.created < window.created_from:
-                    continue
-                if window.created_before is not None and scheduler.created >= window.created_before:
-                    continue
-                if window.modified_from is not None and record["modifiedOn"] < window.modified_from:
-                    continue
-                if window.modified_before is not None and record["modifiedOn"] >= window.modified_before:
-                    continue
+    def _session_page(self, tenant: Tenant, owner, window: Window, now: int, skip: int, size: int,
+                      include_total: bool) -> tuple[list[bytes], int]:
+        """Records [skip, skip + size), serialized, and the count seen (all of them with include_total, else
+        enough to know whether more follow). Whole days are skipped by their cached counts, so deep pages
+        stay cheap."""
+        data: list[bytes] = []
+        seen = 0
+        for day in self.model.days(*window.day_span(self.model.epoch_ts, now)):
+            if len(data) == size and not include_total and seen > skip + size:
+                break  # the page is full and at least one record follows it
+            count = self.model.day_count(tenant, owner, day, window, now)
+            if seen + count <= skip or len(data) == size:
+                seen += count
+                continue
+            for body in self._day_bodies(tenant, owner, day, window, now):
+                if skip <= seen < skip + size:
+                    data.append(body)
+                seen += 1
+        return data, seen
+
+    def _day_bodies(self, tenant: Tenant, owner, day: int, window: Window, now: int) -> Iterator[bytes]:
+        """The serialized records of one day matching `window`; from the disk cache once the day is settled."""
+        if self.day_cache is None or now < (day + 1) * DAY + MAX_LIFETIME:
+            yield from (orjson.dumps(record) for _, record in self.model.day_records(tenant, owner, day, window, now))
+            return
+
+        def produce() -> list[tuple[int, str, bytes]]:
+            everything = Window()
+            return [(plan.created, record["modifiedOn"], orjson.dumps(record))
+                    for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
+
+        for created, modified, body in self.day_cache.day(owner.id, day, produce):
+            if window.matches(created, modified):
+                yield body
+
+    def _scheduler_records(self, tenant: Tenant, window: Window, now: int) -> Iterator[dict]:
+        for scheduler in self.model.schedulers(tenant, now):
+            record = scheduler.record(now)
+            if window.matches(scheduler.created, record["modifiedOn"]):
                 yield record
-        elif name == "scheduler_sessions":
-            scheduler = self._scheduler(tenant, owner_id, now)
-            yield from (record for _, record in self.model.session_records(tenant, scheduler, window, now))
-        else:
-            router = self._router(tenant, owner_id)
-            yield from (record for _, record in self.model.router_records(tenant, router, window, now))
 
     def _scheduler(self, tenant: Tenant, scheduler_id: str, now: int):
         scheduler = tenant.scheduler(scheduler_id)
@@ -360,10 +393,9 @@ class Simulator:
         window = Window(created_from=start, created_before=end)
         if name == "scheduler_performance":
             scheduler = self._scheduler(tenant, owner_id, now)
-            return performance.scheduler_performance(
-                scheduler, self.model.session_records(tenant, scheduler, window, now), now)
+            return performance.scheduler_performance(scheduler, self.model.records(tenant, scheduler, window, now), now)
         router = self._router(tenant, owner_id)
-        return performance.router_performance(router.id, self.model.router_records(tenant, router, window, now))
+        return performance.router_performance(router.id, self.model.records(tenant, router, window, now))
 
 
 class _RequestHandler(WSGIRequestHandler):

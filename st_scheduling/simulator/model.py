@@ -10,9 +10,11 @@ up to ``MAX_LIFETIME`` after creation.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import heapq
+import itertools
 import math
 import random
 import uuid
@@ -72,6 +74,9 @@ CAMPAIGNS = (
 )
 # Probability of reaching milestone i+1 having reached milestone i, for online (Standard) schedulers.
 CONTINUE = (0.76, 0.84, 0.84, 0.8, 0.76, 0.88, 0.82)
+HOURS = tuple(range(24))
+CHANNEL_NAMES = tuple(c for c, _ in CHANNELS)
+CHANNEL_CUM_WEIGHTS = tuple(itertools.accumulate(w for _, w in CHANNELS))
 CHANNEL_INTENT = {"google_ads": 1.05, "gbp": 1.08, "rwg": 1.12, "direct": 0.9, "organic": 0.95, "meta_ads": 0.88}
 
 FIRST_NAMES = ("Avery", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Quinn", "Drew", "Harper",
@@ -88,9 +93,31 @@ RESPONSES = ("System age: 10+ years", "Unit is running: No", "Water on the floor
 NOTES = ("Dog in the backyard", "Side gate is unlocked", "Please call before arriving", "Second-floor unit")
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_prefix(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY, UTC).strftime("%Y-%m-%dT")
+
+
 def iso(ts: int) -> str:
     """Epoch seconds as the API's UTC date-time."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    seconds = ts % DAY
+    return f"{_day_prefix(ts // DAY)}{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z"
+
+
+class _Random(random.Random):
+    """random.Random with cheaper integer draws (the model needs determinism, not perfect uniformity)."""
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        if stop is None:
+            start, stop = 0, start
+        return start + int(self.random() * (stop - start))
+
+    def choice(self, seq):
+        return seq[int(self.random() * len(seq))]
+
+    def weighted(self, items: tuple, cum_weights: tuple):
+        """One of `items`, drawn by cumulative weights."""
+        return items[bisect.bisect(cum_weights, self.random() * cum_weights[-1])]
 
 
 def epoch_seconds(moment: datetime) -> int:
@@ -111,7 +138,7 @@ class SimulatorSettings:
     schedulers_per_tenant: int = 3
     daily_sessions: float = 40.0  # mean sessions per day of a weight-1.0 scheduler
     epoch: date = DEFAULT_EPOCH  # the first day with sessions
-    cached_days: int = 4096  # (scheduler, day) session lists kept in memory
+    cached_sessions: int = 25_000  # generated sessions kept in memory (about 10 KB each); older ones are regenerated
 
 
 @dataclass(frozen=True)
@@ -217,7 +244,10 @@ class TenantModel:
     def __init__(self, settings: SimulatorSettings | None = None):
         self.settings = settings or SimulatorSettings()
         self.tenants: dict[int, Tenant] = {t.id: t for t in self._build_tenants()}
-        self._day_sessions = functools.lru_cache(maxsize=self.settings.cached_days)(self._generate_day)
+        # Memory is bounded by the number of sessions cached, not by how many have been served.
+        days_cached = max(16, int(self.settings.cached_sessions // max(1.0, self.settings.daily_sessions)))
+        self._day_sessions = functools.lru_cache(maxsize=days_cached)(self._generate_day)
+        self._day_counts = functools.lru_cache(maxsize=65_536)(self._count_day)
 
     @property
     def epoch_ts(self) -> int:
@@ -226,7 +256,7 @@ class TenantModel:
     # -- tenants and schedulers -------------------------------------------------------------------
     def _build_tenants(self) -> list[Tenant]:
         s = self.settings
-        rng = random.Random(f"tenants/{s.seed}")
+        rng = _Random(f"tenants/{s.seed}")
         tenants = []
         for t in range(s.tenant_count):
             tenant_id = rng.randrange(100_000_000, 999_999_999)
@@ -278,45 +308,53 @@ class TenantModel:
     def router_only_sessions(self, tenant: Tenant, router: Router, day: int) -> list[SessionPlan]:
         return self._day_sessions(tenant.id, router.id, day)
 
-    def session_records(
-        self, tenant: Tenant, scheduler: Scheduler, window: Window, now: int
-    ) -> Iterator[tuple[SessionPlan, dict]]:
-        """A scheduler's sessions matching `window` as of `now`, in a stable order."""
-        for day in self.days(*window.day_span(self.epoch_ts, now)):
-            for plan in self.scheduler_sessions(tenant, scheduler, day):
-                record = window.admits(plan, now)
-                if record is not None:
-                    yield plan, record
+    def day_plans(self, tenant: Tenant, owner: Scheduler | Router, day: int, now: int) -> list[SessionPlan]:
+        """The sessions listed by a scheduler (or router: its own plus those it upgraded) created on `day`."""
+        if isinstance(owner, Scheduler):
+            return self.scheduler_sessions(tenant, owner, day)
+        upgraded = [[p for p in self.scheduler_sessions(tenant, s, day) if p.via_router]
+                    for s in self.schedulers(tenant, now)]
+        return list(heapq.merge(self.router_only_sessions(tenant, owner, day), *upgraded,
+                                key=lambda p: (p.created, p.id)))
 
-    def router_records(
-        self, tenant: Tenant, router: Router, window: Window, now: int
-    ) -> Iterator[tuple[SessionPlan, dict]]:
-        """A router's sessions: those that stayed in the router, and those upgraded to a scheduler."""
+    def day_records(self, tenant: Tenant, owner: Scheduler | Router, day: int, window: Window,
+                    now: int) -> Iterator[tuple[SessionPlan, dict]]:
+        for plan in self.day_plans(tenant, owner, day, now):
+            record = window.admits(plan, now)
+            if record is not None:
+                yield plan, record
+
+    def day_count(self, tenant: Tenant, owner: Scheduler | Router, day: int, window: Window, now: int) -> int:
+        """How many of a day's sessions match `window` at `now` (cached: a day stops changing after
+        MAX_LIFETIME, so its count at any later `now` is the same)."""
+        settled = min(now, (day + 1) * DAY + MAX_LIFETIME)
+        return self._day_counts(tenant.id, owner.id, day, window, settled)
+
+    def _count_day(self, tenant_id: int, owner_id: str, day: int, window: Window, now: int) -> int:
+        tenant = self.tenants[tenant_id]
+        owner = tenant.scheduler(owner_id) or tenant.router(owner_id)
+        return sum(1 for _ in self.day_records(tenant, owner, day, window, now))
+
+    def records(self, tenant: Tenant, owner: Scheduler | Router, window: Window,
+                now: int) -> Iterator[tuple[SessionPlan, dict]]:
+        """A scheduler's or router's sessions matching `window` as of `now`, in a stable order."""
         for day in self.days(*window.day_span(self.epoch_ts, now)):
-            upgraded = [
-                [p for p in self.scheduler_sessions(tenant, s, day) if p.via_router]
-                for s in self.schedulers(tenant, now)
-            ]
-            streams = [self.router_only_sessions(tenant, router, day), *upgraded]
-            for plan in heapq.merge(*streams, key=lambda p: (p.created, p.id)):
-                record = window.admits(plan, now)
-                if record is not None:
-                    yield plan, record
+            yield from self.day_records(tenant, owner, day, window, now)
 
     def _generate_day(self, tenant_id: int, owner_id: str, day: int) -> list[SessionPlan]:
         tenant = self.tenants[tenant_id]
         scheduler = tenant.scheduler(owner_id)
-        rng = random.Random(f"{self.settings.seed}/{tenant_id}/{owner_id}/{day}")
+        rng = _Random(f"{self.settings.seed}/{tenant_id}/{owner_id}/{day}")
         day_start = day * DAY
         weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
         season = 1.0 + 0.15 * math.sin(2 * math.pi * day / 365.25)
         weight = scheduler.weight if scheduler else 0.2
         mean = self.settings.daily_sessions * weight * WEEKDAY_FACTOR[weekday] * season
         count = max(0, round(rng.gauss(mean, math.sqrt(mean) if mean > 0 else 0)))
-        hour_weights = [HOUR_WEIGHTS[(h + tenant.utc_offset_hours) % 24] for h in range(24)]
+        hour_weights = tuple(itertools.accumulate(HOUR_WEIGHTS[(h + tenant.utc_offset_hours) % 24] for h in range(24)))
         plans = []
         for index in range(count):
-            hour = rng.choices(range(24), hour_weights)[0]
+            hour = rng.weighted(HOURS, hour_weights)
             created = day_start + hour * 3600 + rng.randrange(3600)
             if scheduler is not None and created < scheduler.created:
                 continue
@@ -329,8 +367,9 @@ class TenantModel:
         return plans
 
 
+@functools.lru_cache(maxsize=65_536)
 def _customer_identity(tenant_id: int, key: str) -> dict:
-    rng = random.Random(f"customer/{tenant_id}/{key}")
+    rng = _Random(f"customer/{tenant_id}/{key}")
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     city, state = rng.choice(CITIES)
     return {
@@ -353,6 +392,11 @@ def _customer_identity(tenant_id: int, key: str) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1024)
+def _landing_page(company: str) -> str:
+    return f"https://www.{''.join(ch for ch in company.lower() if ch.isalnum())}.example/schedule"
+
+
 def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[dict, str | None, str | None]:
     """The sourceTracking object, gbpName and campaignName for a session arriving through `channel`."""
     src = dict.fromkeys(
@@ -360,8 +404,7 @@ def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[di
          "utmCampaign", "utmAdgroup", "utmTerm", "utmContent", "googleAnalyticsClientId", "bookedFrom",
          "sourcedFromMarketingPro", "gbraid", "wbraid", "marketingSource")
     )
-    slug = "".join(ch for ch in company.lower() if ch.isalnum())
-    src["landingPageUrl"] = f"https://www.{slug}.example/schedule"
+    src["landingPageUrl"] = _landing_page(company)
     if rng.random() < 0.6:
         src["googleAnalyticsClientId"] = f"GA1.1.{rng.randrange(10**9, 10**10)}.{rng.randrange(10**9, 10**10)}"
     gbp_name = campaign_name = None
@@ -383,7 +426,7 @@ def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[di
         gbp_name = f"{company} - {rng.choice(CITIES)[0]}"
         src["utmSource"], src["utmMedium"] = "google", "gbp"
     elif channel == "google_ads":
-        src[rng.choices(("gclid", "gbraid", "wbraid"), (0.7, 0.15, 0.15))[0]] = click
+        src[rng.weighted(("gclid", "gbraid", "wbraid"), (0.7, 0.85, 1.0))] = click
     elif channel == "microsoft_ads":
         src["msclkid"] = click
     elif channel == "meta_ads":
@@ -473,7 +516,7 @@ def _session_plan(
     rng: random.Random, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str, created: int
 ) -> SessionPlan:
     bot = rng.random() < 0.03
-    channel = "direct" if bot else rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
+    channel = "direct" if bot else rng.weighted(CHANNEL_NAMES, CHANNEL_CUM_WEIGHTS)
     source, gbp_name, campaign_name = _source_tracking(rng, channel, scheduler.company_name)
     # A quarter of visitors are returning customers, seen on one of the previous two weeks' sessions.
     if rng.random() < 0.25:
@@ -579,7 +622,7 @@ def _session_plan(
 def _router_only_plan(rng: random.Random, session_id: str, created: int) -> SessionPlan:
     """A router session that never reached a scheduler: opened, maybe interacted, then left."""
     bot = rng.random() < 0.03
-    channel = "direct" if bot else rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
+    channel = "direct" if bot else rng.weighted(CHANNEL_NAMES, CHANNEL_CUM_WEIGHTS)
     source, gbp_name, campaign_name = _source_tracking(rng, channel, "Router")
     interacted = not bot and rng.random() < 0.45
     finished = created + rng.randrange(30, 600)
@@ -607,17 +650,17 @@ class Window:
         end = now + 1 if self.created_before is None else min(self.created_before, now + 1)
         return start, end
 
+    def matches(self, created: int, modified: str) -> bool:
+        return (
+            (self.created_from is None or created >= self.created_from)
+            and (self.created_before is None or created < self.created_before)
+            and (self.modified_from is None or modified >= self.modified_from)
+            and (self.modified_before is None or modified < self.modified_before)
+        )
+
     def admits(self, plan: SessionPlan, now: int) -> dict | None:
+        """The session's record at `now` if it exists then and matches the window, else None."""
         if plan.created > now:
             return None
-        if self.created_from is not None and plan.created < self.created_from:
-            return None
-        if self.created_before is not None and plan.created >= self.created_before:
-            return None
         record = plan.at(now)
-        modified = record["modifiedOn"]
-        if self.modified_from is not None and modified < self.modified_from:
-            return None
-        if self.modified_before is not None and modified >= self.modified_before:
-            return None
-        return record
+        return record if self.matches(plan.created, record["modifiedOn"]) else None

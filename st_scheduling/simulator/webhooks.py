@@ -32,7 +32,7 @@ def events_between(model: TenantModel, since: int, until: int) -> Iterator[dict]
     window = Window(modified_from=iso(since + 1), modified_before=iso(until + 1))
     for tenant in model.tenants.values():
         for scheduler in model.schedulers(tenant, until):
-            for plan, _ in model.session_records(tenant, scheduler, window, until):
+            for plan, _ in model.records(tenant, scheduler, window, until):
                 for at, _changes in plan.events:
                     if not since < at <= until:
                         continue
