@@ -29,6 +29,7 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per API call on 429/409/5xx/timeouts")
     retry_base_seconds: float = Field(default=0.5, description="First backoff delay; doubles per attempt")
     max_retry_seconds: float = Field(default=300.0, description="Give up on a call after retrying this long")
+    timeout_seconds: float = Field(default=100.0, description="HTTP timeout per request (the API's own is 100 s)")
 
     def tenants(self) -> list[int]:
         if not self.tenant_ids.strip():
@@ -63,14 +64,15 @@ class ServiceTitanResource(dg.ConfigurableResource):
             creds = simulator.credentials
             client = ServiceTitanClient(Endpoints.resolve("http://simulator.invalid"),
                                         Credentials(creds.client_id, creds.client_secret, creds.app_key),
-                                        transport=simulator.transport(), retry=retry)
+                                        transport=simulator.transport(), retry=retry, timeout=self.timeout_seconds)
         else:
             missing = [name for name, value in (("ST_CLIENT_ID", self.client_id), ("ST_CLIENT_SECRET",
                        self.client_secret), ("ST_APP_KEY", self.app_key)) if not value]
             if missing:
                 raise ConfigurationError(f"ST_ENVIRONMENT={self.environment} needs {', '.join(missing)}")
             client = ServiceTitanClient(Endpoints.resolve(self.environment, self.token_url),
-                                        Credentials(self.client_id, self.client_secret, self.app_key), retry=retry)
+                                        Credentials(self.client_id, self.client_secret, self.app_key), retry=retry,
+                                        timeout=self.timeout_seconds)
         with client:
             yield client
 
@@ -87,10 +89,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
     threads: int = Field(default=2, description="DuckDB worker threads")
     memory_limit: str = Field(default="2GB", description="DuckDB memory limit")
+    lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect(WarehouseSettings(self.path, self.threads, self.memory_limit)) as con:
+        settings = WarehouseSettings(self.path, self.threads, self.memory_limit)
+        with connect(settings, lock_wait=self.lock_wait_seconds) as con:
             yield con
 
 

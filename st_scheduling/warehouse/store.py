@@ -21,6 +21,10 @@ class EmptyWindowError(RuntimeError):
     """The API returned nothing for a window that holds rows: refuse to wipe them."""
 
 
+class WarehouseUnavailableError(RuntimeError):
+    """The DuckDB file cannot be opened for writing: locked by another process, or not writable."""
+
+
 @dataclass(frozen=True)
 class WarehouseSettings:
     path: str
@@ -35,8 +39,11 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
     DuckDB lets one process write a file at a time; a run that finds the file locked by another waits
     (bounded) instead of failing at once.
     """
-    if not settings.path.startswith("md:"):
-        Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if not settings.path.startswith("md:"):
+            Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WarehouseUnavailableError(f"cannot create the folder of the DuckDB file {settings.path}: {err}") from err
     deadline = time.monotonic() + lock_wait
     delay = 0.2
     while True:
@@ -45,10 +52,13 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
                                                          "memory_limit": settings.memory_limit})
             break
         except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            locked = "lock" in str(err).lower()
+            if locked and time.monotonic() + delay <= deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            problem = f"is locked by another process (waited {lock_wait:.0f} s)" if locked else "cannot be opened"
+            raise WarehouseUnavailableError(f"the DuckDB file {settings.path} {problem}: {err}") from err
     try:
         ensure_schema(con)
         yield con
