@@ -1,0 +1,146 @@
+"""The real thing: `dg dev` (webserver and daemon) on a free port, a run launched through GraphQL, lineage
+and check results read back through GraphQL, and the UI looked at in headless Chromium."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+RUN_STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+FUNNEL = """
+{
+  assetNodeOrError(assetKey: {path: ["marts", "milestone_funnel"]}) {
+    ... on AssetNode {
+      dependencyKeys { path }
+      dependedByKeys { path }
+      assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } }
+      assetMaterializations(limit: 1) { runId metadataEntries { label } }
+    }
+  }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+@pytest.fixture
+def dagster_dev(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_DUCKDB_PATH": str(tmp_path / "e2e.duckdb")}
+    log = (tmp_path / "dg-dev.log").open("w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "--port", str(port), "--host",
+                                "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, (tmp_path / "dg-dev.log").read_text()[-3000:]
+            try:
+                data = _graphql(base, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }")
+                if data["repositoriesOrError"].get("nodes"):
+                    break
+            except (httpx.HTTPError, AssertionError, KeyError):
+                pass
+            assert time.monotonic() < deadline, "dg dev did not come up in 180 s"
+            time.sleep(2)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.mark.e2e
+def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(dagster_dev):
+    base = dagster_dev
+    today = datetime.now(UTC).date()
+    tags = [{"key": "dagster/asset_partition_range_start", "value": str(today - timedelta(days=2))},
+            {"key": "dagster/asset_partition_range_end", "value": str(today)}]
+    launched = _graphql(base, LAUNCH, {"params": {
+        "selector": {"repositoryLocationName": "st_scheduling", "repositoryName": "__repository__",
+                     "jobName": "scheduling_pro_job"},
+        "runConfigData": {},
+        "executionMetadata": {"tags": tags},
+    }})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 420
+    status = None
+    while status not in ("SUCCESS", "FAILURE", "CANCELED"):
+        assert time.monotonic() < deadline, f"run {run_id} still {status} after 420 s"
+        time.sleep(3)
+        status = _graphql(base, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+    assert status == "SUCCESS"
+
+    funnel = _graphql(base, FUNNEL)["assetNodeOrError"]
+    assert {"/".join(k["path"]) for k in funnel["dependencyKeys"]} == {"marts/sessions"}
+    checks = {c["name"]: c["executionForLatestMaterialization"]["status"]
+              for c in funnel["assetChecksOrError"]["checks"]}
+    assert checks == {"funnel_monotone": "SUCCEEDED", "rates_within_0_and_1": "SUCCEEDED"}
+    assert "funnel_chart" in {m["label"] for m in funnel["assetMaterializations"][0]["metadataEntries"]}
+
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium): the browser part did not run")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        for group, names in (("scheduling_pro_raw", ("schedulers", "scheduler_sessions", "scheduler_performance")),
+                             ("scheduling_pro_marts", ("milestone_funnel", "campaign_attribution",
+                                                       "customer_follow_ups", "scheduler_scorecard"))):
+            page.goto(f"{base}/locations/st_scheduling/asset-groups/{group}", wait_until="networkidle")
+            page.get_by_text(names[0], exact=True).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / f"asset-graph-{group}.png"))
+            text = page.inner_text("body")
+            assert all(name in text for name in names), (group, text[:2000])
+
+        page.goto(f"{base}/assets/marts/milestone_funnel?view=events", wait_until="networkidle")
+        page.locator("tr", has_text="funnel_chart").get_by_text("[Show Markdown]").click()
+        chart = page.locator("img[src^='data:image/png']").first
+        chart.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "milestone-funnel-chart.png"))
+        assert chart.evaluate("img => img.naturalWidth") > 100, "the funnel chart image rendered"
+        browser.close()
