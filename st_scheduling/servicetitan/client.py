@@ -205,11 +205,12 @@ class ServiceTitanClient:
                     raise TypeError
             except (KeyError, TypeError):
                 raise MalformedResponseError(path, number, str(body)[:200])
-            for record in records:
-                if not isinstance(record, dict):
-                    raise MalformedResponseError(path, number, str(record)[:200])
-                if problem := models.first_type_error(record, shape):
-                    raise RecordTypeError(path, number, record.get("id"), *problem)
+            if not all(isinstance(record, dict) for record in records):
+                raise MalformedResponseError(path, number, str(records)[:200])
+            if not models.page_conforms(records, shape):
+                for record in records:
+                    if problem := models.first_type_error(record, shape):
+                        raise RecordTypeError(path, number, record.get("id"), *problem)
             yield Page(number, records, has_more, body.get("totalCount"))
             if not has_more or not records:
                 return

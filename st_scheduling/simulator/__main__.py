@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import httpx
 
 from st_scheduling.simulator import webhooks
-from st_scheduling.simulator.app import TOKEN_PATH, Simulator, http_server
+from st_scheduling.simulator.app import TOKEN_PATH, ManualClock, Simulator, http_server
 from st_scheduling.simulator.faults import KINDS, FaultRates
 from st_scheduling.simulator.model import DEFAULT_EPOCH, SimulatorSettings
 
@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--schedulers", type=int, default=3, help="schedulers per tenant")
     serve.add_argument("--daily-sessions", type=float, default=40.0, help="mean sessions per scheduler and day")
     serve.add_argument("--epoch", type=date.fromisoformat, default=DEFAULT_EPOCH, help="first day with sessions")
+    serve.add_argument("--frozen-at", type=datetime.fromisoformat,
+                       help="freeze the simulator's clock at this UTC moment (reproducible data, tokens never expire)")
     serve.add_argument("--cache", help="SQLite file for serialized settled days (fast, bounded-memory serving)")
     serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
     serve.add_argument("--fault-seed", type=int, default=0)
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
                                  daily_sessions=args.daily_sessions, epoch=args.epoch)
-    simulator = Simulator(settings, faults=FaultRates.parse(args.faults, seed=args.fault_seed), cache_path=args.cache)
+    clock = ManualClock(args.frozen_at.replace(tzinfo=args.frozen_at.tzinfo or UTC)) if args.frozen_at else time.time
+    simulator = Simulator(settings, clock=clock, faults=FaultRates.parse(args.faults, seed=args.fault_seed),
+                          cache_path=args.cache)
     server = http_server(simulator, args.host, args.port)
     base = f"http://{args.host}:{server.server_port}"
     creds = simulator.credentials

@@ -81,13 +81,42 @@ class RawTable:
         return pa.schema([(c.name, ARROW_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
                          + [("extra", pa.string())])
 
+    @functools.cached_property
+    def nested_arrow_schema(self) -> pa.Schema:
+        """The API shape as Arrow structs, so Arrow's C++ converter reads whole pages of records."""
+        # JSON fields are left out here (Arrow would need their shape) and filled from the records.
+        return pa.schema([(name, _nested_type(kind)) for name, kind in self.shape.items() if kind != models.JSON])
+
     def to_arrow(self, records: list[dict], lead: dict) -> pa.Table:
         """Flatten API records into an Arrow table; `lead` gives the platform columns' values."""
-        columns: dict[str, list] = {c.name: [lead[c.name]] * len(records) for c in self.lead_columns}
+        nested = pa.Table.from_pylist(records, schema=self.nested_arrow_schema)
+        while any(pa.types.is_struct(field.type) for field in nested.schema):
+            nested = nested.flatten()
+        columns: dict[str, object] = {c.name: [lead[c.name]] * len(records) for c in self.lead_columns}
         for column in self.api_columns:
-            columns[column.name] = [_dig(r, column.path, column.kind) for r in records]
-        columns["extra"] = [_extra(r, self.shape) for r in records]
+            if column.kind == models.JSON:
+                columns[column.name] = [_dig(r, column.path, column.kind) for r in records]
+            else:
+                columns[column.name] = nested.column(".".join(column.path))
+        unknown = _has_unknown_fields(records, self.shape)
+        columns["extra"] = [_extra(r, self.shape) for r in records] if unknown else [None] * len(records)
         return pa.table(columns, schema=self.arrow_schema)
+
+
+def _nested_type(kind) -> pa.DataType:
+    if isinstance(kind, dict):
+        return pa.struct([(name, _nested_type(sub)) for name, sub in kind.items()])
+    return ARROW_TYPES[kind]
+
+
+def _has_unknown_fields(records: list[dict], shape: dict) -> bool:
+    if set().union(*map(dict.keys, records)) - shape.keys():
+        return True
+    return any(
+        _has_unknown_fields(nested, kind)
+        for name, kind in shape.items()
+        if isinstance(kind, dict) and (nested := [r[name] for r in records if isinstance(r.get(name), dict)])
+    )
 
 
 def _columns(shape: dict, path: tuple[str, ...], prefix: str, descriptions: dict) -> list[Column]:

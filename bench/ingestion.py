@@ -1,0 +1,145 @@
+"""One ingestion variant, run in its own process so its peak RSS is its own.
+
+    python -m bench.ingestion VARIANT BASE_URL TENANTS DUCKDB_PATH FIRST_DAY LAST_DAY
+
+Prints one JSON line: {"variant", "records", "seconds", "peak_rss_mb"}.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+
+from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.warehouse import ingest
+from st_scheduling.warehouse.store import WarehouseSettings, connect
+
+CLIENT_ID, CLIENT_SECRET, APP_KEY = "simulator-client", "simulator-secret", "simulator-app-key"
+
+
+def _token(base: str) -> str:
+    return httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                                                      "client_secret": CLIENT_SECRET}).json()["access_token"]
+
+
+def _schedulers(http: httpx.Client, base: str, tenant: int, headers: dict) -> list[str]:
+    body = orjson.loads(http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers", headers=headers,
+                                 params={"pageSize": 5000}).content)
+    return [s["id"] for s in body["data"]]
+
+
+def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+    """The floor: a bare httpx loop fetching the same pages and parsing the JSON, storing nothing."""
+    headers = {"Authorization": f"Bearer {_token(base)}", "ST-App-Key": APP_KEY}
+    params = {"createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"), "pageSize": 5000}
+    records = 0
+    with httpx.Client(timeout=600) as http:
+        for tenant in tenants:
+            for scheduler in _schedulers(http, base, tenant, headers):
+                page = 1
+                while True:
+                    body = orjson.loads(http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers/{scheduler}"
+                                                 "/sessions", headers=headers, params={**params, "page": page}).content)
+                    records += len(body["data"])
+                    if not body["hasMore"]:
+                        break
+                    page += 1
+    return records
+
+
+def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+    """The platform's own path: the client and the atomic window writer, as raw/scheduler_sessions runs them."""
+    client = ServiceTitanClient(Endpoints.resolve(base), Credentials(CLIENT_ID, CLIENT_SECRET, APP_KEY))
+    with client, connect(WarehouseSettings(path)) as con:
+        return sum(sum(ingest.ingest_scheduler_sessions(client, con, t, window, "bench").values()) for t in tenants)
+
+
+def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+    """The same through Dagster: one single-run backfill of raw/scheduler_sessions on an ephemeral instance."""
+    import dagster as dg
+
+    from st_scheduling.defs.raw.assets import raw_scheduler_sessions
+    from st_scheduling.defs.resources import DuckDBWarehouse, ServiceTitanResource
+
+    resource_ = ServiceTitanResource(environment=base, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                     app_key=APP_KEY, tenant_ids=",".join(map(str, tenants)))
+    last = (window[1] - timedelta(days=1)).date().isoformat()
+    result = dg.materialize([raw_scheduler_sessions],
+                            resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(path=path)},
+                            tags={"dagster/asset_partition_range_start": window[0].date().isoformat(),
+                                  "dagster/asset_partition_range_end": last},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as con:
+        return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
+
+
+def _dlt(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str, fast: bool) -> int:
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    headers = {"Authorization": f"Bearer {_token(base)}", "ST-App-Key": APP_KEY}
+    with httpx.Client(timeout=600) as http:
+        owners = [(t, s) for t in tenants for s in _schedulers(http, base, t, headers)]
+    params = {"pageSize": 5000, "createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ")}
+    source = rest_api_source({
+        "client": {"base_url": f"{base}/schedulingpro/v2/", "headers": headers},
+        "resource_defaults": {
+            "table_name": "scheduler_sessions",
+            "write_disposition": "append",
+            "parallelized": fast,
+            "endpoint": {"params": params, "data_selector": "data",
+                         "paginator": {"type": "page_number", "base_page": 1, "page_param": "page",
+                                       "total_path": None, "has_more_path": "hasMore"}},
+        },
+        "resources": [{"name": f"sessions_{i}", "endpoint": {"path": f"tenant/{t}/schedulers/{s}/sessions"}}
+                      for i, (t, s) in enumerate(owners)],
+    })
+    if fast:  # dlt's performance guide: parallel extraction, parallel normalization, parquet load files
+        os.environ.update({"EXTRACT__WORKERS": "4", "NORMALIZE__WORKERS": "2",
+                           "DATA_WRITER__BUFFER_MAX_ITEMS": "50000", "DATA_WRITER__FILE_MAX_ITEMS": "200000"})
+    pipelines_dir = os.path.join(os.path.dirname(path), "dlt_pipelines")
+    pipeline = dlt.pipeline(pipeline_name=f"bench_{'fast' if fast else 'default'}", pipelines_dir=pipelines_dir,
+                            destination=dlt.destinations.duckdb(path), dataset_name="raw")
+    pipeline.run(source, loader_file_format="parquet" if fast else None)
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as con:
+        return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
+
+
+def dlt_default(base, tenants, window, path) -> int:
+    """dlt's rest_api source into DuckDB with its default settings."""
+    return _dlt(base, tenants, window, path, fast=False)
+
+
+def dlt_fastest(base, tenants, window, path) -> int:
+    """dlt's rest_api source with the fastest loader settings its performance guide documents."""
+    return _dlt(base, tenants, window, path, fast=True)
+
+
+VARIANTS = {f.__name__: f for f in (floor, platform, dagster, dlt_default, dlt_fastest)}
+
+
+def main(argv: list[str]) -> None:
+    variant, base, tenants, path, first, last = argv
+    window = (datetime.fromisoformat(first).replace(tzinfo=UTC),
+              datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1))
+    started = time.perf_counter()
+    records = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"variant": variant, "records": records, "seconds": seconds, "peak_rss_mb": peak}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

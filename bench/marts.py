@@ -1,0 +1,118 @@
+"""The marts in DuckDB SQL against a straightforward pandas implementation of funnel, attribution and volume.
+
+Both start from the same raw table in the same DuckDB file, both include reading it, and both must produce
+identical numbers (checked here, not assumed).
+"""
+
+import time
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from st_scheduling.warehouse import marts, vocabulary
+
+RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_outcome, job_id, booking_id,
+    customer_is_bot, campaign_name, source_utm_campaign, source_campaign_id, source_is_rwg_session, gbp_name,
+    source_gclid, source_gbraid, source_wbraid, source_msclkid, source_fbclid, source_sourced_from_marketing_pro,
+    source_utm_medium, source_marketing_source"""
+
+
+def build_sql_marts(con: duckdb.DuckDBPyConnection) -> float:
+    started = time.perf_counter()
+    for mart in marts.MARTS:
+        marts.build(con, mart, "UTC")
+    return time.perf_counter() - started
+
+
+def _channel(df: pd.DataFrame) -> pd.Series:
+    def present(column: str) -> pd.Series:
+        return df[column].fillna("").astype(str) != ""
+
+    medium = df["source_utm_medium"].fillna("").str.lower()
+    marketing_pro = ~df["source_sourced_from_marketing_pro"].fillna("false").str.lower().isin(["", "false", "0", "no"])
+    conditions = [
+        df["source_is_rwg_session"].fillna(False).astype(bool), present("gbp_name"),
+        present("source_gclid") | present("source_gbraid") | present("source_wbraid"), present("source_msclkid"),
+        present("source_fbclid"), marketing_pro, medium.isin(["cpc", "ppc", "paid"]), medium == "email",
+        (medium == "organic") | df["source_marketing_source"].fillna("").str.lower().str.contains("organic"),
+        medium == "referral",
+    ]
+    names = ["Reserve with Google", "Google Business Profile", "Google Ads", "Microsoft Ads", "Meta Ads",
+             "Marketing Pro", "Paid (other)", "Email", "Organic", "Referral"]
+    return pd.Series(np.select(conditions, names, default="Direct / unknown"), index=df.index)
+
+
+def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.DataFrame]]:
+    started = time.perf_counter()
+    df = con.execute(f"SELECT {RAW_COLUMNS} FROM raw.scheduler_sessions").df()
+    df = df.sort_values("created_on").drop_duplicates(["tenant_id", "id"], keep="last")
+    abandonment = {k: v[0] for k, v in vocabulary.OUTCOMES.items()}
+    abandoned = df["session_outcome"].map(abandonment).fillna(False).astype(bool)
+    booked = ~abandoned & (df["job_id"].notna() | df["booking_id"].notna())
+    step = df["last_step"].map(vocabulary.STEP_MILESTONE).fillna(0).clip(upper=6)
+    df = df.assign(
+        day=df["created_on"].dt.tz_convert("UTC").dt.date, booked=booked,
+        milestone=np.where(booked, 7, step).astype(int), is_job=booked & df["job_id"].notna(),
+        is_booking=booked & df["job_id"].isna(), bot=df["customer_is_bot"].fillna(False).astype(bool),
+        channel=_channel(df),
+        campaign=df["campaign_name"].replace("", np.nan).fillna(df["source_utm_campaign"].replace("", np.nan))
+        .fillna(df["source_campaign_id"].replace("", np.nan)).fillna("(none)"),
+    )
+    humans = df[~df["bot"]]
+    funnel = pd.concat(  # every scheduler-day with sessions, bots counted out
+        [df.assign(milestone_index=i, reached=~df["bot"] & (df["milestone"] >= i))
+         .groupby(["tenant_id", "listed_by_id", "day", "milestone_index"])["reached"].sum()
+         for i in range(8)]).reset_index()
+    attribution = humans.groupby(["tenant_id", "day", "channel", "campaign"]).agg(
+        sessions=("id", "size"), booked_sessions=("booked", "sum")).reset_index()
+    volume = humans.groupby(["tenant_id", "listed_by_id", "day"]).agg(
+        jobs=("is_job", "sum"), bookings=("is_booking", "sum")).reset_index()
+    return time.perf_counter() - started, {"funnel": funnel, "attribution": attribution, "volume": volume}
+
+
+def sql_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The same three answers read from the SQL marts, shaped like the pandas ones."""
+    return {
+        "funnel": con.execute("""SELECT tenant_id, scheduler_id AS listed_by_id, period_start AS day,
+                                        milestone_index, sessions_reached AS reached
+                                 FROM marts.milestone_funnel WHERE grain = 'day'""").df(),
+        "attribution": con.execute("""SELECT tenant_id, period_start AS day, channel, campaign,
+                                             sum(sessions) AS sessions, sum(booked_sessions) AS booked_sessions
+                                      FROM marts.campaign_attribution WHERE attribution_model = 'session'
+                                      GROUP BY ALL""").df(),
+        "volume": con.execute("""SELECT tenant_id, scheduler_id AS listed_by_id, period_start AS day, jobs, bookings
+                                 FROM marts.booking_volume WHERE grain = 'day' AND date_basis = 'session_date'
+                                 AND (jobs > 0 OR bookings > 0)""").df(),
+    }
+
+
+def same_numbers(pandas_frames: dict[str, pd.DataFrame], sql_frames: dict[str, pd.DataFrame]) -> bool:
+    for name, frame in pandas_frames.items():
+        if name == "volume":
+            frame = frame[(frame["jobs"] > 0) | (frame["bookings"] > 0)]
+        keys = [c for c in frame.columns if c in ("tenant_id", "listed_by_id", "day", "milestone_index", "channel",
+                                                  "campaign")]
+        left = frame.assign(day=pd.to_datetime(frame["day"])).sort_values(keys).reset_index(drop=True)
+        right = sql_frames[name]
+        right = right.assign(day=pd.to_datetime(right["day"]))[list(frame.columns)].sort_values(keys)
+        right = right.reset_index(drop=True)
+        numbers = [c for c in frame.columns if c not in keys]
+        if len(left) != len(right) or not (left[keys].astype(str).values == right[keys].astype(str).values).all():
+            return False
+        if not np.array_equal(left[numbers].to_numpy(dtype="int64"), right[numbers].to_numpy(dtype="int64")):
+            return False
+    return True
+
+
+def replicate(source: str, target: str, times: int) -> int:
+    """A copy of the raw sessions, `times` over with new ids: a larger history generated straight into DuckDB."""
+    with duckdb.connect(target) as con:
+        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        for table in ("schedulers", "scheduler_performance", "router_sessions", "router_performance"):
+            con.execute(f"CREATE TABLE raw.{table} AS SELECT * FROM src.raw.{table}")
+        con.execute(f"""CREATE TABLE raw.scheduler_sessions AS
+                        SELECT * REPLACE (id || '~' || copy AS id) FROM src.raw.scheduler_sessions, range({times}) AS c(copy)""")
+        return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]

@@ -1,0 +1,142 @@
+"""`make bench`: ingestion, marts and incremental refresh, each against its baselines in the same run.
+
+    python -m bench.run [--quick] [--sizes 100000,1000000] [--marts-copies 10]
+
+The simulator is served over loopback in its own process with a frozen clock (the same data for every
+variant) and its disk cache of settled days; one untimed pass fills that cache first, so the timed passes
+measure the clients, not the simulator. Each ingestion variant runs in its own process (its own peak RSS).
+Figures are ratios against baselines measured in this run, on this machine.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from bench import marts as mart_bench
+from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.warehouse import ingest, marts
+from st_scheduling.warehouse.store import WarehouseSettings, connect
+
+FROZEN_AT = datetime(2026, 11, 25, tzinfo=UTC)
+FIRST_DAY = "2026-09-01"
+LAST_DAY = (FROZEN_AT - timedelta(days=1)).date().isoformat()
+TENANTS, SCHEDULERS = 4, 5
+SESSIONS_PER_DAILY_MEAN = 830  # ~sessions in the history per unit of --daily-sessions at these settings
+VARIANTS = ("floor", "platform", "dagster", "dlt_default", "dlt_fastest")
+
+
+class Server:
+    def __init__(self, sessions: int, workdir: Path):
+        daily = max(1.0, sessions / SESSIONS_PER_DAILY_MEAN)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0", "--tenants", str(TENANTS),
+             "--schedulers", str(SCHEDULERS), "--daily-sessions", f"{daily:.3f}", "--frozen-at",
+             FROZEN_AT.isoformat(), "--cache", str(workdir / f"days-{sessions}.db")],
+            stdout=subprocess.PIPE, text=True)
+        lines = [self.process.stdout.readline() for _ in range(5)]
+        self.base = lines[0].split()[-1]
+        self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def run_variant(variant: str, server: Server, path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.ingestion", variant, server.base, server.tenants, str(path),
+                          FIRST_DAY, LAST_DAY], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def refresh(server: Server, path: Path, days: int) -> float:
+    """Seconds to re-ingest the last `days` days for every tenant and rebuild every mart."""
+    end = datetime.fromisoformat(LAST_DAY).replace(tzinfo=UTC) + timedelta(days=1)
+    window = (end - timedelta(days=days), end)
+    client = ServiceTitanClient(Endpoints.resolve(server.base),
+                                Credentials("simulator-client", "simulator-secret", "simulator-app-key"))
+    started = time.perf_counter()
+    with client, connect(WarehouseSettings(str(path))) as con:
+        for tenant in server.tenants.split(","):
+            ingest.ingest_scheduler_sessions(client, con, int(tenant), window, "bench-refresh")
+        for mart in marts.MARTS:
+            marts.build(con, mart, "UTC")
+    return time.perf_counter() - started
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small run (the test suite's smoke test)")
+    parser.add_argument("--sizes", default="100000,1000000", help="sessions in the simulated history")
+    parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
+    parser.add_argument("--dlt-max", type=int, default=200_000,
+                        help="run the dlt baselines only up to this size (dlt's defaults take ~1 h per 1M here)")
+    args = parser.parse_args(argv)
+    sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    copies = 3 if args.quick else args.marts_copies
+    workdir = Path(tempfile.mkdtemp(prefix="st_scheduling_bench_"))
+    agree = True
+    rows = [["benchmark", "size", "variant", "records", "seconds", "records/s", "peak RSS MB", "ratio"]]
+    largest_platform_db = None
+    for size in sizes:
+        server = Server(size, workdir)
+        try:
+            warm = run_variant("floor", server, workdir / "warm.duckdb")
+            rows.append(["simulator first pass (generates, untimed below)", str(size), "-", str(warm["records"]),
+                         f"{warm['seconds']:.1f}", f"{warm['records'] / warm['seconds']:,.0f}", "-", "-"])
+            variants = [v for v in VARIANTS if size <= args.dlt_max or not v.startswith("dlt")]
+            results = {v: run_variant(v, server, workdir / f"{v}-{size}.duckdb") for v in variants}
+            floor = results["floor"]
+            agree &= len({r["records"] for r in results.values()}) == 1
+            for variant, r in results.items():
+                rate = r["records"] / r["seconds"]
+                rows.append(["ingestion", str(size), variant, str(r["records"]), f"{r['seconds']:.1f}", f"{rate:,.0f}",
+                             f"{r['peak_rss_mb']:.0f}", f"{rate / (floor['records'] / floor['seconds']):.2f}x floor"])
+            if "dlt_fastest" in results:
+                rows.append(["ingestion", str(size), "platform vs dlt_fastest", "", "", "", "",
+                             f"{results['dlt_fastest']['seconds'] / results['platform']['seconds']:.2f}x faster"])
+            largest_platform_db = workdir / f"platform-{size}.duckdb"
+            full = refresh(server, largest_platform_db, days=(FROZEN_AT.date() - datetime.fromisoformat(FIRST_DAY)
+                                                              .date()).days)
+            hourly = refresh(server, largest_platform_db, days=2)
+            rows.append(["incremental", str(size), "full refresh (ingest all + marts)", "", f"{full:.1f}", "", "", "1.00"])
+            rows.append(["incremental", str(size), "hourly refresh (2 days + marts)", "", f"{hourly:.1f}", "", "",
+                         f"{hourly / full:.1%} of full"])
+        finally:
+            server.close()
+
+    for label, path in (("marts", largest_platform_db), (f"marts x{copies}", workdir / f"copies-{copies}.duckdb")):
+        if path != largest_platform_db:
+            mart_bench.replicate(str(largest_platform_db), str(path), copies)
+        with duckdb.connect(str(path)) as con:
+            sessions = con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
+            sql_seconds = mart_bench.build_sql_marts(con)
+            pandas_seconds, frames = mart_bench.pandas_marts(con)
+            same = mart_bench.same_numbers(frames, mart_bench.sql_results(con))
+        agree &= same
+        rows.append([label, str(sessions), "pandas: funnel, attribution, volume", "", f"{pandas_seconds:.1f}", "",
+                     "", "1.00"])
+        rows.append([label, str(sessions), f"DuckDB SQL: all {len(marts.MARTS)} marts", "", f"{sql_seconds:.1f}", "",
+                     "", f"{pandas_seconds / sql_seconds:.1f}x faster; same numbers: {same}"])
+
+    print(table(rows))
+    print(f"\nbaselines agree on the numbers: {agree}")
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
