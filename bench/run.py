@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlt-max", type=int, default=200_000,
                         help="run the dlt baselines only up to this size (dlt's defaults take ~1 h per 1M here)")
     args = parser.parse_args(argv)
-    sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    copies = 3 if args.quick else args.marts_copies
+    sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    copies = 2 if args.quick else args.marts_copies
     workdir = Path(tempfile.mkdtemp(prefix="st_scheduling_bench_"))
     agree = True
     rows = [["benchmark", "size", "variant", "records", "seconds", "records/s", "peak RSS MB", "ratio"]]

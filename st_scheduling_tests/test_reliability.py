@@ -22,8 +22,8 @@ from st_scheduling.simulator.faults import KINDS, FaultInjector
 from st_scheduling.simulator.model import Window
 from st_scheduling_tests.conftest import NOW, SMALL, Served, materialize, raw_assets
 
-FIRST, LAST = "2026-10-06", "2026-10-15"
-WINDOW = Window(int(datetime(2026, 10, 6, tzinfo=UTC).timestamp()), int(datetime(2026, 10, 16, tzinfo=UTC).timestamp()))
+FIRST, LAST = "2026-10-11", "2026-10-15"
+WINDOW = Window(int(datetime(2026, 10, 11, tzinfo=UTC).timestamp()), int(datetime(2026, 10, 16, tzinfo=UTC).timestamp()))
 RATES = {kind: 0.2 for kind in KINDS} | {"token_expiry": 0.1}
 
 

@@ -31,6 +31,11 @@ class TenantFailures(Exception):
     """Some tenants failed; the others' data is committed."""
 
 
+def _label(unit: object) -> str:
+    """A tenant id, or tenant:router for a router."""
+    return ":".join(map(str, unit)) if isinstance(unit, tuple) else str(unit)
+
+
 def for_each_tenant(context: dg.AssetExecutionContext, tenants: list, load: Callable[[object], object]) -> dict:
     """Run `load` per tenant; a failing tenant does not stop the others, and fails the run at the end."""
     results, failures = {}, {}
@@ -38,8 +43,8 @@ def for_each_tenant(context: dg.AssetExecutionContext, tenants: list, load: Call
         try:
             results[tenant] = load(tenant)
         except Exception as err:  # noqa: BLE001 - reported below, with the other tenants' data kept
-            context.log.error(f"tenant {tenant}: {type(err).__name__}: {err}")
-            failures[tenant] = f"{type(err).__name__}: {err}"
+            context.log.error(f"tenant {_label(tenant)}: {type(err).__name__}: {err}")
+            failures[_label(tenant)] = f"{type(err).__name__}: {err}"
     if failures:
         names = ", ".join(str(t) for t in failures)
         raise TenantFailures(f"{len(failures)} tenant(s) failed: {names}. " + " | ".join(
@@ -72,8 +77,7 @@ def _ingest(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResourc
     started = time.monotonic()
     with servicetitan.client() as client, warehouse.connect() as con:
         results = for_each_tenant(context, units, lambda unit: load(client, con, unit))
-        per_unit = {":".join(map(str, u)) if isinstance(u, tuple) else u: sum(r.values()) if isinstance(r, dict) else r
-                    for u, r in results.items()}
+        per_unit = {_label(u): sum(r.values()) if isinstance(r, dict) else r for u, r in results.items()}
         metadata = table_metadata(con, table, client.stats, started, window=window, per_tenant=per_unit)
         return results, dict(client.stats.totals), metadata
 
