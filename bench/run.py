@@ -78,17 +78,7 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a small run (the test suite's smoke test)")
-    parser.add_argument("--sizes", default="100000,1000000", help="sessions in the simulated history")
-    parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
-    parser.add_argument("--dlt-max", type=int, default=200_000,
-                        help="run the dlt baselines only up to this size (dlt's defaults take ~1 h per 1M here)")
-    args = parser.parse_args(argv)
-    sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    copies = 2 if args.quick else args.marts_copies
-    workdir = Path(tempfile.mkdtemp(prefix="st_scheduling_bench_"))
+def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple[list[list[str]], bool]:
     agree = True
     rows = [["benchmark", "size", "variant", "records", "seconds", "records/s", "peak RSS MB", "ratio"]]
     largest_platform_db = None
@@ -98,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             warm = run_variant("floor", server, workdir / "warm.duckdb")
             rows.append(["simulator first pass (generates, untimed below)", str(size), "-", str(warm["records"]),
                          f"{warm['seconds']:.1f}", f"{warm['records'] / warm['seconds']:,.0f}", "-", "-"])
-            variants = [v for v in VARIANTS if size <= args.dlt_max or not v.startswith("dlt")]
+            variants = [v for v in VARIANTS if size <= dlt_max or not v.startswith("dlt")]
             results = {v: run_variant(v, server, workdir / f"{v}-{size}.duckdb") for v in variants}
             floor = results["floor"]
             agree &= len({r["records"] for r in results.values()}) == 1
@@ -133,6 +123,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([label, str(sessions), f"DuckDB SQL: all {len(marts.MARTS)} marts", "", f"{sql_seconds:.1f}", "",
                      "", f"{pandas_seconds / sql_seconds:.1f}x faster; same numbers: {same}"])
 
+    return rows, agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small run (the test suite's smoke test)")
+    parser.add_argument("--sizes", default="100000,1000000", help="sessions in the simulated history")
+    parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
+    parser.add_argument("--dlt-max", type=int, default=200_000,
+                        help="run the dlt baselines only up to this size (dlt's defaults take ~1 h per 1M here)")
+    args = parser.parse_args(argv)
+    sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    copies = 2 if args.quick else args.marts_copies
+    with tempfile.TemporaryDirectory(prefix="st_scheduling_bench_") as tmp:
+        rows, agree = measure(sizes, copies, args.dlt_max, Path(tmp))
     print(table(rows))
     print(f"\nbaselines agree on the numbers: {agree}")
     return 0 if agree else 1
