@@ -2,6 +2,7 @@
 and check results read back through GraphQL, and the UI looked at in headless Chromium."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -144,3 +145,62 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(dagster
         page.screenshot(path=str(ARTIFACTS / "milestone-funnel-chart.png"))
         assert chart.evaluate("img => img.naturalWidth") > 100, "the funnel chart image rendered"
         browser.close()
+
+
+POOL = """{ instance { concurrencyLimits { concurrencyKey claimedSlots { runId } } } }"""
+
+
+def _launch(base: str, job: str, first: str, last: str) -> str:
+    launched = _graphql(base, LAUNCH, {"params": {
+        "selector": {"repositoryLocationName": "st_scheduling", "repositoryName": "__repository__", "jobName": job},
+        "runConfigData": {},
+        "executionMetadata": {"tags": [{"key": "dagster/asset_partition_range_start", "value": first},
+                                       {"key": "dagster/asset_partition_range_end", "value": last}]},
+    }})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def _wait_for(base: str, run_id: str, statuses: set[str], seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = _graphql(base, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in statuses:
+            return status
+        assert time.monotonic() < deadline, f"run {run_id} still {status} after {seconds} s"
+        time.sleep(1)
+
+
+RUN_EVENTS = """
+query Events($id: ID!) {
+  logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent { message } } } }
+}"""
+
+
+def _run_worker(base: str, run_id: str) -> int | None:
+    """The run worker's pid, from the engine event Dagster logs when it starts it."""
+    events = _graphql(base, RUN_EVENTS, {"id": run_id})["logsForRun"]["events"]
+    for event in events:
+        match = re.search(r"Started process for run \(pid: (\d+)\)", event.get("message") or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+@pytest.mark.e2e
+def test_a_killed_run_frees_the_duckdb_pool_and_the_next_run_succeeds(dagster_dev):
+    base = dagster_dev
+    today = datetime.now(UTC).date()
+    run_id = _launch(base, "raw_sessions_job", "2026-09-01", str(today))
+    _wait_for(base, run_id, {"STARTED"}, 180)
+    deadline = time.monotonic() + 60
+    while (worker := _run_worker(base, run_id)) is None:
+        assert time.monotonic() < deadline, "no run worker process found"
+        time.sleep(0.5)
+    os.kill(worker, signal.SIGKILL)
+    # Run monitoring notices the dead worker, fails the run and frees its pool slot.
+    assert _wait_for(base, run_id, {"FAILURE", "CANCELED", "SUCCESS"}, 240) != "SUCCESS"
+    next_run = _launch(base, "raw_sessions_job", str(today), str(today))
+    assert _wait_for(base, next_run, {"SUCCESS", "FAILURE", "CANCELED"}, 240) == "SUCCESS"
+    pools = _graphql(base, POOL)["instance"]["concurrencyLimits"]
+    assert all(run_id not in {s["runId"] for s in pool["claimedSlots"]} for pool in pools)
