@@ -4,23 +4,15 @@ import dagster as dg
 
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.warehouse import checks
-from st_scheduling.warehouse.raw_tables import (
-    RAW_TABLES,
-    ROUTER_PERFORMANCE,
-    ROUTER_SESSIONS,
-    SCHEDULER_PERFORMANCE,
-    SCHEDULER_SESSIONS,
-    SCHEDULERS,
-    RawTable,
-)
+from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
 
 SESSION_REQUIRED = ("tenant_id", "id", "created_on", "modified_on", "last_checkin_date")
 REQUIRED = {
-    SCHEDULERS.name: ("tenant_id", "id", "name", "company_name", "created_on", "modified_on", "data_api_key", "mode"),
-    SCHEDULER_SESSIONS.name: SESSION_REQUIRED,
-    ROUTER_SESSIONS.name: SESSION_REQUIRED,
-    SCHEDULER_PERFORMANCE.name: ("tenant_id", "id", "window_start", "total_sessions", "milestone_opened"),
-    ROUTER_PERFORMANCE.name: ("tenant_id", "id", "window_start", "opened_count"),
+    "schedulers": ("tenant_id", "id", "name", "company_name", "created_on", "modified_on", "data_api_key", "mode"),
+    "scheduler_sessions": SESSION_REQUIRED,
+    "router_sessions": SESSION_REQUIRED,
+    "scheduler_performance": ("tenant_id", "id", "window_start", "total_sessions", "milestone_opened"),
+    "router_performance": ("tenant_id", "id", "window_start", "opened_count"),
 }
 
 
