@@ -2,7 +2,7 @@
 
     python -m bench.ingestion VARIANT BASE_URL TENANTS DUCKDB_PATH FIRST_DAY LAST_DAY
 
-Prints one JSON line: {"variant", "records", "seconds", "peak_rss_mb"}.
+Prints one JSON line: {"variant", "records", "seconds", "peak_rss_mb"} (and "lock_held_seconds" for the platform).
 """
 
 import json
@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 
+from st_scheduling.ingest import LoadOptions, load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
-from st_scheduling.warehouse import ingest
-from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling.warehouse.store import WarehouseSettings
 
 CLIENT_ID, CLIENT_SECRET, APP_KEY = "simulator-client", "simulator-secret", "simulator-app-key"
 
@@ -33,8 +33,7 @@ def _schedulers(http: httpx.Client, base: str, tenant: int, headers: dict) -> li
     return [s["id"] for s in body["data"]]
 
 
-def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
-    """The floor: a bare httpx loop fetching the same pages and parsing the JSON, storing nothing."""
+def _bare_loop(base: str, tenants: list[int], window: tuple[datetime, datetime], parse: bool) -> int:
     headers = {"Authorization": f"Bearer {_token(base)}", "ST-App-Key": APP_KEY}
     params = {"createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
               "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"), "pageSize": 5000}
@@ -44,20 +43,37 @@ def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path
             for scheduler in _schedulers(http, base, tenant, headers):
                 page = 1
                 while True:
-                    body = orjson.loads(http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers/{scheduler}"
-                                                 "/sessions", headers=headers, params={**params, "page": page}).content)
-                    records += len(body["data"])
-                    if not body["hasMore"]:
+                    content = http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers/{scheduler}/sessions",
+                                       headers=headers, params={**params, "page": page}).content
+                    if parse:
+                        body = orjson.loads(content)
+                        records, more = records + len(body["data"]), body["hasMore"]
+                    else:  # the server's own rate: count records without parsing them
+                        records, more = records + content.count(b'"lastCheckinDate"'), b'"hasMore":true' in content
+                    if not more:
                         break
                     page += 1
     return records
 
 
+def server(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+    """The server's own rate: the same serial requests with bodies read but not parsed."""
+    return _bare_loop(base, tenants, window, parse=False)
+
+
+def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+    """The floor: a bare serial httpx loop fetching the same pages and parsing the JSON, storing nothing."""
+    return _bare_loop(base, tenants, window, parse=True)
+
+
 def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
-    """The platform's own path: the client and the atomic window writer, as raw/scheduler_sessions runs them."""
+    """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
     client = ServiceTitanClient(Endpoints.resolve(base), Credentials(CLIENT_ID, CLIENT_SECRET, APP_KEY))
-    with client, connect(WarehouseSettings(path)) as con:
-        return sum(sum(ingest.ingest_scheduler_sessions(client, con, t, window, "bench").values()) for t in tenants)
+    with client:
+        result = load(sources.scheduler_sessions(lambda tenant: client, window), tenants, WarehouseSettings(path),
+                      "bench", LoadOptions())
+    assert not result.problems(), result.problems()
+    return {"records": sum(o.stored for o in result.owners), "lock_held_seconds": result.lock_held_seconds}
 
 
 def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
@@ -127,7 +143,7 @@ def dlt_fastest(base, tenants, window, path) -> int:
     return _dlt(base, tenants, window, path, fast=True)
 
 
-VARIANTS = {f.__name__: f for f in (floor, platform, dagster, dlt_default, dlt_fastest)}
+VARIANTS = {f.__name__: f for f in (server, floor, platform, dagster, dlt_default, dlt_fastest)}
 
 
 def main(argv: list[str]) -> None:
@@ -135,10 +151,11 @@ def main(argv: list[str]) -> None:
     window = (datetime.fromisoformat(first).replace(tzinfo=UTC),
               datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1))
     started = time.perf_counter()
-    records = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
+    found = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"variant": variant, "records": records, "seconds": seconds, "peak_rss_mb": peak}))
+    found = found if isinstance(found, dict) else {"records": found}
+    print(json.dumps({"variant": variant, **found, "seconds": seconds, "peak_rss_mb": peak}))
 
 
 if __name__ == "__main__":

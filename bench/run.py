@@ -3,9 +3,10 @@
     python -m bench.run [--quick] [--sizes 100000,1000000] [--marts-copies 10]
 
 The simulator is served over loopback in its own process with a frozen clock (the same data for every
-variant) and its disk cache of settled days; one untimed pass fills that cache first, so the timed passes
-measure the clients, not the simulator. Each ingestion variant runs in its own process (its own peak RSS).
-Figures are ratios against baselines measured in this run, on this machine.
+variant), behind a replay server (`bench.replay`) that keeps every response as bytes: one untimed pass
+records them, so the timed passes measure the clients, not the simulator, and the replay server's own rate
+is reported beside the floor. Each ingestion variant runs in its own process (its own peak RSS). Figures
+are ratios against baselines measured in this run, on this machine.
 """
 
 import argparse
@@ -20,8 +21,9 @@ from pathlib import Path
 import duckdb
 
 from bench import marts as mart_bench
+from st_scheduling.ingest import load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
-from st_scheduling.warehouse import ingest, marts
+from st_scheduling.warehouse import marts
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 FROZEN_AT = datetime(2026, 11, 25, tzinfo=UTC)
@@ -29,7 +31,7 @@ FIRST_DAY = "2026-09-01"
 LAST_DAY = (FROZEN_AT - timedelta(days=1)).date().isoformat()
 TENANTS, SCHEDULERS = 4, 5
 SESSIONS_PER_DAILY_MEAN = 830  # ~sessions in the history per unit of --daily-sessions at these settings
-VARIANTS = ("floor", "platform", "dagster", "dlt_default", "dlt_fastest")
+VARIANTS = ("server", "floor", "platform", "dagster", "dlt_default", "dlt_fastest")
 
 
 class Server:
@@ -41,12 +43,15 @@ class Server:
              FROZEN_AT.isoformat(), "--cache", str(workdir / f"days-{sessions}.db")],
             stdout=subprocess.PIPE, text=True)
         lines = [self.process.stdout.readline() for _ in range(5)]
-        self.base = lines[0].split()[-1]
         self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
+        self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1]],
+                                       stdout=subprocess.PIPE, text=True)
+        self.base = self.replay.stdout.readline().split()[-1]
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+        for process in (self.replay, self.process):
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def run_variant(variant: str, server: Server, path: Path) -> dict:
@@ -64,9 +69,10 @@ def refresh(server: Server, path: Path, days: int) -> float:
     client = ServiceTitanClient(Endpoints.resolve(server.base),
                                 Credentials("simulator-client", "simulator-secret", "simulator-app-key"))
     started = time.perf_counter()
-    with client, connect(WarehouseSettings(str(path))) as con:
-        for tenant in server.tenants.split(","):
-            ingest.ingest_scheduler_sessions(client, con, int(tenant), window, "bench-refresh")
+    with client:
+        load(sources.scheduler_sessions(lambda tenant: client, window), [int(t) for t in server.tenants.split(",")],
+             WarehouseSettings(str(path)), "bench-refresh")
+    with connect(WarehouseSettings(str(path))) as con:
         for mart in marts.MARTS:
             marts.build(con, mart, "UTC")
     return time.perf_counter() - started
@@ -86,16 +92,20 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
         server = Server(size, workdir)
         try:
             warm = run_variant("floor", server, workdir / "warm.duckdb")
-            rows.append(["simulator first pass (generates, untimed below)", str(size), "-", str(warm["records"]),
-                         f"{warm['seconds']:.1f}", f"{warm['records'] / warm['seconds']:,.0f}", "-", "-"])
+            rows.append(["simulator first pass (generates and records, untimed below)", str(size), "-",
+                         str(warm["records"]), f"{warm['seconds']:.1f}", f"{warm['records'] / warm['seconds']:,.0f}",
+                         "-", "-"])
             variants = [v for v in VARIANTS if size <= dlt_max or not v.startswith("dlt")]
             results = {v: run_variant(v, server, workdir / f"{v}-{size}.duckdb") for v in variants}
             floor = results["floor"]
             agree &= len({r["records"] for r in results.values()}) == 1
             for variant, r in results.items():
                 rate = r["records"] / r["seconds"]
+                ratio = f"{rate / (floor['records'] / floor['seconds']):.2f}x floor"
+                if "lock_held_seconds" in r:
+                    ratio += f"; lock held {r['lock_held_seconds'] / r['seconds']:.1%} of wall"
                 rows.append(["ingestion", str(size), variant, str(r["records"]), f"{r['seconds']:.1f}", f"{rate:,.0f}",
-                             f"{r['peak_rss_mb']:.0f}", f"{rate / (floor['records'] / floor['seconds']):.2f}x floor"])
+                             f"{r['peak_rss_mb']:.0f}", ratio])
             if "dlt_fastest" in results:
                 rows.append(["ingestion", str(size), "platform vs dlt_fastest", "", "", "", "",
                              f"{results['dlt_fastest']['seconds'] / results['platform']['seconds']:.2f}x faster"])

@@ -7,7 +7,7 @@ them through `dagster.EnvVar`, so they are resolved at launch and never stored i
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +16,34 @@ from st_scheduling.servicetitan import ConfigurationError
 SIMULATOR = "simulator"
 # The simulator's history starts here; live installs set ST_START_DATE to their first day of data.
 DEFAULT_START_DATE = "2026-09-01"
+# Named API limits: environment variable -> (ServiceTitanResource field, type). Unset keeps the resource's
+# default, which suits a live tenant.
+API_LIMITS = {
+    "ST_API_TIMEOUT_SECONDS": ("timeout_seconds", float),
+    "ST_API_MAX_ATTEMPTS": ("max_attempts", int),
+    "ST_API_RETRY_BASE_SECONDS": ("retry_base_seconds", float),
+    "ST_API_MAX_RETRY_SECONDS": ("max_retry_seconds", float),
+    "ST_API_MAX_RESPONSE_MB": ("max_response_mb", int),
+    "ST_API_MAX_DECOMPRESSED_MB": ("max_decompressed_mb", int),
+    "ST_API_PAGE_SLACK": ("page_slack", int),
+    "ST_API_FETCH_WORKERS": ("fetch_workers", int),
+}
+
+
+def _api_limits() -> dict[str, float | int]:
+    found: dict[str, float | int] = {}
+    for variable, (name, kind) in API_LIMITS.items():
+        raw = os.getenv(variable)
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if value <= 0:
+            raise ConfigurationError(f"{variable}={raw!r} must be a positive {kind.__name__}")
+        found[name] = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -26,6 +54,7 @@ class Settings:
     duckdb_path: str
     router_ids: str
     token_url: str | None
+    api_limits: dict = field(default_factory=dict)  # ServiceTitanResource field -> value, from ST_API_*
 
     @property
     def is_simulator(self) -> bool:
@@ -47,4 +76,4 @@ class Settings:
         # Simulator data never lands in a live warehouse by default.
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
-                   os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None)
+                   os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits())

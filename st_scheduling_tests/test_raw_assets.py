@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
-import pytest
+import orjson
+import pyarrow.parquet as pq
 
 from st_scheduling.defs.raw.assets import raw_scheduler_sessions
 from st_scheduling.defs.raw.checks import raw_table_checks
 from st_scheduling.simulator.model import Window
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, SCHEDULER_SESSIONS
-from st_scheduling.warehouse.store import EmptyWindowError, Scope, WarehouseSettings, connect, replace_window
+from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect, shrinking
 from st_scheduling_tests.conftest import materialize, raw_assets
 
 FIRST, LAST = "2026-09-01", "2026-10-15"
@@ -59,7 +60,9 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
     metadata = next(e for e in result.get_asset_materialization_events()
                     if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])).materialization.metadata
     assert metadata["dagster/row_count"].value == sum(n for n, _ in stored.values())
-    assert metadata["api_calls"].value > 0 and "rows_per_scheduler" in metadata
+    assert metadata["api_calls"].value > 0 and metadata["lock_held_seconds"].value < metadata["duration_seconds"].value
+    report = metadata["load_report"].value
+    assert len(report) == 6 and all(r["stored"] == r["total_count"] == r["distinct_ids"] for r in report.values())
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"complete_against_total_count": True}
 
@@ -90,29 +93,42 @@ def test_a_failure_part_way_through_a_window_keeps_the_previous_rows(served, sim
     assert stored_fingerprint(warehouse.path) == before
 
 
-def test_replace_window_is_all_or_nothing(tmp_path):
+def _stage(tmp_path, name: str, records: list[dict], owner: str = "s") -> StagedOwner:
+    from st_scheduling.ingest.arrow_pages import records_parser
+
+    body = orjson.dumps({"data": records, "hasMore": False, "totalCount": len(records)})
+    page = records_parser(SCHEDULER_SESSIONS, {"tenant_id": 1, "listed_by_id": owner})(body, "test", 1)
+    path = str(tmp_path / f"{name}.parquet")
+    pq.write_table(page.records, path)
+    return StagedOwner(owner, (path,))
+
+
+def test_a_commit_keeps_the_latest_instant_refuses_to_shrink_and_keeps_unlisted_owners(tmp_path):
     settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
-    start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)
-    record = {"id": "a", "createdOn": "2026-10-01T10:00:00Z", "modifiedOn": "2026-10-01T10:05:00Z",
+    window = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
+    record = {"id": "a", "createdOn": "2026-10-01T10:00:00Z", "modifiedOn": "2026-10-01T10:05:00.500Z",
               "lastCheckinDate": "2026-10-01T10:05:00Z", "customer": {"isBot": False}, "sourceTracking": {}}
-    lead = {"tenant_id": 1, "listed_by_id": "s"}
-
-    def batches(fail: bool):
-        yield SCHEDULER_SESSIONS.to_arrow([record, {**record, "id": "b"}], lead)
-        if fail:
-            raise RuntimeError("the API went away mid-window")
-        yield SCHEDULER_SESSIONS.to_arrow([{**record, "modifiedOn": "2026-10-01T11:00:00Z"}], lead)
-
+    # The same id twice: the copy at .500 is the later instant even though it sorts first as text.
+    first = _stage(tmp_path, "first", [record, {**record, "modifiedOn": "2026-10-01T10:05:00Z"}, {**record, "id": "b"}])
+    other = _stage(tmp_path, "other", [{**record, "id": "c"}], owner="t")
     with connect(settings) as con:
-        assert replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), batches(False), run_id="r1") == 2
-        with pytest.raises(RuntimeError):
-            replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), batches(True), run_id="r2")
-        rows = con.execute("SELECT id, modified_on, run_id FROM raw.scheduler_sessions ORDER BY id").fetchall()
-        assert [(i, r) for i, _, r in rows] == [("a", "r1"), ("b", "r1")]
-        assert rows[0][1] == datetime(2026, 10, 1, 11, 0, tzinfo=UTC), "the greatest modifiedOn wins"
-        with pytest.raises(EmptyWindowError, match="tenant 1 .* where 2 rows are stored"):
-            replace_window(con, SCHEDULER_SESSIONS, Scope(1, start, end), iter([]), run_id="r3")
-        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 2
+        done = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [first, other], ["s", "t"], run_id="r1")
+        assert done.stored == {"s": 2, "t": 1} and not done.refused
+        stored = con.execute("SELECT id, modified_on FROM raw.scheduler_sessions WHERE id = 'a'").fetchall()
+        assert stored == [("a", datetime(2026, 10, 1, 10, 5, 0, 500000, tzinfo=UTC))]
+        shrunk = _stage(tmp_path, "shrunk", [record])
+        refused = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [shrunk], ["s"], run_id="r2")
+        assert refused.refused == {"s": (2, 1)} and refused.unlisted == {"t": 1} and not refused.stored
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 3, "nothing deleted"
+        allowed = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [shrunk], ["s"], run_id="r3", allow_shrink=True)
+        assert allowed.stored == {"s": 1}
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 2, "t kept its row"
+
+
+def test_shrinking_names_only_owners_that_would_lose_rows():
+    assert shrinking({"a": 5, "b": 3}, {"a": 5, "b": 2}, ["a", "b", "c"]) == {"b": (3, 2)}
+    assert shrinking({}, {"a": 1}, ["a"]) == {}
+    assert shrinking({"a": 1}, {}, ["a"]) == {"a": (1, 0)}
 
 
 def test_a_schema_drift_page_is_stored_with_nothing_lost(served, simulator, warehouse):
@@ -148,7 +164,7 @@ def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, wareho
     simulator.model._day_counts.cache_clear()
     result = materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01")
     assert not result.success
-    assert "refusing to wipe them" in next(
+    assert "refusing to shrink" in next(
         e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.to_string()
     assert stored_fingerprint(warehouse.path) == before
 

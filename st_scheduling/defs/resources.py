@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -10,7 +10,9 @@ import duckdb
 from pydantic import Field
 
 from st_scheduling.config import SIMULATOR, Settings
-from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, RetryPolicy, ServiceTitanClient
+from st_scheduling.ingest.pipeline import LoadOptions
+from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, Limits, RetryPolicy, \
+    ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -29,7 +31,13 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per API call on 429/409/5xx/timeouts")
     retry_base_seconds: float = Field(default=0.5, description="First backoff delay; doubles per attempt")
     max_retry_seconds: float = Field(default=300.0, description="Give up on a call after retrying this long")
-    timeout_seconds: float = Field(default=100.0, description="HTTP timeout per request (the API's own is 100 s)")
+    timeout_seconds: float = Field(default=100.0, description="Wall-clock limit for one whole response, however "
+                                                              "slowly it arrives (the API's own timeout is 100 s)")
+    max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
+    max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
+    page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")
+    fetch_workers: int = Field(default=4, description="Owner-windows (scheduler or router and days) fetched and "
+                                                      "staged at once; each tenant stays under 60 calls/s")
 
     def tenants(self) -> list[int]:
         if not self.tenant_ids.strip():
@@ -59,12 +67,14 @@ class ServiceTitanResource(dg.ConfigurableResource):
     def client(self) -> Iterator[ServiceTitanClient]:
         retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_seconds,
                             max_total_seconds=self.max_retry_seconds)
+        limits = Limits(request_seconds=self.timeout_seconds, max_wire_bytes=self.max_response_mb * 2**20,
+                        max_body_bytes=self.max_decompressed_mb * 2**20, page_slack=self.page_slack)
         if self.environment == SIMULATOR:
             simulator = _simulator()
             creds = simulator.credentials
-            client = ServiceTitanClient(Endpoints.resolve("http://simulator.invalid"),
+            client = ServiceTitanClient(Endpoints.resolve("http://localhost"),
                                         Credentials(creds.client_id, creds.client_secret, creds.app_key),
-                                        transport=simulator.transport(), retry=retry, timeout=self.timeout_seconds)
+                                        transport=simulator.transport(), retry=retry, limits=limits)
         else:
             missing = [name for name, value in (("ST_CLIENT_ID", self.client_id), ("ST_CLIENT_SECRET",
                        self.client_secret), ("ST_APP_KEY", self.app_key)) if not value]
@@ -72,7 +82,7 @@ class ServiceTitanResource(dg.ConfigurableResource):
                 raise ConfigurationError(f"ST_ENVIRONMENT={self.environment} needs {', '.join(missing)}")
             client = ServiceTitanClient(Endpoints.resolve(self.environment, self.token_url),
                                         Credentials(self.client_id, self.client_secret, self.app_key), retry=retry,
-                                        timeout=self.timeout_seconds)
+                                        limits=limits)
         with client:
             yield client
 
@@ -90,17 +100,26 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     threads: int = Field(default=2, description="DuckDB worker threads")
     memory_limit: str = Field(default="2GB", description="DuckDB memory limit")
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
+    staging_dir: str | None = Field(default=None, description="Where a run stages API pages as Parquet before its "
+                                                              "commit (removed after); the system temp by default")
+
+    @property
+    def settings(self) -> WarehouseSettings:
+        return WarehouseSettings(self.path, self.threads, self.memory_limit)
+
+    def load_options(self, servicetitan: ServiceTitanResource, allow_shrink: bool) -> LoadOptions:
+        return LoadOptions(allow_shrink=allow_shrink, workers=servicetitan.fetch_workers,
+                           staging_dir=self.staging_dir, lock_wait_seconds=self.lock_wait_seconds)
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        settings = WarehouseSettings(self.path, self.threads, self.memory_limit)
-        with connect(settings, lock_wait=self.lock_wait_seconds) as con:
+    def connect(self, on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(self.settings, lock_wait=self.lock_wait_seconds, on_wait=on_wait) as con:
             yield con
 
 
 def build_resources(settings: Settings) -> dict:
     if settings.is_simulator:
-        api = ServiceTitanResource(environment=SIMULATOR, router_ids=settings.router_ids)
+        api = ServiceTitanResource(environment=SIMULATOR, router_ids=settings.router_ids, **settings.api_limits)
     else:
         api = ServiceTitanResource(
             environment=settings.environment,
@@ -110,6 +129,7 @@ def build_resources(settings: Settings) -> dict:
             tenant_ids=dg.EnvVar("ST_TENANT_IDS"),
             token_url=settings.token_url,
             router_ids=settings.router_ids,
+            **settings.api_limits,
         )
     return {"servicetitan": api, "warehouse": DuckDBWarehouse(path=settings.duckdb_path)}
 

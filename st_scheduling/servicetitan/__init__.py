@@ -4,7 +4,7 @@ from st_scheduling.servicetitan.client import (
     CallStats,
     Credentials,
     Endpoints,
-    Page,
+    Limits,
     RetryPolicy,
     ServiceTitanClient,
 )
@@ -14,10 +14,13 @@ from st_scheduling.servicetitan.errors import (
     ConfigurationError,
     IncompleteWindowError,
     MalformedResponseError,
+    PagingError,
     RecordTypeError,
+    ResponseLimitError,
     RetriesExhaustedError,
     ServiceTitanError,
 )
+from st_scheduling.servicetitan.paging import Page
 
 __all__ = [
     "ApiResponseError",
@@ -27,9 +30,12 @@ __all__ = [
     "Credentials",
     "Endpoints",
     "IncompleteWindowError",
+    "Limits",
     "MalformedResponseError",
     "Page",
+    "PagingError",
     "RecordTypeError",
+    "ResponseLimitError",
     "RetriesExhaustedError",
     "RetryPolicy",
     "ServiceTitanClient",

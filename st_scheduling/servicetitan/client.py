@@ -1,16 +1,22 @@
-"""The Scheduling Pro API client: OAuth2 client credentials, paging, retries, rate limiting, tolerant reading."""
+"""The Scheduling Pro API client: OAuth2 client credentials, bounded requests, retries, rate limiting, paging."""
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
+import http
+import ipaddress
 import logging
 import random
 import threading
 import time
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -22,26 +28,55 @@ from st_scheduling.servicetitan.errors import (
     ConfigurationError,
     IncompleteWindowError,
     MalformedResponseError,
-    RecordTypeError,
+    ResponseLimitError,
     RetriesExhaustedError,
+    safe_token,
 )
+from st_scheduling.servicetitan.paging import MAX_PAGE_SIZE, Page, PageBounds, PageParser, check_record, instant, \
+    parse_records
 
 API_PATH = "/schedulingpro/v2"
 ENVIRONMENTS = {
     "production": ("https://api.servicetitan.io", "https://auth.servicetitan.io/connect/token"),
     "integration": ("https://api-integration.servicetitan.io", "https://auth-integration.servicetitan.io/connect/token"),
 }
-MAX_PAGE_SIZE = 5000
+MIB = 1024 * 1024
+T = TypeVar("T")
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 # httpx logs every request URL at INFO; keep request lines out of logs entirely.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_safe_url(url: str, setting: str) -> None:
+    """Credentials travel only over https, except to a server on this machine (the simulator, a test)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return
+    raise ConfigurationError(f"{setting} must be an https URL (http is allowed only for a loopback host such as "
+                             f"127.0.0.1); got scheme {parts.scheme or 'none'!r} for host {parts.hostname!r}")
+
+
 @dataclass(frozen=True)
 class Endpoints:
     api_base: str  # scheme://host, without the /schedulingpro/v2 path
     token_url: str
+
+    def __post_init__(self) -> None:
+        _require_safe_url(self.api_base, "ST_ENVIRONMENT")
+        _require_safe_url(self.token_url, "ST_TOKEN_URL")
 
     @classmethod
     def resolve(cls, environment: str, token_url: str | None = None) -> Endpoints:
@@ -73,7 +108,19 @@ class RetryPolicy:
     max_attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0  # also caps how long a Retry-After is honoured
-    max_total_seconds: float = 300.0
+    max_total_seconds: float = 300.0  # one call, across all its attempts and waits
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one response may cost. Defaults fit a live tenant: the API's own timeout is 100 s, and a full
+    5000-session page is about 10 MB."""
+
+    request_seconds: float = 100.0  # wall clock for a whole response, however slowly its bytes trickle in
+    max_wire_bytes: int = 64 * MIB  # as received (compressed)
+    max_body_bytes: int = 256 * MIB  # once decompressed
+    page_slack: int = 2  # pages allowed beyond ceil(totalCount / pageSize)
+    max_pages_without_total: int = 10_000
 
 
 @dataclass
@@ -84,16 +131,17 @@ class CallStats:
     retries: int = 0
     token_fetches: int = 0
     refetched_windows: int = 0
-    totals: dict[str, int] = field(default_factory=dict)  # path -> totalCount of the last window read
     problems: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def count(self, **increments: int) -> None:
+        with self._lock:
+            for name, n in increments.items():
+                setattr(self, name, getattr(self, name) + n)
 
-@dataclass(frozen=True)
-class Page:
-    number: int
-    records: list[dict]
-    has_more: bool
-    total_count: int | None
+    def problem(self, kind: str) -> None:
+        with self._lock:
+            self.problems[kind] += 1
 
 
 class RateLimiter:
@@ -124,8 +172,20 @@ class _Transient(Exception):
         self.kind = kind or problem.split(" ")[0]
 
 
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def segment(value: object) -> str:
+    """An id as one URL path segment: `../x?y` stays inside its segment."""
+    return quote(str(value), safe="")
+
+
 class ServiceTitanClient:
-    """One pooled httpx client for one run. Use as a context manager."""
+    """One pooled httpx client for one run, safe to share between threads. Use as a context manager."""
 
     def __init__(
         self,
@@ -133,23 +193,29 @@ class ServiceTitanClient:
         credentials: Credentials,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 100.0,
+        limits: Limits | None = None,
         retry: RetryPolicy | None = None,
         rate_limit_per_second: int = 60,
+        max_connections: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         token_refresh_margin: float = 60.0,
+        label: str = "",
     ):
         if not (credentials.client_id and credentials.client_secret and credentials.app_key):
             raise ConfigurationError("client id, client secret and app key are all required")
         self.endpoints, self._credentials = endpoints, credentials
+        self.limits = limits or Limits()
         self.retry = retry or RetryPolicy()
         self.sleep, self.clock, self.wall_clock, self.jitter = sleep, clock, wall_clock, jitter
+        self.label = label  # names whose credentials these are in errors ("tenant 123")
         self.stats = CallStats()
-        self._http = httpx.Client(transport=transport, timeout=httpx.Timeout(timeout, connect=10.0),
-                                  limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
+        self._http = httpx.Client(
+            transport=transport, follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.request_seconds, connect=min(10.0, self.limits.request_seconds)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
         self._limiter = RateLimiter(rate_limit_per_second, 1.0, clock, sleep)
         self._margin = token_refresh_margin
         self._token: str | None = None
@@ -170,166 +236,220 @@ class ServiceTitanClient:
         self._http.close()
 
     # -- endpoints ------------------------------------------------------------------------------------
+    @staticmethod
+    def path(tenant: int, *parts: object) -> str:
+        return "/".join(("", "tenant", segment(tenant), *map(segment, parts)))
+
     def schedulers(self, tenant: int, **window: datetime | None) -> Iterator[list[dict]]:
         """Every scheduler of a tenant (optionally filtered by created/modified window), complete and deduped."""
-        return self.collect(f"/tenant/{tenant}/schedulers", models.SCHEDULER, tenant, **window)
+        return self.collect(self.path(tenant, "schedulers"), models.SCHEDULER, tenant, **window)
 
     def scheduler_sessions(self, tenant: int, scheduler_id: str, **window: datetime | None) -> Iterator[list[dict]]:
         """A scheduler's sessions in a created/modified window, complete and deduped, in batches."""
-        return self.collect(f"/tenant/{tenant}/schedulers/{scheduler_id}/sessions", models.SESSION, tenant, **window)
+        return self.collect(self.path(tenant, "schedulers", scheduler_id, "sessions"), models.SESSION, tenant,
+                            **window)
 
     def router_sessions(self, tenant: int, router_id: str, **window: datetime | None) -> Iterator[list[dict]]:
-        return self.collect(f"/tenant/{tenant}/routers/{router_id}/sessions", models.SESSION, tenant, **window)
+        return self.collect(self.path(tenant, "routers", router_id, "sessions"), models.SESSION, tenant, **window)
 
     def scheduler_performance(self, tenant: int, scheduler_id: str, start: datetime, end: datetime) -> dict:
         """The API's performance numbers for sessions created in [start, end)."""
-        return self._performance(f"/tenant/{tenant}/schedulers/{scheduler_id}/performance",
+        return self._performance(self.path(tenant, "schedulers", scheduler_id, "performance"),
                                  models.SCHEDULER_PERFORMANCE, tenant, start, end)
 
     def router_performance(self, tenant: int, router_id: str, start: datetime, end: datetime) -> dict:
-        return self._performance(f"/tenant/{tenant}/routers/{router_id}/performance",
+        return self._performance(self.path(tenant, "routers", router_id, "performance"),
                                  models.ROUTER_PERFORMANCE, tenant, start, end)
 
     # -- paging -----------------------------------------------------------------------------------------
-    def pages(self, path: str, shape: dict, tenant: int, params: dict, page_size: int = MAX_PAGE_SIZE) -> Iterator[Page]:
-        """Pages from 1 until hasMore is false, each record checked against the spec's types."""
+    def pages(self, path: str, tenant: int, params: dict, parse: PageParser,
+              page_size: int = MAX_PAGE_SIZE) -> Iterator[Page]:
+        """Pages from 1 until hasMore is false, within the bounds of `PageBounds`."""
+        bounds = PageBounds(path, page_size, self.limits.page_slack, self.limits.max_pages_without_total)
         number = 1
         while True:
             query = {**params, "page": number, "pageSize": page_size}
             if number == 1:
                 query["includeTotal"] = "true"
-            body = self._get(path, tenant, query, page=number)
-            try:
-                records, has_more = body["data"], body["hasMore"]
-                if not isinstance(records, list) or not isinstance(has_more, bool):
-                    raise TypeError
-            except (KeyError, TypeError):
-                raise MalformedResponseError(path, number, str(body)[:200])
-            if not all(isinstance(record, dict) for record in records):
-                raise MalformedResponseError(path, number, str(records)[:200])
-            if not models.page_conforms(records, shape):
-                for record in records:
-                    if problem := models.first_type_error(record, shape):
-                        raise RecordTypeError(path, number, record.get("id"), *problem)
-            yield Page(number, records, has_more, body.get("totalCount"))
-            if not has_more or not records:
+            page, retries = self._get(path, tenant, query, lambda body: parse(body, path, number), page=number)
+            page = dataclasses.replace(page, retries=retries)
+            bounds.admit(page)
+            yield page
+            if not page.has_more or not len(page.ids):
                 return
             number += 1
 
-    def collect(self, path: str, shape: dict, tenant: int, *, max_passes: int = 3,
-                **window: datetime | None) -> Iterator[list[dict]]:
-        """Batches of records of a window, each id once at its greatest modifiedOn seen.
+    def read_window(self, path: str, tenant: int, parse: PageParser, *, max_passes: int = 3,
+                    page_size: int = MAX_PAGE_SIZE, **window: datetime | None) -> Iterator[Page]:
+        """Every page of a window, read again (whole) while its distinct ids fall short of its totalCount.
 
         The API's order is unspecified and records change while we page, so a record can slip to a page
-        already read. When the distinct ids fall short of the first page's totalCount the window is read
-        again (yielding only records new or newer than before), at most `max_passes` times.
+        already read; a re-read finds it. Callers keep the greatest modifiedOn of each id.
         """
         params = _window_params(window)
-        seen: dict[str, str] = {}
-        total = 0
-        for attempt in range(1, max_passes + 1):
-            total = None
-            for page in self.pages(path, shape, tenant, params):
-                if total is None:
+        seen: set[str] = set()
+        total: int | None = None
+        for passes in range(1, max_passes + 1):
+            for page in self.pages(path, tenant, params, parse, page_size):
+                if page.number == 1:
                     total = page.total_count
-                fresh = [r for r in page.records if seen.get(r["id"], "") < r["modifiedOn"]]
-                for record in fresh:
-                    seen[record["id"]] = record["modifiedOn"]
-                if fresh:
-                    yield fresh
-            if total is not None:
-                self.stats.totals[path] = total
+                seen.update(page.ids)
+                yield page
             if total is None or len(seen) >= total:
                 return
-            self.stats.refetched_windows += 1
+            self.stats.count(refetched_windows=1)
         raise IncompleteWindowError(path, len(seen), total or 0, max_passes)
 
+    def collect(self, path: str, shape: dict, tenant: int, *, max_passes: int = 3, page_size: int = MAX_PAGE_SIZE,
+                **window: datetime | None) -> Iterator[list[dict]]:
+        """Batches of records of a window as dicts, each id once at its greatest modifiedOn (as an instant)."""
+        seen: dict[str, datetime] = {}
+        for page in self.read_window(path, tenant, parse_records(shape), max_passes=max_passes,
+                                     page_size=page_size, **window):
+            fresh = []
+            for record in page.records:
+                modified = instant(record["modifiedOn"]) if "modifiedOn" in shape else EARLIEST
+                key = record.get("id")
+                if key not in seen or seen[key] < modified:
+                    seen[key] = modified
+                    fresh.append(record)
+            if fresh:
+                yield fresh
+
     def _performance(self, path: str, shape: dict, tenant: int, start: datetime, end: datetime) -> dict:
-        body = self._get(path, tenant, {"sessionCreatedOnOrAfter": _iso(start), "sessionCreatedBefore": _iso(end)})
-        if not isinstance(body, dict):
-            raise MalformedResponseError(path, None, str(body)[:200])
-        if problem := models.first_type_error(body, shape):
-            raise RecordTypeError(path, None, body.get("id"), *problem)
+        body, _ = self._get(path, tenant, {"sessionCreatedOnOrAfter": _iso(start), "sessionCreatedBefore": _iso(end)},
+                         lambda raw: _json(raw, path))
+        check_record(body, shape, path, None, None)
         return body
 
     # -- HTTP -------------------------------------------------------------------------------------------
-    def _get(self, path: str, tenant: int, params: dict, page: int | None = None) -> object:
+    def _get(self, path: str, tenant: int, params: dict, parse: Callable[[bytes], T],
+             page: int | None = None) -> tuple[T, int]:
+        """The parsed body of a successful GET and the retries it took, after one token refresh on 401."""
         url = f"{self.endpoints.api_base}{API_PATH}{path}"
-        refreshed = False
+        refreshed, retries = False, 0
         while True:
             token = self._access_token()
-            response, body = self._with_retries(path, page, lambda: self._send_api(url, tenant, params, token))
-            if response.status_code != 401:
-                return body
+            response, parsed, attempts = self._with_retries(
+                path, page, lambda: self._send_api(url, tenant, params, token), parse)
+            retries += attempts - 1
+            if response.status != 401:
+                return parsed, retries
             if refreshed:
-                raise AuthenticationError(f"{path} refused a freshly issued token (401): check ST_APP_KEY")
+                raise AuthenticationError(f"{path} refused a freshly issued token (401){self._whose()}: check "
+                                          "ST_APP_KEY and that these credentials are connected to this tenant")
             self._invalidate(token)
             refreshed = True
 
-    def _send_api(self, url: str, tenant: int, params: dict, token: str) -> httpx.Response:
+    def _send_api(self, url: str, tenant: int, params: dict, token: str) -> _Response:
         self._limiter.acquire(tenant)
         headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self._credentials.app_key}
-        return self._http.get(url, params=params, headers=headers)
+        return self._read(self._http.build_request("GET", url, params=params, headers=headers))
 
-    def _with_retries(
-        self, path: str, page: int | None, send: Callable[[], httpx.Response]
-    ) -> tuple[httpx.Response, object]:
-        """Send and parse, retrying transient failures with exponential backoff and jitter, within budget.
+    def _read(self, request: httpx.Request) -> _Response:
+        """Send and read the whole body within the request deadline and the size caps.
 
-        Returns the response and its parsed JSON body (None for a 401, which the caller handles).
+        httpx's timeouts apply per network read, so a server trickling one byte at a time could hold a
+        request open for ever; the deadline here covers the whole response. Bodies are decompressed here,
+        in bounded steps, so a small gzip body cannot inflate past the cap before it is noticed.
+        """
+        limits = self.limits
+        deadline = time.monotonic() + limits.request_seconds
+        request.headers["Accept-Encoding"] = "gzip, deflate"
+        response = self._http.send(request, stream=True)
+        try:
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > limits.max_wire_bytes:
+                raise ResponseLimitError(f"{request.url.path} announced {int(length)} bytes, more than the "
+                                         f"{limits.max_wire_bytes}-byte cap")
+            inflate = _decompressor(response.headers.get("Content-Encoding", ""), request.url.path)
+            body, received = bytearray(), 0
+            for chunk in response.iter_raw():
+                received += len(chunk)
+                if received > limits.max_wire_bytes:
+                    raise ResponseLimitError(f"{request.url.path} sent more than the {limits.max_wire_bytes}-byte cap")
+                body += _inflate(inflate, chunk, limits.max_body_bytes - len(body) + 1) if inflate else chunk
+                if len(body) > limits.max_body_bytes:
+                    raise ResponseLimitError(f"{request.url.path} decompresses to more than the "
+                                             f"{limits.max_body_bytes}-byte cap")
+                if time.monotonic() > deadline:
+                    break
+            if time.monotonic() > deadline:
+                raise _Transient(f"deadline: the response took longer than {limits.request_seconds:g} s",
+                                 kind="deadline")
+            return _Response(response.status_code, response.headers, bytes(body))
+        finally:
+            response.close()
+
+    def _with_retries(self, path: str, page: int | None, send: Callable[[], _Response],
+                      parse: Callable[[bytes], T]) -> tuple[_Response, T | None, int]:
+        """Send and parse, retrying transient failures (malformed bodies included) with exponential backoff
+        and jitter, within the call's budget.
+
+        Returns a response of status < 300 with its parsed body, or a 401 (which the caller handles) with
+        None, and the attempts made; raises for everything else.
         """
         started = self.clock()
         policy = self.retry
         where = path if page is None else f"{path} page {page}"
         for attempt in range(1, policy.max_attempts + 1):
-            self.stats.calls += 1
+            self.stats.count(calls=1)
             try:
-                response = send()
+                response = self._check(send(), path)
                 self._note_server_time(response)
-                return response, self._parse(response, path)
+                return response, (parse(response.body) if response.status != 401 else None), attempt
+            except MalformedResponseError as err:
+                problem = _Transient(err.problem, kind="malformed")
             except (httpx.TimeoutException, httpx.TransportError) as err:
-                problem = _Transient(f"{type(err).__name__} talking to the API")
+                problem = _Transient(f"{type(err).__name__} talking to the API", kind="timeout"
+                                     if isinstance(err, httpx.TimeoutException) else "transport")
             except _Transient as transient:
                 problem = transient
-            self.stats.problems[problem.kind] += 1
+            self.stats.problem(problem.kind)
             delay = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)) * (0.5 + self.jitter() / 2)
             if problem.retry_after is not None:
                 delay = min(policy.max_delay, max(problem.retry_after, 0.0))
             if attempt == policy.max_attempts or self.clock() - started + delay > policy.max_total_seconds:
                 if problem.kind == "malformed":
-                    raise MalformedResponseError(path, page, problem.problem)
+                    raise MalformedResponseError(path, page, problem.problem) from None
                 raise RetriesExhaustedError(where, attempt, problem.problem)
-            self.stats.retries += 1
+            self.stats.count(retries=1)
             self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _parse(self, response: httpx.Response, path: str) -> object:
-        """The JSON body of a success; raises _Transient for what a retry may cure, ApiResponseError else."""
-        status = response.status_code
+    def _check(self, response: _Response, path: str) -> _Response:
+        """Raises _Transient for what a retry may cure and ApiResponseError for the rest; never quotes the body."""
+        status = response.status
         if status == 429:
             raise _Transient("429 rate limited", self._retry_after(response))
         if status == 409:
             raise _Transient("409 maintenance", self._retry_after(response))
         if status >= 500:
-            raise _Transient(f"{status} server error: {_excerpt(response)}")
-        if status == 401:
-            return None
-        body = _safe_json(response)
-        if status < 400:
-            if body is None:
-                raise _Transient(_excerpt(response), kind="malformed")
-            return body
-        if isinstance(body, dict) and "title" in body:
-            raise ApiResponseError(path, status, str(body.get("title")), body.get("errors"), body.get("traceId"))
-        raise ApiResponseError(path, status, _excerpt(response), None, None)
+            raise _Transient(f"{status} server error ({_content_type(response)}, {len(response.body)} bytes)")
+        if status == 401 or status < 300:
+            if status < 300 and "html" in _content_type(response):
+                raise _Transient("an HTML page where JSON was expected", kind="malformed")
+            return response
+        if 300 <= status < 400:
+            raise ApiResponseError(path, status, f"{_reason(status)} (a redirect: refused, never followed; check "
+                                   "ST_ENVIRONMENT)")
+        fields, trace = [], None
+        try:
+            body = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            fields = list(body.get("errors") or {}) if isinstance(body.get("errors"), dict) else []
+            trace = safe_token(body.get("traceId"))
+        raise ApiResponseError(path, status, _reason(status), fields, trace)
 
-    def _note_server_time(self, response: httpx.Response) -> None:
+    def _note_server_time(self, response: _Response) -> None:
         try:
             self.server_time = email.utils.parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
         except (KeyError, TypeError, ValueError):
             pass
 
-    def _retry_after(self, response: httpx.Response) -> float | None:
+    def _retry_after(self, response: _Response) -> float | None:
         value = response.headers.get("Retry-After")
         if not value:
             return None
@@ -344,6 +464,9 @@ class ServiceTitanClient:
         return moment.timestamp() - self.wall_clock()
 
     # -- OAuth ------------------------------------------------------------------------------------------
+    def _whose(self) -> str:
+        return f" for {self.label}" if self.label else ""
+
     def _access_token(self) -> str:
         """The cached token, fetched (once, even with many callers) when missing or about to expire."""
         with self._token_lock:
@@ -360,19 +483,58 @@ class ServiceTitanClient:
         form = {"grant_type": "client_credentials", "client_id": self._credentials.client_id,
                 "client_secret": self._credentials.client_secret}
         try:
-            response, body = self._with_retries("token endpoint", None,
-                                                lambda: self._http.post(self.endpoints.token_url, data=form))
+            response, body, _ = self._with_retries(
+                "token endpoint", None,
+                lambda: self._read(self._http.build_request("POST", self.endpoints.token_url, data=form)),
+                lambda raw: _json(raw, "token endpoint"))
         except ApiResponseError as err:
-            response, body = None, err
-        self.stats.token_fetches += 1
-        if response is None or response.status_code == 401:
-            raise AuthenticationError(
-                "the token endpoint refused the client credentials: check ST_CLIENT_ID and ST_CLIENT_SECRET"
-            )
+            raise AuthenticationError(f"the token endpoint refused the client credentials{self._whose()} "
+                                      f"({err.status} {err.reason}): check the client id and secret") from None
+        finally:
+            self.stats.count(token_fetches=1)
+        if response.status == 401:
+            raise AuthenticationError(f"the token endpoint refused the client credentials{self._whose()} (401): "
+                                      "check the client id and secret")
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-            raise MalformedResponseError("token endpoint", None, "a body without access_token")
+            raise MalformedResponseError("token endpoint", None, "no access_token string in the body")
         self._token = body["access_token"]
-        self._token_expires = self.clock() + float(body.get("expires_in") or 900)
+        expires = body.get("expires_in")
+        self._token_expires = self.clock() + (float(expires) if isinstance(expires, int | float) else 900.0)
+
+
+def _decompressor(encoding: str, path: str):
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    raise ResponseLimitError(f"{path} came with Content-Encoding {encoding!r}, which was not asked for")
+
+
+def _inflate(inflate, chunk: bytes, room: int) -> bytes:
+    """At most `room` bytes of what `chunk` inflates to (the caller fails the response past its cap)."""
+    try:
+        return inflate.decompress(chunk, max(room, 1))
+    except zlib.error:
+        raise MalformedResponseError("response", None, "a compressed body that does not decompress") from None
+
+
+def _json(raw: bytes, endpoint: str) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MalformedResponseError(endpoint, None, "not valid JSON") from None
+
+
+def _content_type(response: _Response) -> str:
+    return response.headers.get("Content-Type", "none").split(";")[0].strip().lower() or "none"
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "error"
 
 
 def _iso(moment: datetime) -> str:
@@ -388,15 +550,3 @@ def _window_params(window: dict[str, datetime | None]) -> dict[str, str]:
     if unknown:
         raise TypeError(f"unknown window arguments {sorted(unknown)}")
     return {names[k]: _iso(v) for k, v in window.items() if v is not None}
-
-
-def _safe_json(response: httpx.Response) -> object:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _excerpt(response: httpx.Response) -> str:
-    text = response.text[:160].replace("\n", " ")
-    return f"{response.headers.get('Content-Type', 'no content type')}: {text}"

@@ -1,6 +1,20 @@
-"""Exceptions the client raises. Their messages name what failed and never carry a credential or token."""
+"""Exceptions the client raises.
+
+Their messages are built only from what the client itself knows: status codes, endpoints, page numbers,
+field names, types, record positions and trace ids. Never from response body text or record values, so no
+credential echoed by an error page and no customer's details can reach a log or the event log.
+"""
 
 from __future__ import annotations
+
+import re
+
+_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.\-:\[\]/]{1,80}")
+
+
+def safe_token(value: object) -> str | None:
+    """`value` if it is a short identifier-like string (a trace id, a field name), else None."""
+    return value if isinstance(value, str) and _SAFE_TOKEN.fullmatch(value) else None
 
 
 class ServiceTitanError(Exception):
@@ -16,34 +30,42 @@ class AuthenticationError(ServiceTitanError):
 
 
 class ApiResponseError(ServiceTitanError):
-    """The API answered with a client error (4xx) that retrying cannot fix."""
+    """The API answered with a status that retrying cannot fix (4xx, or a redirect)."""
 
-    def __init__(self, endpoint: str, status: int, title: str, errors: dict | None, trace_id: str | None):
-        self.endpoint, self.status, self.title, self.errors, self.trace_id = endpoint, status, title, errors or {}, trace_id
-        details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
-        super().__init__(
-            f"{endpoint} returned {status} {title}" + (f" ({details})" if details else "") + f" [traceId {trace_id}]"
-        )
+    def __init__(self, endpoint: str, status: int, reason: str, fields: list[str] | None = None,
+                 trace_id: str | None = None):
+        self.endpoint, self.status, self.reason, self.trace_id = endpoint, status, reason, trace_id
+        self.fields = [f for f in (fields or []) if safe_token(f)]
+        about = f" (fields: {', '.join(self.fields)})" if self.fields else ""
+        trace = f" [traceId {trace_id}]" if trace_id else ""
+        super().__init__(f"{endpoint} returned {status} {reason}{about}{trace}")
 
 
 class MalformedResponseError(ServiceTitanError):
     """A response body was not the JSON the spec promises."""
 
-    def __init__(self, endpoint: str, page: int | None, excerpt: str):
-        self.endpoint, self.page = endpoint, page
+    def __init__(self, endpoint: str, page: int | None, problem: str):
+        self.endpoint, self.page, self.problem = endpoint, page, problem
         where = f"{endpoint} page {page}" if page else endpoint
-        super().__init__(f"{where} returned a malformed body: {excerpt!r}")
+        super().__init__(f"{where} returned a malformed body: {problem}")
 
 
 class RecordTypeError(ServiceTitanError):
-    """A record's field has a type the spec does not allow."""
+    """A record's field is missing where required, or has a type the spec does not allow."""
 
-    def __init__(self, endpoint: str, page: int | None, record_id: object, field: str, expected: str, value: object):
-        self.endpoint, self.page, self.record_id, self.field = endpoint, page, record_id, field
-        super().__init__(
-            f"{endpoint} page {page}: record {record_id} has field {field!r} of type {type(value).__name__}, "
-            f"expected {expected}"
-        )
+    def __init__(self, endpoint: str, page: int | None, position: int | None, field: str, problem: str):
+        self.endpoint, self.page, self.position, self.field = endpoint, page, position, field
+        where = f"{endpoint} page {page}" if page else endpoint
+        record = f"record {position}" if position is not None else "the record"
+        super().__init__(f"{where}: {record} (0-based, in page order) has field {field!r} {problem}")
+
+
+class PagingError(ServiceTitanError):
+    """Paging did not end the way the API promises: endless pages, or a page repeating the previous one."""
+
+
+class ResponseLimitError(ServiceTitanError):
+    """A response was larger than the configured cap (as received, or once decompressed)."""
 
 
 class RetriesExhaustedError(ServiceTitanError):

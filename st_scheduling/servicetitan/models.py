@@ -180,3 +180,11 @@ def first_type_error(record: dict, shape: dict, prefix: str = "") -> tuple[str, 
         if not check(value):
             return prefix + name, expected, value
     return None
+
+
+# Without these a record cannot be keyed, windowed or deduplicated: missing or null is an error, never a drop.
+KEY_FIELDS = ("id", "createdOn", "modifiedOn")
+
+
+def key_fields(shape: dict) -> tuple[str, ...]:
+    return tuple(name for name in KEY_FIELDS if name in shape)

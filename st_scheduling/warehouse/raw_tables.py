@@ -22,10 +22,12 @@ PREFIXES = {"customer": "customer_", "address": "address_", "sourceTracking": "s
             "milestoneFrequencyCount": "milestone_"}
 DUCKDB_TYPES = {models.STRING: "VARCHAR", models.DATETIME: "TIMESTAMPTZ", models.INT: "BIGINT",
                 models.BOOL: "BOOLEAN", models.FLOAT: "DOUBLE", models.STRING_LIST: "VARCHAR[]", models.JSON: "JSON"}
-# Timestamps and JSON travel to DuckDB as text; DuckDB casts them on insert.
+# As read from JSON: timestamps are text until checked and cast; JSON fields are text.
 ARROW_TYPES = {models.STRING: pa.string(), models.DATETIME: pa.string(), models.INT: pa.int64(),
                models.BOOL: pa.bool_(), models.FLOAT: pa.float64(), models.STRING_LIST: pa.list_(pa.string()),
                models.JSON: pa.string()}
+# As staged in Parquet for the commit: timestamps are instants.
+STAGED_TYPES = {**ARROW_TYPES, models.DATETIME: pa.timestamp("us", tz="UTC")}
 SPEC_SCHEMAS = {"session": "SchedulingPro.V2.SchedulerSessionResponse", "scheduler": "SchedulingPro.V2.SchedulerResponse",
                 "scheduler_performance": "SchedulingPro.V2.SchedulerPerformanceResponse",
                 "router_performance": "SchedulingPro.V2.RouterPerformanceResponse"}
@@ -59,6 +61,7 @@ class RawTable:
     window_column: str | None  # rows of a tenant with this column in [start, end) form a write window
     description: str
     key: tuple[str, ...] = ("tenant_id", "id")
+    owner_column: str | None = None  # the scheduler or router whose listing returned the row
 
     @functools.cached_property
     def api_columns(self) -> tuple[Column, ...]:
@@ -79,6 +82,12 @@ class RawTable:
     @functools.cached_property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(c.name, ARROW_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
+                         + [("extra", pa.string())])
+
+    @functools.cached_property
+    def staged_schema(self) -> pa.Schema:
+        """The staged Parquet files' schema: every column but the writer's own (ingested_at, run_id)."""
+        return pa.schema([(c.name, STAGED_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
                          + [("extra", pa.string())])
 
     @functools.cached_property
@@ -200,19 +209,21 @@ SCHEDULERS = RawTable("schedulers", models.SCHEDULER, SPEC_SCHEMAS["scheduler"],
                       "Every scheduler of every configured tenant, as the API lists them.")
 SCHEDULER_SESSIONS = RawTable(
     "scheduler_sessions", models.SESSION, SPEC_SCHEMAS["session"], (TENANT, LISTED_BY_SCHEDULER), "created_on",
-    "Every session of every scheduler, one row per tenant and session id at its latest modifiedOn.")
+    "Every session of every scheduler, one row per tenant and session id at its latest modifiedOn.",
+    owner_column="listed_by_id")
 ROUTER_SESSIONS = RawTable(
     "router_sessions", models.SESSION, SPEC_SCHEMAS["session"], (TENANT, LISTED_BY_ROUTER), "created_on",
     "Every session of every configured router, including those upgraded to a scheduler.",
-    key=("tenant_id", "listed_by_id", "id"))
+    key=("tenant_id", "listed_by_id", "id"), owner_column="listed_by_id")
 SCHEDULER_PERFORMANCE = RawTable(
     "scheduler_performance", models.SCHEDULER_PERFORMANCE, SPEC_SCHEMAS["scheduler_performance"],
     (TENANT, WINDOW_START, WINDOW_END), "window_start",
     "The API's own performance numbers per scheduler and day (sessions created in the day window).",
-    key=("tenant_id", "id", "window_start"))
+    key=("tenant_id", "id", "window_start"), owner_column="id")
 ROUTER_PERFORMANCE = RawTable(
     "router_performance", models.ROUTER_PERFORMANCE, SPEC_SCHEMAS["router_performance"],
     (TENANT, WINDOW_START, WINDOW_END), "window_start",
-    "The API's own performance numbers per router and day.", key=("tenant_id", "id", "window_start"))
+    "The API's own performance numbers per router and day.", key=("tenant_id", "id", "window_start"),
+    owner_column="id")
 
 RAW_TABLES = (SCHEDULERS, SCHEDULER_SESSIONS, ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, ROUTER_PERFORMANCE)

@@ -1,24 +1,20 @@
-"""DuckDB access: connections with explicit settings, the schema, and atomic window replacement."""
+"""DuckDB access: connections with explicit settings, the schema, and atomic commits of staged files."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
 
 LOCK_WAIT_SECONDS = 120.0
-
-
-class EmptyWindowError(RuntimeError):
-    """The API returned nothing for a window that holds rows: refuse to wipe them."""
+LOCK_NOTICE_SECONDS = 5.0
 
 
 class WarehouseUnavailableError(RuntimeError):
@@ -33,19 +29,20 @@ class WarehouseSettings:
 
 
 @contextmanager
-def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS,
+            on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection with the schema in place, closed on exit.
 
     DuckDB lets one process write a file at a time; a run that finds the file locked by another waits
-    (bounded) instead of failing at once.
+    (bounded) instead of failing at once, and tells `on_wait` who holds it and for how long it has waited.
     """
     try:
         if not settings.path.startswith("md:"):
             Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise WarehouseUnavailableError(f"cannot create the folder of the DuckDB file {settings.path}: {err}") from err
-    deadline = time.monotonic() + lock_wait
-    delay = 0.2
+    started = time.monotonic()
+    deadline, delay, noticed = started + lock_wait, 0.2, started
     while True:
         try:
             con = duckdb.connect(settings.path, config={"threads": settings.threads,
@@ -53,9 +50,14 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
             break
         except duckdb.IOException as err:
             locked = "lock" in str(err).lower()
-            if locked and time.monotonic() + delay <= deadline:
+            now = time.monotonic()
+            if locked and now + delay <= deadline:
+                if on_wait and now - noticed >= LOCK_NOTICE_SECONDS:
+                    on_wait(f"waiting {now - started:.0f} s of {lock_wait:.0f} s for the DuckDB file "
+                            f"{settings.path}: {lock_holder(err)}")
+                    noticed = now
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
                 continue
             problem = f"is locked by another process (waited {lock_wait:.0f} s)" if locked else "cannot be opened"
             raise WarehouseUnavailableError(f"the DuckDB file {settings.path} {problem}: {err}") from err
@@ -66,6 +68,15 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
         con.close()
 
 
+def lock_holder(err: Exception) -> str:
+    """Who holds the lock, as DuckDB says it (`... (PID 123) ...`), or that it does not say."""
+    text = str(err)
+    start = text.find("PID")
+    if start < 0:
+        return "DuckDB does not say which process holds it"
+    return "held by " + text[start:].split(")")[0].strip()
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
@@ -74,79 +85,97 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @dataclass(frozen=True)
-class Scope:
-    """Which stored rows a write replaces: a tenant, optionally one owner (column, value), and a time window."""
+class StagedOwner:
+    """The staged Parquet files of one owner (scheduler, router, or the tenant itself) read in full."""
 
-    tenant_id: int
-    start: datetime | None = None
-    end: datetime | None = None
-    owner: tuple[str, str] | None = None
-
-    def predicate(self, table: RawTable) -> tuple[str, list]:
-        clauses, params = ["tenant_id = ?"], [self.tenant_id]
-        if self.owner is not None:
-            clauses.append(f"{self.owner[0]} = ?")
-            params.append(self.owner[1])
-        if self.start is not None and self.end is not None and table.window_column:
-            clauses.append(f"{table.window_column} >= ? AND {table.window_column} < ?")
-            params += [self.start, self.end]
-        return " AND ".join(clauses), params
+    owner: str
+    files: tuple[str, ...]
 
 
-def replace_window(
+@dataclass
+class CommitOutcome:
+    """What one tenant's commit did."""
+
+    stored: dict[str, int] = field(default_factory=dict)  # rows now stored per committed owner, in the window
+    refused: dict[str, tuple[int, int]] = field(default_factory=dict)  # shrinking owners: (stored, new)
+    unlisted: dict[str, int] = field(default_factory=dict)  # owners stored before but not listed now: rows kept
+    outside_window: int = 0  # staged records whose window column fell outside the window: not stored
+
+
+def shrinking(stored: dict[str, int], new: dict[str, int], owners: list[str]) -> dict[str, tuple[int, int]]:
+    """Owners whose distinct rows would fall below what is stored: (stored, new). Sessions are not normally
+    deleted, so a smaller answer is far more likely an API fault than the truth."""
+    return {o: (stored[o], new.get(o, 0)) for o in owners if new.get(o, 0) < stored.get(o, 0)}
+
+
+def owner_expression(table: RawTable) -> str:
+    """The column naming a row's owner; for a table without one (the scheduler list), the tenant."""
+    return table.owner_column or "CAST(tenant_id AS VARCHAR)"
+
+
+def commit_tenant(
     con: duckdb.DuckDBPyConnection,
     table: RawTable,
-    scope: Scope,
-    batches: Iterable[pa.Table],
+    tenant_id: int,
+    window: tuple[datetime, datetime] | None,
+    staged: list[StagedOwner],
+    listed: list[str],
     *,
     run_id: str,
-) -> int:
-    """Replace the rows of `scope` with `batches` in one transaction; returns the rows now stored.
+    allow_shrink: bool = False,
+) -> CommitOutcome:
+    """Replace, in one transaction, the rows of each staged owner in `window` with its staged rows.
 
-    Batches are staged first (bulk Arrow inserts into a temporary table), so a failure while reading the
-    API leaves the stored window untouched. Rows are deduplicated on the table's key, keeping the greatest
-    modified_on; rows outside the window are dropped rather than stored twice.
+    Scope is what was read in full: only owners in `staged` are replaced. An owner stored before but absent
+    from `listed` keeps its rows (reported as unlisted). An owner whose distinct rows would shrink keeps
+    its rows (reported as refused) unless `allow_shrink`. Staged rows are deduplicated on the table's key,
+    keeping the greatest modified_on; a row stored under another owner or window with the same key is
+    replaced, so keys stay unique.
     """
-    stage = f"stage_{table.name}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {table.qualified} LIMIT 0")
+    owner = owner_expression(table)
+    key = ", ".join(table.key)
+    in_window, window_params = "TRUE", []
+    if window is not None and table.window_column:
+        in_window, window_params = f"{table.window_column} >= ? AND {table.window_column} < ?", list(window)
+    outcome = CommitOutcome()
+    con.execute("BEGIN TRANSACTION")
     try:
-        for batch in batches:
-            con.register("incoming_batch", batch)
-            try:
-                con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM incoming_batch")
-            finally:
-                con.unregister("incoming_batch")
-        where, params = scope.predicate(table)
-        order = "modified_on DESC NULLS LAST" if any(c.name == "modified_on" for c in table.columns) else "1"
-        con.execute("BEGIN TRANSACTION")
-        try:
-            staged = con.execute(f"SELECT count(*) FROM {stage} WHERE {where}", params).fetchone()[0]
-            if staged == 0:
-                existing = con.execute(f"SELECT count(*) FROM {table.qualified} WHERE {where}", params).fetchone()[0]
-                if existing:
-                    raise EmptyWindowError(
-                        f"the API returned no {table.name} for tenant {scope.tenant_id}"
-                        f"{_window_text(scope)}, where {existing} rows are stored; refusing to wipe them"
-                    )
-            con.execute(f"DELETE FROM {table.qualified} WHERE {where}", params)
+        files = [f for s in staged for f in s.files]
+        new = dict(con.execute(
+            f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
+            [files, *window_params]).fetchall()) if files else {}
+        if files:
+            outcome.outside_window = con.execute(
+                f"SELECT count(*) FROM read_parquet(?) WHERE NOT ({in_window})", [files, *window_params]).fetchone()[0]
+        stored = dict(con.execute(
+            f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
+            [tenant_id, *window_params]).fetchall())
+        outcome.unlisted = {o: n for o, n in stored.items() if o not in listed}
+        if not allow_shrink:
+            outcome.refused = shrinking(stored, new, [s.owner for s in staged])
+        accepted = [s for s in staged if s.owner not in outcome.refused]
+        accepted_files = [f for s in accepted for f in s.files]
+        owners = [s.owner for s in accepted]
+        if owners:
+            con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN (SELECT unnest(?)) "
+                        f"AND {in_window}", [tenant_id, owners, *window_params])
+        if accepted_files:
+            match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+            con.execute(f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM read_parquet(?) "
+                        f"WHERE {in_window}) s WHERE {match}", [accepted_files, *window_params])
+            latest = "modified_on DESC NULLS LAST" if any(c.name == "modified_on" for c in table.columns) else "1"
             con.execute(
                 f"""INSERT INTO {table.qualified} BY NAME
-                SELECT * EXCLUDE (ingested_at, run_id), ? AS ingested_at, ? AS run_id FROM {stage}
-                WHERE {where}
-                QUALIFY row_number() OVER (PARTITION BY {', '.join(table.key)} ORDER BY {order}) = 1""",
-                [datetime.now(UTC), run_id, *params],
-            )
-            stored = con.execute(f"SELECT count(*) FROM {table.qualified} WHERE {where}", params).fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        return stored
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {stage}")
-
-
-def _window_text(scope: Scope) -> str:
-    if scope.start is None:
-        return ""
-    return f" in [{scope.start.isoformat()}, {scope.end.isoformat()})"
+                SELECT *, ? AS ingested_at, ? AS run_id FROM read_parquet(?) WHERE {in_window}
+                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {latest}) = 1""",
+                [datetime.now(UTC), run_id, accepted_files, *window_params])
+        if owners:
+            counts = dict(con.execute(
+                f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
+                f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL", [tenant_id, *window_params, owners]).fetchall())
+            outcome.stored = {o: counts.get(o, 0) for o in owners}
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return outcome

@@ -1,15 +1,20 @@
-"""Raw Scheduling Pro data, exactly as the API holds it, for every configured tenant."""
+"""Raw Scheduling Pro data, exactly as the API holds it, for every configured tenant.
 
-import time
+Each raw asset is a `RawSpec` turned into an asset by one factory: the asset reads the partition range,
+hands the ingest layer a source, and turns its load report into metadata and checks.
+"""
+
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import dagster as dg
+from pydantic import Field
 
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import column_schema, table_metadata
+from st_scheduling.defs.raw.metadata import column_schema, load_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
-from st_scheduling.warehouse import ingest
+from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.warehouse.raw_tables import (
     ROUTER_PERFORMANCE,
     ROUTER_SESSIONS,
@@ -25,141 +30,122 @@ KINDS = {"servicetitan", "duckdb"}
 # The hourly refresh keeps these within the hour; three hours without one means automation is broken.
 HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
 COMPLETENESS = "complete_against_total_count"
+Windows = list[tuple]
 
 
-class TenantFailures(Exception):
-    """Some tenants failed; the others' data is committed."""
+class RawLoadConfig(dg.Config):
+    """Run config of every raw asset (UI launchpad or `dg launch --config`)."""
+
+    allow_shrink: bool = Field(
+        default=False,
+        description="Let this run store fewer distinct rows for a scheduler or router and window than are stored "
+                    "now. Off, such a write is refused and the run fails naming it. Turn on only when the API "
+                    "really deleted records (a customer's erasure request): see the README runbook.")
 
 
-def _label(unit: object) -> str:
-    """A tenant id, or tenant:router for a router."""
-    return ":".join(map(str, unit)) if isinstance(unit, tuple) else str(unit)
+class IncompleteLoad(Exception):
+    """Some owner-windows were not stored as the API holds them; the rest were committed."""
 
 
-def for_each_tenant(context: dg.AssetExecutionContext, tenants: list, load: Callable[[object], object]) -> dict:
-    """Run `load` per tenant; a failing tenant does not stop the others, and fails the run at the end."""
-    results, failures = {}, {}
-    for tenant in tenants:
-        try:
-            results[tenant] = load(tenant)
-        except Exception as err:  # noqa: BLE001 - reported below, with the other tenants' data kept
-            context.log.error(f"tenant {_label(tenant)}: {type(err).__name__}: {err}")
-            failures[_label(tenant)] = f"{type(err).__name__}: {err}"
-    if failures:
-        names = ", ".join(str(t) for t in failures)
-        raise TenantFailures(f"{len(failures)} tenant(s) failed: {names}. " + " | ".join(
-            f"{t}: {msg}" for t, msg in failures.items()))
-    return results
+@dataclass(frozen=True)
+class RawSpec:
+    table: RawTable
+    description: str
+    source: Callable[[ServiceTitanResource, Callable, Windows | None], Source]
+    tenants: Callable[[ServiceTitanResource], list[int]]
+    partitioned: bool = True
+    freshness: dg.FreshnessPolicy | None = HOURLY
+    completeness: bool = False
 
 
-def _asset(table: RawTable, **kwargs):
-    return dg.asset(
-        key=["raw", table.name],
+def _routers(servicetitan: ServiceTitanResource) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for tenant, router in servicetitan.routers():
+        found.setdefault(tenant, []).append(router)
+    return found
+
+
+def _span(windows: Windows) -> tuple:
+    return windows[0][0], windows[-1][1]
+
+
+SPECS = (
+    RawSpec(SCHEDULERS, "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
+            "data API key, quick-launch link, created and modified times.",
+            lambda st, clients, _: sources.schedulers(clients), lambda st: st.tenants(), partitioned=False),
+    RawSpec(SCHEDULER_SESSIONS, "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
+            "outcome, job/booking/lead ids, timeslot, service requested, customer contact and device, and the full "
+            "source tracking (UTMs, click ids, campaign). One row per tenant and session id, at its latest "
+            "modifiedOn. Holds customer PII.",
+            lambda st, clients, windows: sources.scheduler_sessions(clients, _span(windows)),
+            lambda st: st.tenants(), completeness=True),
+    RawSpec(SCHEDULER_PERFORMANCE, "ServiceTitan's own performance numbers per scheduler and day: milestone "
+            "counts, completion rates, contacts, jobs, bookings, abandoned sessions sent to bookings/leads, "
+            "recoveries and SMS sent.",
+            lambda st, clients, windows: sources.scheduler_performance(clients, windows), lambda st: st.tenants()),
+    RawSpec(ROUTER_SESSIONS, "Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including "
+            "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
+            "same id). Holds customer PII.",
+            lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
+            lambda st: sorted(_routers(st)), freshness=None, completeness=True),
+    RawSpec(ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
+            "interacted, and sessions handed to each scheduler.",
+            lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
+            lambda st: sorted(_routers(st)), freshness=None),
+)
+
+
+def completeness(result: LoadResult) -> dg.AssetCheckResult:
+    """Rows stored per owner against the totalCount the API gave for the same window."""
+    short = {f"{o.tenant_id}/{o.owner}": {"stored": o.stored, "total_count": o.total_count}
+             for o in result.owners
+             if o.total_count is not None and (o.stored is None or o.stored < o.total_count)}
+    return dg.AssetCheckResult(check_name=COMPLETENESS, passed=not short,
+                               metadata={"owners_checked": len(result.owners),
+                                         "short_owners": dg.MetadataValue.json(short)})
+
+
+def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
+    key = ["raw", spec.table.name]
+    checks = [dg.AssetCheckSpec(COMPLETENESS, asset=key, description="For every scheduler or router, the rows "
+                                "stored for the window are at least the totalCount the API reported for it.")]
+
+    @dg.asset(
+        key=key,
         group_name=GROUP,
         owners=OWNERS,
         kinds=KINDS,
         pool=DUCKDB_POOL,
-        description=table.description,
-        metadata={"dagster/column_schema": column_schema(table), "dagster/table_name": f"{table.qualified}"},
-        **kwargs,
+        description=spec.description,
+        metadata={"dagster/column_schema": column_schema(spec.table), "dagster/table_name": spec.table.qualified},
+        partitions_def=daily_partitions if spec.partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
+        freshness_policy=spec.freshness,
+        check_specs=checks if spec.completeness else None,
     )
+    def _raw(context: dg.AssetExecutionContext, config: RawLoadConfig, servicetitan: ServiceTitanResource,
+             warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+        windows = day_windows(*context.partition_key_range) if spec.partitioned else None
+        with servicetitan.client() as client:
+            source = spec.source(servicetitan, lambda tenant: client, windows)
+            result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
+                          warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning)
+            metadata = load_metadata(result, client.stats)
+        if unlisted := result.unlisted():
+            context.log.warning(f"{spec.table.name}: owners stored before but not listed by the API now keep their "
+                                f"rows: {', '.join(unlisted)}")
+        if problems := result.problems():
+            # A refused shrink or a bad record fails the same way on every retry; API trouble may not.
+            retriable = all(o.refused is None for o in result.owners)
+            raise dg.Failure(description="\n".join([
+                f"{spec.table.name}: {problems[0]}",
+                f"({len(problems)} problem(s) in all; everything else was committed)", *problems[1:]]),
+                metadata=metadata, allow_retries=retriable)
+        return dg.MaterializeResult(metadata=metadata,
+                                    check_results=[completeness(result)] if spec.completeness else None)
+
+    return _raw
 
 
-def _range_windows(context: dg.AssetExecutionContext) -> list:
-    keys = context.partition_key_range
-    return day_windows(keys.start, keys.end)
-
-
-def _ingest(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource, warehouse: DuckDBWarehouse,
-            table: RawTable, units: list, load: Callable, window: tuple | None = None) -> tuple[dict, dict, dict]:
-    """Run `load(client, con, unit)` for every tenant (or tenant/router pair) with one client and one
-    connection; returns the per-unit results, the client's totals and the materialization metadata."""
-    started = time.monotonic()
-    with servicetitan.client() as client, warehouse.connect() as con:
-        results = for_each_tenant(context, units, lambda unit: load(client, con, unit))
-        per_unit = {_label(u): sum(r.values()) if isinstance(r, dict) else r for u, r in results.items()}
-        metadata = table_metadata(con, table, client.stats, started, window=window, per_tenant=per_unit)
-        return results, dict(client.stats.totals), metadata
-
-
-@_asset(SCHEDULERS)
-def raw_schedulers(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
-                   warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """Every scheduler of every configured tenant: company/brand, default flag, mode, status, data API key,
-    quick-launch link, created and modified times."""
-    run_id = context.run.run_id
-    _, _, metadata = _ingest(context, servicetitan, warehouse, SCHEDULERS, servicetitan.tenants(),
-                             lambda client, con, tenant: ingest.ingest_schedulers(client, con, tenant, run_id))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-@_asset(SCHEDULER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=HOURLY,
-        check_specs=[dg.AssetCheckSpec(COMPLETENESS, asset=["raw", SCHEDULER_SESSIONS.name],
-                                       description="For every scheduler, the rows stored for the window are at "
-                                                   "least the totalCount the API reported for it.")])
-def raw_scheduler_sessions(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
-                           warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """Every Scheduling Pro session, by day of creation: milestone reached (lastStep), outcome, job/booking/lead
-    ids, timeslot, service requested, customer contact and device, and the full source tracking (UTMs, click
-    ids, campaign). One row per tenant and session id, at its latest modifiedOn. Holds customer PII."""
-    windows, run_id = _range_windows(context), context.run.run_id
-    window = (windows[0][0], windows[-1][1])
-    per_tenant, totals, metadata = _ingest(
-        context, servicetitan, warehouse, SCHEDULER_SESSIONS, servicetitan.tenants(),
-        lambda client, con, tenant: ingest.ingest_scheduler_sessions(client, con, tenant, window, run_id), window)
-    stored = {(t, sid): n for t, counts in per_tenant.items() for sid, n in counts.items()}
-    metadata["rows_per_scheduler"] = dg.MetadataValue.json({sid: n for (_, sid), n in stored.items()})
-    return dg.MaterializeResult(metadata=metadata, check_results=[completeness(stored, totals)])
-
-
-def completeness(stored: dict[tuple[int, str], int], totals: dict[str, int]) -> dg.AssetCheckResult:
-    """Stored rows per scheduler against the totalCount the API gave for the same window."""
-    short = {}
-    for (tenant, sid), n in stored.items():
-        total = totals.get(f"/tenant/{tenant}/schedulers/{sid}/sessions", 0)
-        if n < total:
-            short[f"{tenant}/{sid}"] = {"stored": n, "total_count": total}
-    return dg.AssetCheckResult(check_name=COMPLETENESS, passed=not short,
-                               metadata={"schedulers_checked": len(stored),
-                                         "short_schedulers": dg.MetadataValue.json(short)})
-
-
-@_asset(SCHEDULER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-        freshness_policy=HOURLY)
-def raw_scheduler_performance(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
-                              warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """ServiceTitan's own performance numbers per scheduler and day: milestone counts, completion rates,
-    contacts, jobs, bookings, abandoned sessions sent to bookings/leads, recoveries and SMS sent."""
-    windows, run_id = _range_windows(context), context.run.run_id
-    _, _, metadata = _ingest(
-        context, servicetitan, warehouse, SCHEDULER_PERFORMANCE, servicetitan.tenants(),
-        lambda client, con, tenant: ingest.ingest_scheduler_performance(client, con, tenant, windows, run_id),
-        (windows[0][0], windows[-1][1]))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-@_asset(ROUTER_SESSIONS, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
-def raw_router_sessions(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
-                        warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including sessions the router
-    handed to a scheduler (those also appear in raw/scheduler_sessions with the same id). Holds customer PII."""
-    windows, run_id = _range_windows(context), context.run.run_id
-    window = (windows[0][0], windows[-1][1])
-    _, _, metadata = _ingest(
-        context, servicetitan, warehouse, ROUTER_SESSIONS, servicetitan.routers(),
-        lambda client, con, pair: ingest.ingest_router_sessions(client, con, *pair, window, run_id), window)
-    return dg.MaterializeResult(metadata=metadata)
-
-
-@_asset(ROUTER_PERFORMANCE, partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
-def raw_router_performance(context: dg.AssetExecutionContext, servicetitan: ServiceTitanResource,
-                           warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
-    """ServiceTitan's own router numbers per router and day: sessions opened and interacted, and sessions
-    handed to each scheduler."""
-    windows, run_id = _range_windows(context), context.run.run_id
-    _, _, metadata = _ingest(
-        context, servicetitan, warehouse, ROUTER_PERFORMANCE, servicetitan.routers(),
-        lambda client, con, pair: ingest.ingest_router_performance(client, con, *pair, windows, run_id),
-        (windows[0][0], windows[-1][1]))
-    return dg.MaterializeResult(metadata=metadata)
+raw_schedulers, raw_scheduler_sessions, raw_scheduler_performance, raw_router_sessions, raw_router_performance = (
+    raw_asset(spec) for spec in SPECS)

@@ -1,13 +1,10 @@
-"""Materialization metadata for raw tables: row counts, column schema, API calls. No PII, no secrets."""
+"""Materialization metadata for raw tables, from the ingest layer's load report. No PII, no secrets."""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
-
 import dagster as dg
-import duckdb
 
+from st_scheduling.ingest import LoadResult
 from st_scheduling.servicetitan import CallStats
 from st_scheduling.warehouse.raw_tables import RawTable
 
@@ -17,32 +14,29 @@ def column_schema(table: RawTable) -> dg.TableSchema:
         dg.TableColumn(c.name, c.duckdb_type, description=c.description) for c in table.columns])
 
 
-def table_metadata(
-    con: duckdb.DuckDBPyConnection,
-    table: RawTable,
-    stats: CallStats,
-    started: float,
-    *,
-    window: tuple[datetime, datetime] | None = None,
-    per_tenant: dict | None = None,
-) -> dict:
-    total = con.execute(f"SELECT count(*) FROM {table.qualified}").fetchone()[0]
+def load_metadata(result: LoadResult, stats: CallStats) -> dict:
+    owners = result.owners
     metadata: dict = {
-        "dagster/row_count": dg.MetadataValue.int(total),
         "api_calls": dg.MetadataValue.int(stats.calls),
         "api_retries": dg.MetadataValue.int(stats.retries),
         "api_token_fetches": dg.MetadataValue.int(stats.token_fetches),
         "api_refetched_windows": dg.MetadataValue.int(stats.refetched_windows),
-        "duration_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+        "api_bytes": dg.MetadataValue.int(sum(o.bytes for o in owners)),
+        "duration_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "lock_held_seconds": dg.MetadataValue.float(round(result.lock_held_seconds, 3)),
+        "rows_per_tenant": dg.MetadataValue.json(
+            {str(t.tenant_id): sum(o.stored or 0 for o in t.owners) for t in result.tenants}),
+        "load_report": dg.MetadataValue.json({f"{o.tenant_id}/{o.owner}": o.summary() for o in owners}),
     }
-    if window is not None and table.window_column:
-        in_window = con.execute(
-            f"SELECT count(*) FROM {table.qualified} WHERE {table.window_column} >= ? AND {table.window_column} < ?",
-            list(window)).fetchone()[0]
-        metadata["dagster/partition_row_count"] = dg.MetadataValue.int(in_window)
-        metadata["window"] = dg.MetadataValue.text(f"[{window[0].isoformat()}, {window[1].isoformat()})")
-    if per_tenant:
-        metadata["rows_per_tenant"] = dg.MetadataValue.json({str(k): v for k, v in per_tenant.items()})
+    if result.table_rows is not None:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
+    if result.window is not None:
+        metadata["dagster/partition_row_count"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
+        metadata["window"] = dg.MetadataValue.text(f"[{result.window[0].isoformat()}, {result.window[1].isoformat()})")
+    if unlisted := result.unlisted():
+        metadata["owners_not_listed_rows_kept"] = dg.MetadataValue.json(unlisted)
+    if outside := result.outside_window():
+        metadata["records_outside_window_not_stored"] = dg.MetadataValue.int(outside)
     if stats.problems:
         metadata["api_problems"] = dg.MetadataValue.json(dict(stats.problems))
     return metadata

@@ -1,0 +1,151 @@
+"""One raw table's load: fetch and stage every owner-window of every tenant concurrently, then commit.
+
+The DuckDB file is opened only once a tenant's owners are all staged, for one short transaction, so a slow
+API never holds the warehouse lock, and a tenant commits while the next is still being fetched. Scope is what was read in full: an owner whose read failed is
+not committed and keeps its rows, and the others of its tenant are committed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from st_scheduling.ingest.prefetch import ahead
+from st_scheduling.ingest.staging import OwnerLoad, stage
+from st_scheduling.servicetitan import Page
+from st_scheduling.warehouse.raw_tables import RawTable
+from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, commit_tenant, connect
+
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a load runs. `allow_shrink` is the explicit override for real deletions (see the README runbook)."""
+
+    allow_shrink: bool = False
+    workers: int = 4  # owner-windows fetched and staged at once (each tenant stays within its rate limit)
+    staging_dir: str | None = None  # where staged Parquet files live during a run; the system's temp by default
+    lock_wait_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one raw table's records come from: the owners each tenant lists, and each owner's pages."""
+
+    table: RawTable
+    window: Window | None
+    owners_of: Callable[[int], list[str]]
+    pages_of: Callable[[int, str], Iterable[Page]]
+
+
+@dataclass
+class TenantLoad:
+    tenant_id: int
+    listed: list[str] = field(default_factory=list)
+    owners: list[OwnerLoad] = field(default_factory=list)
+    outcome: CommitOutcome | None = None
+    error: str | None = None  # listing the owners or committing failed: nothing of the tenant changed
+
+    def problems(self) -> list[str]:
+        """Everything that kept this tenant's data from being exactly the API's, one sentence each."""
+        if self.error:
+            return [f"tenant {self.tenant_id}: {self.error}"]
+        found = [f"tenant {self.tenant_id} owner {o.owner}: not read in full, its rows kept: {o.error}"
+                 for o in self.owners if o.error]
+        found += [f"tenant {self.tenant_id} owner {o.owner}: the API now lists {o.refused[1]} distinct rows where "
+                  f"{o.refused[0]} are stored; refusing to shrink (set allow_shrink in the run config if the "
+                  "deletion is real)" for o in self.owners if o.refused]
+        return found
+
+
+@dataclass
+class LoadResult:
+    table: RawTable
+    window: Window | None
+    tenants: list[TenantLoad]
+    seconds: float = 0.0
+    lock_held_seconds: float = 0.0
+    table_rows: int | None = None  # every row of the table after the commit
+
+    @property
+    def owners(self) -> list[OwnerLoad]:
+        return [o for t in self.tenants for o in t.owners]
+
+    def problems(self) -> list[str]:
+        return [p for t in self.tenants for p in t.problems()]
+
+    def unlisted(self) -> dict[str, int]:
+        """Owners stored before but not listed now ("tenant/owner" -> rows kept)."""
+        return {f"{t.tenant_id}/{o}": n for t in self.tenants if t.outcome for o, n in t.outcome.unlisted.items()}
+
+    def outside_window(self) -> int:
+        return sum(t.outcome.outside_window for t in self.tenants if t.outcome)
+
+
+def describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_id: str,
+         options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None) -> LoadResult:
+    """Fetch and stage every owner-window of every tenant; commit each tenant, in one transaction, as soon
+    as all its owners are staged, while the others are still being fetched."""
+    started = time.monotonic()
+    result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
+    with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area, \
+            ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="stage") as pool:
+        listings = [(t, pool.submit(source.owners_of, t.tenant_id)) for t in result.tenants]
+        staging = {t.tenant_id: _submit_owners(pool, source, t, listing, Path(area)) for t, listing in listings}
+        for tenant in result.tenants:
+            for report, future in staging[tenant.tenant_id]:
+                try:
+                    future.result()
+                except Exception as err:  # noqa: BLE001 - this owner keeps its rows; reported as a problem
+                    report.error = describe(err)
+                    report.files.clear()
+            if tenant.error is None:
+                with connect(warehouse, lock_wait=options.lock_wait_seconds, on_wait=on_wait) as con:
+                    locked = time.monotonic()
+                    _commit(con, source, tenant, run_id, options.allow_shrink)
+                    result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
+                result.lock_held_seconds += time.monotonic() - locked
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _submit_owners(pool: ThreadPoolExecutor, source: Source, tenant: TenantLoad, listing: Future,
+                   area: Path) -> list[tuple[OwnerLoad, Future]]:
+    try:
+        tenant.listed = list(listing.result())
+    except Exception as err:  # noqa: BLE001 - the tenant fails, the others go on
+        tenant.error = f"listing its owners failed: {describe(err)}"
+        return []
+    staging = []
+    for number, owner in enumerate(tenant.listed):
+        report = OwnerLoad(tenant.tenant_id, owner)
+        tenant.owners.append(report)
+        staging.append((report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet")))
+    return staging
+
+
+def _stage_owner(source: Source, report: OwnerLoad, path: Path) -> None:
+    stage(ahead(iter(source.pages_of(report.tenant_id, report.owner))), path, source.table.staged_schema, report)
+
+
+def _commit(con, source: Source, tenant: TenantLoad, run_id: str, allow_shrink: bool) -> None:
+    staged = [StagedOwner(o.owner, tuple(o.files)) for o in tenant.owners if o.error is None]
+    try:
+        tenant.outcome = commit_tenant(con, source.table, tenant.tenant_id, source.window, staged, tenant.listed,
+                                       run_id=run_id, allow_shrink=allow_shrink)
+    except Exception as err:  # noqa: BLE001 - rolled back; the other tenants still commit
+        tenant.error = f"the commit failed and was rolled back: {describe(err)}"
+        return
+    for owner in tenant.owners:
+        owner.stored = tenant.outcome.stored.get(owner.owner)
+        owner.refused = tenant.outcome.refused.get(owner.owner)

@@ -1,0 +1,105 @@
+"""Pages of the API's list endpoints: the envelope, the records' required keys and types, and the bounds
+that keep a misbehaving server from paging forever.
+
+A page parser turns one response body into a `Page`. The client's own parser gives records as dicts; the
+ingest layer plugs in one that gives Arrow tables. Either way the paging rules here are the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from st_scheduling.servicetitan import models
+from st_scheduling.servicetitan.errors import MalformedResponseError, PagingError, RecordTypeError
+
+MAX_PAGE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    records: object  # list[dict] from `parse_records`, or whatever a plugged-in parser gives
+    ids: Sequence[str]
+    has_more: bool
+    total_count: int | None
+    size_bytes: int
+    retries: int = 0  # set by the client: transient failures retried before this page came back
+
+
+PageParser = Callable[[bytes, str, int], Page]  # (body, endpoint, page number) -> Page
+
+
+def envelope(body: object, endpoint: str, number: int) -> tuple[list, bool, int | None]:
+    """The data, hasMore and totalCount of a parsed page, each checked for its type."""
+    if not isinstance(body, dict):
+        raise MalformedResponseError(endpoint, number, f"expected a JSON object, got {type(body).__name__}")
+    data, has_more, total = body.get("data"), body.get("hasMore"), body.get("totalCount")
+    if not isinstance(data, list):
+        raise MalformedResponseError(endpoint, number, f"'data' is {type(data).__name__}, expected an array")
+    if not isinstance(has_more, bool):
+        raise MalformedResponseError(endpoint, number, f"'hasMore' is {type(has_more).__name__}, expected a boolean")
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        raise MalformedResponseError(endpoint, number, f"'totalCount' is {type(total).__name__}, expected a "
+                                                       "non-negative integer")
+    return data, has_more, total
+
+
+def check_record(record: object, shape: dict, endpoint: str, page: int | None, position: int | None) -> None:
+    """A record is an object whose key fields are present and non-null and whose fields have the spec's types."""
+    if not isinstance(record, dict):
+        raise RecordTypeError(endpoint, page, position, "(record)", f"is {type(record).__name__}, expected an object")
+    for name in models.key_fields(shape):
+        if record.get(name) is None:
+            raise RecordTypeError(endpoint, page, position, name, "missing or null (it is required)")
+    if problem := models.first_type_error(record, shape):
+        field, expected, value = problem
+        raise RecordTypeError(endpoint, page, position, field, f"of type {type(value).__name__}, expected {expected}")
+
+
+def parse_records(shape: dict) -> PageParser:
+    """A parser giving the page's records as dicts, each checked against `shape`."""
+
+    def parse(body: bytes, endpoint: str, number: int) -> Page:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise MalformedResponseError(endpoint, number, "not valid JSON") from None
+        records, has_more, total = envelope(parsed, endpoint, number)
+        for position, record in enumerate(records):
+            check_record(record, shape, endpoint, number, position)
+        return Page(number, records, [r.get("id") for r in records], has_more, total, len(body))
+
+    return parse
+
+
+class PageBounds:
+    """Stops paging that cannot end well: more pages than the first page's totalCount allows (plus slack),
+    or a page whose ids repeat the previous page's."""
+
+    def __init__(self, endpoint: str, page_size: int, slack: int, max_pages_without_total: int):
+        self.endpoint, self.page_size, self.slack = endpoint, page_size, slack
+        self.limit = max_pages_without_total
+        self._previous: Sequence[str] | None = None
+
+    def admit(self, page: Page) -> None:
+        if page.number == 1 and page.total_count is not None:
+            # A server may cap the page size below what was asked: its first full page says by how much.
+            size = len(page.ids) if page.has_more and 0 < len(page.ids) < self.page_size else self.page_size
+            self.limit = math.ceil(page.total_count / size) + self.slack
+        if self._previous is not None and len(page.ids) and list(page.ids) == list(self._previous):
+            raise PagingError(f"{self.endpoint} page {page.number} repeats the ids of page {page.number - 1}: "
+                              "the server is not advancing")
+        if page.has_more and page.number >= self.limit:
+            raise PagingError(f"{self.endpoint} still says hasMore after {page.number} pages, more than "
+                              f"its totalCount allows ({self.limit} with slack)")
+        self._previous = page.ids
+
+
+def instant(value: str) -> datetime:
+    """An API timestamp as an aware datetime, so `…:00.500Z` sorts after `…:00Z`."""
+    return datetime.fromisoformat(value)

@@ -1,0 +1,233 @@
+"""Ingestion against a hostile server of our own (`hostile.py`), through real HTTP and Dagster runs.
+
+Each misbehaviour ends in a named failure with the stored rows exactly as before, or in an exact result.
+"""
+
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import orjson
+import pytest
+
+from st_scheduling.defs.raw.assets import raw_scheduler_sessions
+from st_scheduling.defs.resources import DuckDBWarehouse, ServiceTitanResource
+from st_scheduling_tests import hostile
+from st_scheduling_tests.conftest import materialize
+
+DAY = hostile.DAY
+SHORT = {"max_attempts": 2, "retry_base_seconds": 0.01, "timeout_seconds": 2.0, "max_retry_seconds": 10.0}
+
+
+@pytest.fixture
+def server():
+    state = hostile.Hostile()
+    http, base = hostile.serve(state)
+    yield state, base
+    http.shutdown()
+
+
+def api(base: str, **changes) -> ServiceTitanResource:
+    return ServiceTitanResource(environment=base, client_id=hostile.CLIENT_ID, client_secret=hostile.CLIENT_SECRET,
+                                app_key=hostile.APP_KEY, tenant_ids=str(hostile.TENANT), **{**SHORT, **changes})
+
+
+def run(base: str, warehouse: DuckDBWarehouse, allow_shrink: bool = False, instance=None, **changes):
+    config = {"ops": {"raw__scheduler_sessions": {"config": {"allow_shrink": allow_shrink}}}}
+    return materialize([raw_scheduler_sessions], api(base, **changes), warehouse, DAY, DAY, run_config=config,
+                       instance=instance or dg.DagsterInstance.ephemeral())
+
+
+def stored(path: str) -> dict[str, tuple]:
+    with duckdb.connect(path, read_only=True) as con:
+        return {i: (o, m) for i, o, m in con.execute(
+            "SELECT id, listed_by_id, modified_on FROM raw.scheduler_sessions").fetchall()}
+
+
+def failure(result) -> str:
+    assert not result.success
+    return "\n".join(e.step_failure_data.error.to_string() for e in result.all_events
+                     if e.event_type_value == "STEP_FAILURE")
+
+
+@pytest.fixture
+def baseline(server, tmp_path):
+    """The hostile server's normal world stored once: 2 schedulers x 300 sessions."""
+    state, base = server
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    assert run(base, warehouse).success
+    before = stored(warehouse.path)
+    assert len(before) == 2 * hostile.PER_SCHEDULER
+    return state, base, warehouse, before
+
+
+def test_a_scheduler_missing_from_the_list_keeps_its_rows_and_is_named(baseline):
+    state, base, warehouse, before = baseline
+    state.schedulers = ["sched-a"]
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(base, warehouse, instance=instance)
+    assert result.success, "a deleted scheduler keeps its history; every later run would fail otherwise"
+    assert stored(warehouse.path) == before
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["owners_not_listed_rows_kept"].value == {f"{hostile.TENANT}/sched-b": hostile.PER_SCHEDULER}
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert any("not listed by the API now keep their rows" in w and "sched-b" in w for w in warnings)
+
+
+def test_a_shrinking_window_is_refused_by_name_until_the_override_is_set(baseline):
+    state, base, warehouse, before = baseline
+    state.sessions = {s: records[:1] for s, records in state.sessions.items()}
+    text = failure(run(base, warehouse))
+    assert f"tenant {hostile.TENANT} owner sched-a: the API now lists 1 distinct rows where 300 are stored" in text
+    assert "allow_shrink" in text
+    assert stored(warehouse.path) == before
+    assert run(base, warehouse, allow_shrink=True).success, "a real deletion, confirmed in run config"
+    assert set(stored(warehouse.path)) == {"sched-a-0000", "sched-b-0000"}
+
+
+def endless_new_pages(h, sid, page, size) -> None:
+    data = [hostile.session(sid, 1000 * page + n) for n in range(3)]
+    h.send(200, orjson.dumps({"page": page, "pageSize": size, "hasMore": True, "totalCount": 6, "data": data}))
+
+
+@pytest.mark.parametrize("mode, named", [
+    (hostile.endless_same_page, "page 2 repeats the ids of page 1"),
+    (endless_new_pages, "still says hasMore after"),
+    (hostile.trickle, "deadline: the response took longer than 2 s"),
+    (hostile.redirect_with_page, "returned 302 Found (a redirect: refused, never followed"),
+    (hostile.empty_redirect, "returned 307 Temporary Redirect (a redirect"),
+    (hostile.gzip_bomb, "ResponseLimitError"),
+])
+def test_misbehaving_pages_fail_by_name_in_bounded_time_and_keep_the_rows(baseline, mode, named):
+    state, base, warehouse, before = baseline
+    if mode is hostile.gzip_bomb:
+        hostile.bomb()  # built before the run, so the server answers at once
+    state.overrides[mode.__name__] = mode
+    state.mode = mode.__name__
+    calls_before = len(state.requests)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    text = failure(run(base, warehouse, max_decompressed_mb=8))
+    assert time.monotonic() - started < 60
+    assert named in text
+    assert stored(warehouse.path) == before
+    assert len(state.requests) - calls_before < 40, "bounded: no endless requests"
+    if mode is hostile.gzip_bomb:
+        assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024 < 150, "no 400 MB inflation"
+    if "redirect" in mode.__name__:
+        sessions = [r for r in state.requests[calls_before:] if r.path.endswith("/sessions") or "/sessions?" in r.path]
+        assert len(sessions) == 2, "a redirect is not retried, and never read as data"
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda r: {**r, "id": None}, "field 'id' missing or null"),
+    (lambda r: {**r, "createdOn": None}, "field 'createdOn' missing or null"),
+    (lambda r: {k: v for k, v in r.items() if k != "modifiedOn"}, "field 'modifiedOn' missing or null"),
+    (lambda r: {k: v for k, v in r.items() if k != "id"}, "field 'id' missing or null"),
+    (lambda r: {**r, "createdOn": "yesterday"}, "field 'created_on' is not a valid timestamp"),
+])
+def test_a_record_without_its_keys_is_named_by_field_position_and_page(baseline, change, named):
+    state, base, warehouse, before = baseline
+    state.sessions["sched-b"][7] = change(state.sessions["sched-b"][7])
+    text = failure(run(base, warehouse))
+    assert named in text and "/schedulers/sched-b/sessions page 1: record 7" in text
+    assert stored(warehouse.path) == before
+
+
+def test_a_total_count_that_is_not_a_number_is_named(baseline):
+    state, base, warehouse, before = baseline
+
+    def lots(h, sid, page, size):
+        h.send(200, orjson.dumps({**state.sessions_page(sid, page, size), "totalCount": "lots"}))
+
+    state.overrides["lots"], state.mode = lots, "lots"
+    text = failure(run(base, warehouse))
+    assert "'totalCount' is str, expected a non-negative integer" in text
+    assert stored(warehouse.path) == before
+
+
+def test_the_latest_copy_of_a_record_is_kept_as_an_instant_not_as_text(baseline):
+    state, base, warehouse, _ = baseline
+    records = state.sessions["sched-a"]
+    newer = {**records[0], "modifiedOn": f"{DAY}T00:00:30.500Z"}
+    records[0] = {**records[0], "modifiedOn": f"{DAY}T00:00:30Z"}
+    records.append(newer)  # the same id again, on a later page, newer by half a second
+
+    def pages_of_100(h, sid, page, size):  # the count of distinct records, as the API gives it
+        h.send(200, orjson.dumps({**state.sessions_page(sid, page, 100), "totalCount": hostile.PER_SCHEDULER}))
+
+    state.overrides["small"], state.mode = pages_of_100, "small"
+    assert run(base, warehouse).success
+    kept = stored(warehouse.path)["sched-a-0000"][1]
+    assert kept.microsecond == 500000
+
+
+def test_ids_are_path_segments_and_credentials_stay_on_their_paths(baseline):
+    state, base, warehouse, before = baseline
+    state.schedulers = ["../../../../connect/token?x=", "sched-a", "sched-b"]
+    assert run(base, warehouse).success
+    assert stored(warehouse.path) == before
+    gets = [r for r in state.requests if r.method == "GET"]
+    assert all(r.path.startswith(f"/schedulingpro/v2/tenant/{hostile.TENANT}/") for r in gets)
+    assert any("..%2F..%2F..%2F..%2Fconnect%2Ftoken%3Fx%3D/sessions" in r.path for r in gets)
+    assert all(r.path == "/connect/token" for r in state.requests if r.method == "POST")
+
+
+@pytest.mark.parametrize("environment, token_url, named", [
+    ("production", "http://auth.example.test/connect/token", "ST_TOKEN_URL must be an https URL"),
+    ("http://api.example.test", None, "ST_ENVIRONMENT must be an https URL"),
+])
+def test_credentials_never_travel_over_plain_http_to_another_host(tmp_path, environment, token_url, named):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    result = materialize([raw_scheduler_sessions], api(environment, token_url=token_url), warehouse, DAY, DAY)
+    assert named in failure(result)
+
+
+def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_tables(server, tmp_path):
+    """Through `dg launch` on a real instance: secrets and a customer's details served back by a token
+    endpoint that echoes its form and a malformed page appear nowhere but raw.scheduler_sessions."""
+    state, base = server
+    canaries = {"client id": "canary-client-id-7731", "secret": "canary-secret-8842", "app key": "canary-app-key-9953",
+                "token": hostile.TOKEN, "email": "canary.customer@example.test", "phone": "555-867-5309",
+                "name": "Zebulon"}
+    for records in state.sessions.values():
+        records[3] = {**records[3], "customer": {**records[3]["customer"], "email": canaries["email"],
+                                                 "phone": canaries["phone"], "firstName": canaries["name"]}}
+
+    def malformed(h, sid, page, size):
+        h.send(200, orjson.dumps(state.sessions_page(sid, page, size))[:-40])
+
+    state.overrides["malformed"] = malformed
+    home, root = tmp_path / "home", Path(__file__).resolve().parents[1]
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_ENVIRONMENT": base, "ST_CLIENT_ID": canaries["client id"],
+           "ST_CLIENT_SECRET": canaries["secret"], "ST_APP_KEY": canaries["app key"],
+           "ST_TENANT_IDS": str(hostile.TENANT), "ST_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+           "ST_START_DATE": "2026-09-01", "ST_API_MAX_ATTEMPTS": "2", "ST_API_RETRY_BASE_SECONDS": "0.01"}
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    outputs = []
+    for mode in ("normal", "malformed", "token_echo"):
+        state.mode = mode
+        launched = subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets",
+                                   "raw/scheduler_sessions", "--partition", DAY], cwd=root, env=env,
+                                  capture_output=True, text=True, timeout=300)
+        outputs.append(launched.stdout + launched.stderr)
+        assert (launched.returncode == 0) == (mode == "normal"), outputs[-1][-3000:]
+    assert "malformed body" in outputs[1] and "token endpoint" in outputs[2]
+    files = "\n".join(p.read_bytes().decode(errors="replace") for p in home.rglob("*") if p.is_file())
+    assert "returned a malformed body" in files, "the failures' event log is among the files searched"
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions WHERE customer_email = ?",
+                           [canaries["email"]]).fetchone()[0] == 2, "the canary customer was stored"
+        others = [t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+                                            "WHERE table_name <> 'scheduler_sessions'").fetchall()]
+        tables = "\n".join(str(con.execute(f"SELECT * FROM {t}").fetchall()) for t in others)
+    for where, text in {"instance files": files, "run output": "\n".join(outputs), "other tables": tables}.items():
+        leaked = [name for name, value in canaries.items() if value in text]
+        assert not leaked, f"{leaked} in the {where}"
