@@ -8,6 +8,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -231,3 +232,30 @@ def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_table
     for where, text in {"instance files": files, "run output": "\n".join(outputs), "other tables": tables}.items():
         leaked = [name for name, value in canaries.items() if value in text]
         assert not leaked, f"{leaked} in the {where}"
+
+
+def test_a_slow_api_never_holds_the_warehouse_lock_and_a_failed_staging_leaves_nothing(baseline, tmp_path):
+    state, base, warehouse, before = baseline
+    reading = threading.Event()
+
+    def slow(h, sid, page, size):
+        reading.set()
+        time.sleep(3)
+        h.send(200, orjson.dumps(state.sessions_page(sid, page, size))[:-10])  # and then malformed
+
+    state.overrides["slow"], state.mode = slow, "slow"
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    staged = DuckDBWarehouse(path=warehouse.path, staging_dir=str(staging))
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("result", run(base, staged, timeout_seconds=10)))
+    runner.start()
+    assert reading.wait(30)
+    reader = subprocess.run([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
+                             "read_only=True); print(con.execute('SELECT count(*) FROM raw.scheduler_sessions')"
+                             ".fetchone()[0])", warehouse.path], capture_output=True, text=True, timeout=60)
+    runner.join(120)
+    assert reader.returncode == 0 and reader.stdout.strip() == str(len(before)), "readable while the API is read"
+    assert "returned a malformed body" in failure(outcome["result"])
+    assert stored(warehouse.path) == before
+    assert list(staging.iterdir()) == [], "staging files removed"

@@ -43,6 +43,7 @@ ENVIRONMENTS = {
 MIB = 1024 * 1024
 T = TypeVar("T")
 EARLIEST = datetime.min.replace(tzinfo=UTC)
+TOKENS_PER_CALL = 3
 
 # httpx logs every request URL at INFO; keep request lines out of logs entirely.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -325,9 +326,14 @@ class ServiceTitanClient:
     # -- HTTP -------------------------------------------------------------------------------------------
     def _get(self, path: str, tenant: int, params: dict, parse: Callable[[bytes], T],
              page: int | None = None) -> tuple[T, int]:
-        """The parsed body of a successful GET and the retries it took, after one token refresh on 401."""
+        """The parsed body of a successful GET and the retries it took.
+
+        A 401 drops the token and the call tries a newer one; a call refused with `TOKENS_PER_CALL` distinct
+        tokens is an authentication failure. (With calls in flight on several threads, the token another
+        thread has just fetched may already be out of date, so one refresh per call is not enough.)
+        """
         url = f"{self.endpoints.api_base}{API_PATH}{path}"
-        refreshed, retries = False, 0
+        refused, retries = 0, 0
         while True:
             token = self._access_token()
             response, parsed, attempts = self._with_retries(
@@ -335,11 +341,11 @@ class ServiceTitanClient:
             retries += attempts - 1
             if response.status != 401:
                 return parsed, retries
-            if refreshed:
-                raise AuthenticationError(f"{path} refused a freshly issued token (401){self._whose()}: check "
+            refused += 1
+            if refused >= TOKENS_PER_CALL:
+                raise AuthenticationError(f"{path} refused {refused} tokens in a row (401){self._whose()}: check "
                                           "ST_APP_KEY and that these credentials are connected to this tenant")
             self._invalidate(token)
-            refreshed = True
 
     def _send_api(self, url: str, tenant: int, params: dict, token: str) -> _Response:
         self._limiter.acquire(tenant)
@@ -395,7 +401,7 @@ class ServiceTitanClient:
         for attempt in range(1, policy.max_attempts + 1):
             self.stats.count(calls=1)
             try:
-                response = self._check(send(), path)
+                response = self._check(send(), where)
                 self._note_server_time(response)
                 return response, (parse(response.body) if response.status != 401 else None), attempt
             except MalformedResponseError as err:
