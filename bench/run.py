@@ -31,7 +31,7 @@ FIRST_DAY = "2026-09-01"
 LAST_DAY = (FROZEN_AT - timedelta(days=1)).date().isoformat()
 TENANTS, SCHEDULERS = 4, 5
 SESSIONS_PER_DAILY_MEAN = 830  # ~sessions in the history per unit of --daily-sessions at these settings
-VARIANTS = ("server", "floor", "platform", "dagster", "dlt_default", "dlt_fastest")
+VARIANTS = ("server", "floor", "platform", "dagster", "dlt_fastest")
 
 
 class Server:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100000,1000000", help="sessions in the simulated history")
     parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
     parser.add_argument("--dlt-max", type=int, default=200_000,
-                        help="run the dlt baselines only up to this size (dlt's defaults take ~1 h per 1M here)")
+                        help="run the dlt baseline only up to this size")
     args = parser.parse_args(argv)
     sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     copies = 2 if args.quick else args.marts_copies

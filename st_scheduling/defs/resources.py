@@ -36,7 +36,7 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
     max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
     page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")
-    fetch_workers: int = Field(default=4, description="Owner-windows (scheduler or router and days) fetched and "
+    fetch_workers: int = Field(default=2, description="Owner-windows (scheduler or router and days) fetched and "
                                                       "staged at once; each tenant stays under 60 calls/s")
 
     def tenants(self) -> list[int]:

@@ -1,7 +1,7 @@
 """One raw table's load: fetch and stage every owner-window of every tenant concurrently, then commit.
 
-The DuckDB file is opened only once a tenant's owners are all staged, for one short transaction, so a slow
-API never holds the warehouse lock, and a tenant commits while the next is still being fetched. Scope is what was read in full: an owner whose read failed is
+The DuckDB file is opened only once everything has been staged, for one short transaction per tenant, so
+a slow API never holds the warehouse lock. Scope is what was read in full: an owner whose read failed is
 not committed and keeps its rows, and the others of its tenant are committed.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from st_scheduling.ingest.arrow_pages import POOL
 from st_scheduling.ingest.prefetch import ahead
 from st_scheduling.ingest.staging import OwnerLoad, stage
 from st_scheduling.servicetitan import Page
@@ -29,7 +30,7 @@ class LoadOptions:
     """How a load runs. `allow_shrink` is the explicit override for real deletions (see the README runbook)."""
 
     allow_shrink: bool = False
-    workers: int = 4  # owner-windows fetched and staged at once (each tenant stays within its rate limit)
+    workers: int = 2  # owner-windows fetched and staged at once (each tenant stays within its rate limit)
     staging_dir: str | None = None  # where staged Parquet files live during a run; the system's temp by default
     lock_wait_seconds: float = 120.0
 
@@ -94,27 +95,30 @@ def describe(err: BaseException) -> str:
 
 def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_id: str,
          options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None) -> LoadResult:
-    """Fetch and stage every owner-window of every tenant; commit each tenant, in one transaction, as soon
-    as all its owners are staged, while the others are still being fetched."""
+    """Fetch and stage every owner-window of every tenant; then open the warehouse and commit each tenant in
+    one transaction. (Committing while others still fetch would hold the lock longer on a busy machine, and
+    add the commit's memory to the fetch's.)"""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
-    with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area, \
-            ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="stage") as pool:
-        listings = [(t, pool.submit(source.owners_of, t.tenant_id)) for t in result.tenants]
-        staging = {t.tenant_id: _submit_owners(pool, source, t, listing, Path(area)) for t, listing in listings}
-        for tenant in result.tenants:
-            for report, future in staging[tenant.tenant_id]:
+    with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area:
+        with ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="stage") as pool:
+            listings = [(t, pool.submit(source.owners_of, t.tenant_id)) for t in result.tenants]
+            staging = [job for t, listing in listings for job in _submit_owners(pool, source, t, listing, Path(area))]
+            for report, future in staging:
                 try:
                     future.result()
                 except Exception as err:  # noqa: BLE001 - this owner keeps its rows; reported as a problem
                     report.error = describe(err)
                     report.files.clear()
-            if tenant.error is None:
-                with connect(warehouse, lock_wait=options.lock_wait_seconds, on_wait=on_wait) as con:
-                    locked = time.monotonic()
+        POOL.release_unused()  # the fetch's buffers go back before DuckDB takes its own
+        committable = [t for t in result.tenants if t.error is None]
+        if committable:
+            with connect(warehouse, lock_wait=options.lock_wait_seconds, on_wait=on_wait, bulk=True) as con:
+                locked = time.monotonic()
+                for tenant in committable:
                     _commit(con, source, tenant, run_id, options.allow_shrink)
-                    result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
-                result.lock_held_seconds += time.monotonic() - locked
+                result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
+            result.lock_held_seconds = time.monotonic() - locked
     result.seconds = time.monotonic() - started
     return result
 

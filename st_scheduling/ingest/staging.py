@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from st_scheduling.ingest.arrow_pages import POOL
 from st_scheduling.servicetitan import Page
 
 
@@ -47,7 +48,7 @@ def stage(pages: Iterable[Page], path: Path, schema: pa.Schema, report: OwnerLoa
     """Write every page's Arrow records to `path` as they come; fills `report`. Memory stays one page deep."""
     started = time.monotonic()
     ids: set = set()
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(path, schema, compression="zstd", memory_pool=POOL) as writer:
         for page in pages:
             writer.write_table(page.records)
             if page.number == 1:

@@ -177,7 +177,7 @@ class _Transient(Exception):
 class _Response:
     status: int
     headers: httpx.Headers
-    body: bytes
+    body: bytearray
 
 
 def segment(value: object) -> str:
@@ -383,7 +383,7 @@ class ServiceTitanClient:
             if time.monotonic() > deadline:
                 raise _Transient(f"deadline: the response took longer than {limits.request_seconds:g} s",
                                  kind="deadline")
-            return _Response(response.status_code, response.headers, bytes(body))
+            return _Response(response.status_code, response.headers, body)
         finally:
             response.close()
 

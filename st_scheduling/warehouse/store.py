@@ -25,13 +25,15 @@ class WarehouseUnavailableError(RuntimeError):
 class WarehouseSettings:
     path: str
     threads: int = 2
-    memory_limit: str = "2GB"
+    memory_limit: str = "2GB"  # mart builds
+    bulk_memory_limit: str = "64MB"  # raw commits: an insert streams from staged files and needs little
 
 
 @contextmanager
 def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS,
-            on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection with the schema in place, closed on exit.
+            on_wait: Callable[[str], None] | None = None, bulk: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the schema in place, closed on exit; `bulk` for raw commits (little memory, rows
+    in any order).
 
     DuckDB lets one process write a file at a time; a run that finds the file locked by another waits
     (bounded) instead of failing at once, and tells `on_wait` who holds it and for how long it has waited.
@@ -45,8 +47,10 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
     deadline, delay, noticed = started + lock_wait, 0.2, started
     while True:
         try:
-            con = duckdb.connect(settings.path, config={"threads": settings.threads,
-                                                         "memory_limit": settings.memory_limit})
+            config = {"threads": settings.threads, "memory_limit": settings.memory_limit}
+            if bulk:
+                config.update(memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False)
+            con = duckdb.connect(settings.path, config=config)
             break
         except duckdb.IOException as err:
             locked = "lock" in str(err).lower()
