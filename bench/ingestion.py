@@ -19,12 +19,19 @@ from st_scheduling.ingest import LoadOptions, load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings
 
-CLIENT_ID, CLIENT_SECRET, APP_KEY = "simulator-client", "simulator-secret", "simulator-app-key"
+APP_KEY = "simulator-app-key"
 
 
-def _token(base: str) -> str:
-    return httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
-                                                      "client_secret": CLIENT_SECRET}).json()["access_token"]
+def credentials(tenant: int) -> Credentials:
+    """The simulator's demo client of one tenant."""
+    return Credentials(f"simulator-client-{tenant}", f"simulator-secret-{tenant}", APP_KEY)
+
+
+def _headers(base: str, tenant: int) -> dict:
+    creds = credentials(tenant)
+    token = httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials", "client_id": creds.client_id,
+                                                       "client_secret": creds.client_secret}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}", "ST-App-Key": APP_KEY}
 
 
 def _schedulers(http: httpx.Client, base: str, tenant: int, headers: dict) -> list[str]:
@@ -34,12 +41,12 @@ def _schedulers(http: httpx.Client, base: str, tenant: int, headers: dict) -> li
 
 
 def _bare_loop(base: str, tenants: list[int], window: tuple[datetime, datetime], parse: bool) -> int:
-    headers = {"Authorization": f"Bearer {_token(base)}", "ST-App-Key": APP_KEY}
     params = {"createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
               "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"), "pageSize": 5000}
     records = 0
     with httpx.Client(timeout=600) as http:
         for tenant in tenants:
+            headers = _headers(base, tenant)
             for scheduler in _schedulers(http, base, tenant, headers):
                 page = 1
                 while True:
@@ -68,10 +75,13 @@ def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path
 
 def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
     """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
-    client = ServiceTitanClient(Endpoints.resolve(base), Credentials(CLIENT_ID, CLIENT_SECRET, APP_KEY))
-    with client:
-        result = load(sources.scheduler_sessions(lambda tenant: client, window), tenants, WarehouseSettings(path),
+    clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), label=f"tenant {t}") for t in tenants}
+    try:
+        result = load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path),
                       "bench", LoadOptions())
+    finally:
+        for client in clients.values():
+            client.close()
     assert not result.problems(), result.problems()
     return {"records": sum(o.stored for o in result.owners), "lock_held_seconds": result.lock_held_seconds}
 
@@ -83,8 +93,11 @@ def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], pa
     from st_scheduling.defs.raw.assets import raw_scheduler_sessions
     from st_scheduling.defs.resources import DuckDBWarehouse, ServiceTitanResource
 
-    resource_ = ServiceTitanResource(environment=base, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                     app_key=APP_KEY, tenant_ids=",".join(map(str, tenants)))
+    for tenant in tenants:  # each tenant's own client, as a live install configures them
+        creds = credentials(tenant)
+        os.environ[f"ST_CLIENT_ID_{tenant}"], os.environ[f"ST_CLIENT_SECRET_{tenant}"] = creds.client_id, \
+            creds.client_secret
+    resource_ = ServiceTitanResource(environment=base, app_key=APP_KEY, tenant_ids=",".join(map(str, tenants)))
     last = (window[1] - timedelta(days=1)).date().isoformat()
     result = dg.materialize([raw_scheduler_sessions],
                             resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(path=path)},
@@ -103,9 +116,11 @@ def dlt_fastest(base: str, tenants: list[int], window: tuple[datetime, datetime]
     import dlt
     from dlt.sources.rest_api import rest_api_source
 
-    headers = {"Authorization": f"Bearer {_token(base)}", "ST-App-Key": APP_KEY}
+    # One tenant's token for every tenant: dlt's rest_api takes one set of headers, and the replay server
+    # answers recorded pages without looking at them.
+    headers = _headers(base, tenants[0])
     with httpx.Client(timeout=600) as http:
-        owners = [(t, s) for t in tenants for s in _schedulers(http, base, t, headers)]
+        owners = [(t, s) for t in tenants for s in _schedulers(http, base, t, _headers(base, t))]
     params = {"pageSize": 5000, "createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
               "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ")}
     source = rest_api_source({

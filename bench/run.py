@@ -21,8 +21,9 @@ from pathlib import Path
 import duckdb
 
 from bench import marts as mart_bench
+from bench.ingestion import credentials
 from st_scheduling.ingest import load, sources
-from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.servicetitan import Endpoints, ServiceTitanClient
 from st_scheduling.warehouse import marts
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
@@ -66,12 +67,15 @@ def refresh(server: Server, path: Path, days: int) -> float:
     """Seconds to re-ingest the last `days` days for every tenant and rebuild every mart."""
     end = datetime.fromisoformat(LAST_DAY).replace(tzinfo=UTC) + timedelta(days=1)
     window = (end - timedelta(days=days), end)
-    client = ServiceTitanClient(Endpoints.resolve(server.base),
-                                Credentials("simulator-client", "simulator-secret", "simulator-app-key"))
+    tenants = [int(t) for t in server.tenants.split(",")]
+    clients = {t: ServiceTitanClient(Endpoints.resolve(server.base), credentials(t)) for t in tenants}
     started = time.perf_counter()
-    with client:
-        load(sources.scheduler_sessions(lambda tenant: client, window), [int(t) for t in server.tenants.split(",")],
-             WarehouseSettings(str(path)), "bench-refresh")
+    try:
+        load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(str(path)),
+             "bench-refresh")
+    finally:
+        for client in clients.values():
+            client.close()
     with connect(WarehouseSettings(str(path))) as con:
         for mart in marts.MARTS:
             marts.build(con, mart, "UTC")

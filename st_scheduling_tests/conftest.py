@@ -1,6 +1,7 @@
 """Shared fixtures: a simulator on a controllable clock, served over real loopback HTTP, and clients of it."""
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -38,19 +39,26 @@ class Served:
         self._server.shutdown()
         self._thread.join(timeout=5)
 
-    def credentials(self) -> Credentials:
+    def credentials(self, tenant: int | None = None) -> Credentials:
+        """A tenant's demo credentials (the first tenant's by default)."""
         c = self.simulator.credentials
-        return Credentials(c.client_id, c.client_secret, c.app_key)
+        return Credentials(*c.for_tenant(tenant or self.simulator.tenants[0].id), c.app_key)
 
-    def client(self, **kwargs) -> ServiceTitanClient:
+    def client(self, tenant: int | None = None, **kwargs) -> ServiceTitanClient:
         kwargs.setdefault("sleep", lambda seconds: None)
         kwargs.setdefault("retry", RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=30))
-        return ServiceTitanClient(Endpoints.resolve(self.base_url), self.credentials(), **kwargs)
+        return ServiceTitanClient(Endpoints.resolve(self.base_url), self.credentials(tenant), **kwargs)
 
     def resource(self, **kwargs) -> ServiceTitanResource:
+        """The resource a live install would configure: every tenant's own client in ST_CLIENT_ID_<tenant> /
+        ST_CLIENT_SECRET_<tenant> (set in this process's environment), the first tenant's as the default."""
         c = self.simulator.credentials
+        for tenant in self.simulator.tenants:
+            os.environ[f"ST_CLIENT_ID_{tenant.id}"], os.environ[f"ST_CLIENT_SECRET_{tenant.id}"] = \
+                c.for_tenant(tenant.id)
+        default = self.credentials()
         config = {
-            "environment": self.base_url, "client_id": c.client_id, "client_secret": c.client_secret,
+            "environment": self.base_url, "client_id": default.client_id, "client_secret": default.client_secret,
             "app_key": c.app_key, "tenant_ids": ",".join(str(t.id) for t in self.simulator.tenants),
             "router_ids": ",".join(f"{t.id}:{r.id}" for t in self.simulator.tenants for r in t.routers),
             "max_attempts": 4, "retry_base_seconds": 0.01,

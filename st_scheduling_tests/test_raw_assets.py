@@ -192,3 +192,26 @@ def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served,
     vocabulary = corrupted["scheduler_sessions:known_vocabulary"]
     assert vocabulary.severity == dg.AssetCheckSeverity.WARN
     assert vocabulary.metadata["unknown_values"].value == {"last_step": ["TeleportedToMars"]}
+
+
+def test_each_tenant_is_read_with_its_own_credentials_and_a_token_stays_in_its_tenant(served, simulator, warehouse,
+                                                                                      monkeypatch):
+    first, second = (t.id for t in simulator.tenants)
+    resource = served.resource()  # ST_CLIENT_ID_<tenant> / ST_CLIENT_SECRET_<tenant> for both
+    assert materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03").success
+    assert simulator.calls["token"] == 2, "one token per tenant credential"
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        tenants = dict(con.execute("SELECT tenant_id, count(*) FROM raw.scheduler_sessions GROUP BY ALL").fetchall())
+    assert set(tenants) == {first, second} and min(tenants.values()) > 0
+
+    # Without its own variables the second tenant falls back to the default client, which is the first
+    # tenant's: the API refuses that token on the second tenant's paths, and the run says so by tenant.
+    monkeypatch.delenv(f"ST_CLIENT_ID_{second}")
+    monkeypatch.delenv(f"ST_CLIENT_SECRET_{second}")
+    before = stored_fingerprint(warehouse.path)
+    result = materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03")
+    assert not result.success
+    error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
+    assert f"tenant {second}: listing its owners failed: ApiResponseError: /tenant/{second}/schedulers page 1 " \
+           "returned 403 Forbidden" in error.to_string()
+    assert stored_fingerprint(warehouse.path) == before

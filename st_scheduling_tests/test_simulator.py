@@ -35,14 +35,24 @@ class Api:
     def __init__(self, served):
         self.served = served
         self.http = httpx.Client(base_url=served.base_url, timeout=30)
-        creds = served.simulator.credentials
-        token = self.http.post("/connect/token", data={
-            "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret,
-        }).json()["access_token"]
-        self.headers = {"Authorization": f"Bearer {token}", "ST-App-Key": creds.app_key}
+        self._headers: dict[int, dict] = {}
+        self.headers = self.headers_for(served.simulator.tenants[0].id)
+
+    def headers_for(self, tenant: int) -> dict:
+        """Each tenant's own token, as ServiceTitan issues credentials per tenant."""
+        if tenant not in self._headers:
+            creds = self.served.credentials(tenant)
+            token = self.http.post("/connect/token", data={
+                "grant_type": "client_credentials", "client_id": creds.client_id,
+                "client_secret": creds.client_secret}).json()["access_token"]
+            self._headers[tenant] = {"Authorization": f"Bearer {token}", "ST-App-Key": creds.app_key}
+        return self._headers[tenant]
 
     def get(self, path: str, **params) -> httpx.Response:
-        return self.http.get(f"{API}{path}", params=params, headers=self.headers)
+        tenant = path.split("/")[2]
+        known = {str(t.id) for t in self.served.simulator.tenants}
+        headers = self.headers_for(int(tenant)) if tenant in known else self.headers
+        return self.http.get(f"{API}{path}", params=params, headers=headers)
 
     def all_pages(self, path: str, **params) -> list[dict]:
         records, page = [], 1
@@ -107,9 +117,9 @@ def test_auth_requires_token_and_app_key_and_tokens_expire(api, clock):
     refused = api.http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "x",
                                                      "client_secret": "y"})
     assert refused.status_code == 401
+    creds = api.served.credentials()
     token_body = api.http.post("/connect/token", data={
-        "grant_type": "client_credentials", "client_id": api.served.simulator.credentials.client_id,
-        "client_secret": api.served.simulator.credentials.client_secret}).json()
+        "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret}).json()
     assert token_body["token_type"] == "Bearer" and token_body["expires_in"] == 900
 
 
@@ -349,10 +359,22 @@ def test_cli_serves_and_prints_how_to_connect():
         base = lines[0].split()[-1]
         assert base.startswith("http://127.0.0.1:")
         assert "token URL" in lines[2] and lines[2].strip().endswith("/connect/token")
-        assert "ST_CLIENT_SECRET=" in lines[3]
+        variables = dict(part.split("=", 1) for part in lines[3].split() if "=" in part)
+        tenant = lines[4].split("ST_TENANT_IDS=")[1].split()[0].split(",")[0]
         token = httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials",
-                           "client_id": "simulator-client", "client_secret": "simulator-secret"})
+                           "client_id": variables[f"ST_CLIENT_ID_{tenant}"],
+                           "client_secret": variables[f"ST_CLIENT_SECRET_{tenant}"]})
         assert token.status_code == 200
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_non_ascii_credentials_are_refused_not_a_server_error(api):
+    tenant = first_tenant(api)
+    path = f"{API}/tenant/{tenant.id}/schedulers"
+    token = api.headers["Authorization"]
+    assert api.http.get(path, headers={"Authorization": token, "ST-App-Key": "clé"}).status_code == 401
+    refused = api.http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "clïent",
+                                                     "client_secret": "sécret"})
+    assert refused.status_code == 401

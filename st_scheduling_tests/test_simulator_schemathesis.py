@@ -13,7 +13,7 @@ schema = schemathesis.openapi.from_dict(spec())
 @pytest.fixture(scope="module")
 def authed():
     served = serve()
-    creds = served.simulator.credentials
+    creds = served.credentials()
     token = httpx.post(f"{served.base_url}/connect/token", data={
         "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret,
     }).json()["access_token"]

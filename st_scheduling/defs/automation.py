@@ -89,8 +89,9 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
     changed: dict[str, str] = {}
     new_cursor = dict(cursor)
     try:
-        with servicetitan.client() as client:
+        with servicetitan.clients() as clients:
             for tenant in servicetitan.tenants():
+                client = clients(tenant)
                 schedulers = [r for batch in client.schedulers(tenant) for r in batch]
                 # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
                 now = client.server_time or datetime.now(UTC)
@@ -122,9 +123,9 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
 def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     """Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears or changes."""
     try:
-        with servicetitan.client() as client:
+        with servicetitan.clients() as clients:
             state = sorted((tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()
-                           for batch in client.schedulers(tenant) for r in batch)
+                           for batch in clients(tenant).schedulers(tenant) for r in batch)
     except ServiceTitanError as err:
         return dg.SkipReason(f"could not read the API ({type(err).__name__}: {err}); cursor left where it was")
     fingerprint = hashlib.sha256(json.dumps(state).encode()).hexdigest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,8 +13,8 @@ from pydantic import Field
 
 from st_scheduling.config import SIMULATOR, Settings
 from st_scheduling.ingest.pipeline import LoadOptions
-from st_scheduling.servicetitan import ConfigurationError, Credentials, Endpoints, Limits, RetryPolicy, \
-    ServiceTitanClient
+from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
+    RetryPolicy, ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -22,8 +24,10 @@ class ServiceTitanResource(dg.ConfigurableResource):
     """The Scheduling Pro API: `simulator` (in-process, the default), `integration`, `production`, or a base URL."""
 
     environment: str = Field(default=SIMULATOR, description="simulator | integration | production | http(s) URL")
-    client_id: str | None = Field(default=None, description="OAuth client id (ST_CLIENT_ID)")
-    client_secret: str | None = Field(default=None, description="OAuth client secret (ST_CLIENT_SECRET)")
+    client_id: str | None = Field(default=None, description="OAuth client id of every tenant without its own "
+                                                            "ST_CLIENT_ID_<tenant> (ST_CLIENT_ID)")
+    client_secret: str | None = Field(default=None, description="OAuth client secret of every tenant without its "
+                                                                "own ST_CLIENT_SECRET_<tenant> (ST_CLIENT_SECRET)")
     app_key: str | None = Field(default=None, description="ServiceTitan app key (ST_APP_KEY)")
     token_url: str | None = Field(default=None, description="Overrides the environment's token URL (ST_TOKEN_URL)")
     tenant_ids: str = Field(default="", description="Comma-separated tenant ids; empty = every simulated tenant")
@@ -63,28 +67,73 @@ class ServiceTitanResource(dg.ConfigurableResource):
             pairs.append((int(tenant), router.strip()))
         return pairs
 
+    def credentials(self, tenant: int) -> Credentials:
+        """The tenant's credentials: `ST_CLIENT_ID_<tenant>` / `ST_CLIENT_SECRET_<tenant>` when set (read at
+        run time, like the EnvVar defaults, and never stored), else `ST_CLIENT_ID` / `ST_CLIENT_SECRET`."""
+        found = {"ST_CLIENT_ID": os.environ.get(f"ST_CLIENT_ID_{tenant}") or self.client_id,
+                 "ST_CLIENT_SECRET": os.environ.get(f"ST_CLIENT_SECRET_{tenant}") or self.client_secret,
+                 "ST_APP_KEY": self.app_key}
+        if missing := [name for name, value in found.items() if not value]:
+            raise ConfigurationError(f"tenant {tenant} needs {' and '.join(missing)} (or, for the client, "
+                                     f"ST_CLIENT_ID_{tenant} / ST_CLIENT_SECRET_{tenant})")
+        return Credentials(*found.values())
+
     @contextmanager
-    def client(self) -> Iterator[ServiceTitanClient]:
+    def clients(self) -> Iterator[TenantClients]:
+        """Each tenant's API client, made on first use: one client (and one token cache) per credential."""
         retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_seconds,
                             max_total_seconds=self.max_retry_seconds)
         limits = Limits(request_seconds=self.timeout_seconds, max_wire_bytes=self.max_response_mb * 2**20,
                         max_body_bytes=self.max_decompressed_mb * 2**20, page_slack=self.page_slack)
         if self.environment == SIMULATOR:
             simulator = _simulator()
-            creds = simulator.credentials
-            client = ServiceTitanClient(Endpoints.resolve("http://localhost"),
-                                        Credentials(creds.client_id, creds.client_secret, creds.app_key),
-                                        transport=simulator.transport(), retry=retry, limits=limits)
+
+            def make(tenant: int) -> ServiceTitanClient:
+                creds = simulator.credentials
+                return ServiceTitanClient(Endpoints.resolve("http://localhost"),
+                                          Credentials(*creds.for_tenant(tenant), creds.app_key),
+                                          transport=simulator.transport(), retry=retry, limits=limits,
+                                          label=f"tenant {tenant}")
         else:
-            missing = [name for name, value in (("ST_CLIENT_ID", self.client_id), ("ST_CLIENT_SECRET",
-                       self.client_secret), ("ST_APP_KEY", self.app_key)) if not value]
-            if missing:
-                raise ConfigurationError(f"ST_ENVIRONMENT={self.environment} needs {', '.join(missing)}")
-            client = ServiceTitanClient(Endpoints.resolve(self.environment, self.token_url),
-                                        Credentials(self.client_id, self.client_secret, self.app_key), retry=retry,
-                                        limits=limits)
-        with client:
-            yield client
+            endpoints = Endpoints.resolve(self.environment, self.token_url)
+
+            def make(tenant: int) -> ServiceTitanClient:
+                return ServiceTitanClient(endpoints, self.credentials(tenant), retry=retry, limits=limits,
+                                          label=f"tenant {tenant}")
+
+        clients = TenantClients(make)
+        try:
+            yield clients
+        finally:
+            clients.close()
+
+
+class TenantClients:
+    """tenant -> its client; the clients' call counts summed for run metadata."""
+
+    def __init__(self, make: Callable[[int], ServiceTitanClient]):
+        self._make, self._clients = make, {}
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant: int) -> ServiceTitanClient:
+        with self._lock:
+            if tenant not in self._clients:
+                self._clients[tenant] = self._make(tenant)
+            return self._clients[tenant]
+
+    @property
+    def stats(self) -> CallStats:
+        total = CallStats()
+        for client in self._clients.values():
+            total.count(calls=client.stats.calls, retries=client.stats.retries,
+                        token_fetches=client.stats.token_fetches, refetched_windows=client.stats.refetched_windows)
+            for kind, n in client.stats.problems.items():
+                total.problems[kind] += n
+        return total
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
 
 
 def _simulator():

@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Scheduling Pro simulator serving {base}", flush=True)
     print(f"  API base URL:  {base}/schedulingpro/v2", flush=True)
     print(f"  token URL:     {base}{TOKEN_PATH}", flush=True)
-    print(f"  demo credentials: ST_CLIENT_ID={creds.client_id} ST_CLIENT_SECRET={creds.client_secret} "
-          f"ST_APP_KEY={creds.app_key}", flush=True)
     tenants = simulator.tenants
+    per_tenant = " ".join(f"ST_CLIENT_ID_{t.id}={creds.for_tenant(t.id)[0]} ST_CLIENT_SECRET_{t.id}="
+                          f"{creds.for_tenant(t.id)[1]}" for t in tenants)
+    print(f"  demo credentials (one client per tenant): ST_APP_KEY={creds.app_key} {per_tenant}", flush=True)
     print(f"  ST_ENVIRONMENT={base} ST_TENANT_IDS={','.join(str(t.id) for t in tenants)} "
           f"ST_ROUTER_IDS={','.join(f'{t.id}:{r.id}' for t in tenants for r in t.routers)}", flush=True)
     if args.webhook_url:

@@ -55,14 +55,27 @@ ROUTES = (
 
 @dataclass(frozen=True)
 class Credentials:
-    """The OAuth client and app key the simulator accepts. The defaults are the public demo values."""
+    """The app key the simulator accepts and the stem of each tenant's OAuth client (public demo values).
+
+    As on ServiceTitan, every connected tenant has a client id and secret of its own, and the app key is
+    the app's, the same for every tenant.
+    """
 
     client_id: str = "simulator-client"
     client_secret: str = "simulator-secret"
     app_key: str = "simulator-app-key"
 
+    def for_tenant(self, tenant_id: int) -> tuple[str, str]:
+        """The tenant's (client id, client secret)."""
+        return f"{self.client_id}-{tenant_id}", f"{self.client_secret}-{tenant_id}"
+
     def __repr__(self) -> str:
         return f"Credentials(client_id={self.client_id!r}, client_secret=***, app_key=***)"
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 class ManualClock:
@@ -175,15 +188,15 @@ class Simulator:
             if method != "GET":
                 raise ApiError(405, "Method not allowed.", headers=[("Allow", "GET")])
             query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
-            self._authenticate(environ, query)
-            return self._serve_api(start_response, path[len(API_PREFIX):], query)
+            scope = self._authenticate(environ, query)
+            return self._serve_api(start_response, path[len(API_PREFIX):], query, scope)
         except ApiError as err:
             headers = [*err.headers, *([("WWW-Authenticate", "Bearer")] if err.status == 401 else [])]
             return self._respond(start_response, err.status, _problem(err.status, err.title, err.errors), headers)
 
     def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
         payload = orjson.dumps(body)
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                   409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
                   503: "Service Unavailable"}[status]
         start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
@@ -196,42 +209,46 @@ class Simulator:
         return "Date", format_datetime(datetime.fromtimestamp(self.now(), UTC), usegmt=True)
 
     # -- auth -------------------------------------------------------------------------------------------
-    def _sign(self, serial: int, issued: int) -> str:
-        message = f"{serial}.{issued}".encode()
-        return f"{serial}.{issued}.{hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()}"
+    def _sign(self, serial: int, issued: int, tenant_id: int) -> str:
+        message = f"{serial}.{issued}.{tenant_id}".encode()
+        return f"{serial}.{issued}.{tenant_id}.{hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()}"
 
     def _issue_token(self, environ: dict) -> dict:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         form = {k: v[-1] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
         if form.get("grant_type") != "client_credentials":
             raise ApiError(400, "unsupported_grant_type", {"grant_type": ["Only client_credentials is supported."]})
-        ok_id = hmac.compare_digest(form.get("client_id", ""), self.credentials.client_id)
-        ok_secret = hmac.compare_digest(form.get("client_secret", ""), self.credentials.client_secret)
-        if not (ok_id and ok_secret):
+        tenant_id = next((t.id for t in self.tenants if all(map(
+            _same, (form.get("client_id", ""), form.get("client_secret", "")), self.credentials.for_tenant(t.id)))),
+            None)
+        if tenant_id is None:
             raise ApiError(401, "invalid_client")
         with self._lock:
             self._token_serial += 1
             serial = self._token_serial
-        return {"access_token": self._sign(serial, self.now()), "token_type": "Bearer", "expires_in": TOKEN_LIFETIME}
+        return {"access_token": self._sign(serial, self.now(), tenant_id), "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME}
 
-    def _authenticate(self, environ: dict, query: dict) -> None:
+    def _authenticate(self, environ: dict, query: dict) -> int:
+        """The tenant the request's token was issued for."""
         app_key = environ.get("HTTP_ST_APP_KEY") or query.get("servicetitanapplicationkey", "")
-        if not hmac.compare_digest(app_key, self.credentials.app_key):
+        if not _same(app_key, self.credentials.app_key):
             raise ApiError(401, "Missing or invalid application key.")
         token = environ.get("HTTP_AUTHORIZATION", "")
         token = token[7:] if token[:7].lower() == "bearer " else token
         parts = token.split(".")
         try:
-            serial, issued = int(parts[0]), int(parts[1])
+            serial, issued, tenant_id = int(parts[0]), int(parts[1]), int(parts[2])
         except (IndexError, ValueError):
             raise ApiError(401, "Missing or invalid access token.")
-        if not hmac.compare_digest(self._sign(serial, issued), token):
+        if not _same(self._sign(serial, issued, tenant_id), token):
             raise ApiError(401, "Missing or invalid access token.")
         if self.now() - issued >= TOKEN_LIFETIME or serial <= self._revoked_through:
             raise ApiError(401, "The access token has expired.")
+        return tenant_id
 
     # -- API --------------------------------------------------------------------------------------------
-    def _serve_api(self, start_response, path: str, query: dict) -> Iterable[bytes]:
+    def _serve_api(self, start_response, path: str, query: dict, scope: int) -> Iterable[bytes]:
         for name, pattern in ROUTES:
             if match := pattern.match(path):
                 break
@@ -239,6 +256,8 @@ class Simulator:
             raise ApiError(404, "Not found.")
         self.calls[name] += 1
         tenant = self._tenant(match["tenant"])
+        if tenant.id != scope:
+            raise ApiError(403, f"This token was issued for another tenant, not tenant {tenant.id}.")
         fault = self.faults.next_fault()
         if fault is not None and (early := self._early_fault(start_response, fault)) is not None:
             return early

@@ -126,21 +126,19 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
     def _raw(context: dg.AssetExecutionContext, config: RawLoadConfig, servicetitan: ServiceTitanResource,
              warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         windows = day_windows(*context.partition_key_range) if spec.partitioned else None
-        with servicetitan.client() as client:
-            source = spec.source(servicetitan, lambda tenant: client, windows)
+        with servicetitan.clients() as clients:
+            source = spec.source(servicetitan, clients, windows)
             result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
                           warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning)
-            metadata = load_metadata(result, client.stats)
+            metadata = load_metadata(result, clients.stats)
         if unlisted := result.unlisted():
             context.log.warning(f"{spec.table.name}: owners stored before but not listed by the API now keep their "
                                 f"rows: {', '.join(unlisted)}")
         if problems := result.problems():
-            # A refused shrink or a bad record fails the same way on every retry; API trouble may not.
-            retriable = all(o.refused is None for o in result.owners)
             raise dg.Failure(description="\n".join([
                 f"{spec.table.name}: {problems[0]}",
                 f"({len(problems)} problem(s) in all; everything else was committed)", *problems[1:]]),
-                metadata=metadata, allow_retries=retriable)
+                metadata=metadata)
         return dg.MaterializeResult(metadata=metadata,
                                     check_results=[completeness(result)] if spec.completeness else None)
 
