@@ -374,7 +374,7 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(api):
     tenant = first_tenant(api)
     path = f"{API}/tenant/{tenant.id}/schedulers"
     token = api.headers["Authorization"]
-    assert api.http.get(path, headers={"Authorization": token, "ST-App-Key": "clé"}).status_code == 401
+    assert api.http.get(path, headers={"Authorization": token, "ST-App-Key": "clé".encode()}).status_code == 401
     refused = api.http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "clïent",
                                                      "client_secret": "sécret"})
     assert refused.status_code == 401
