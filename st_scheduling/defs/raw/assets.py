@@ -15,14 +15,7 @@ from st_scheduling.defs.partitions import daily_partitions, day_windows
 from st_scheduling.defs.raw.metadata import column_schema, load_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
-from st_scheduling.warehouse.raw_tables import (
-    ROUTER_PERFORMANCE,
-    ROUTER_SESSIONS,
-    SCHEDULER_PERFORMANCE,
-    SCHEDULER_SESSIONS,
-    SCHEDULERS,
-    RawTable,
-)
+from st_scheduling.warehouse import raw_tables as tables
 
 GROUP = "scheduling_pro_raw"
 OWNERS = ["team:scheduling-data"]
@@ -49,7 +42,7 @@ class IncompleteLoad(Exception):
 
 @dataclass(frozen=True)
 class RawSpec:
-    table: RawTable
+    table: tables.RawTable
     description: str
     source: Callable[[ServiceTitanResource, Callable, Windows | None], Source]
     tenants: Callable[[ServiceTitanResource], list[int]]
@@ -70,25 +63,25 @@ def _span(windows: Windows) -> tuple:
 
 
 SPECS = (
-    RawSpec(SCHEDULERS, "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
+    RawSpec(tables.SCHEDULERS, "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
             "data API key, quick-launch link, created and modified times.",
             lambda st, clients, _: sources.schedulers(clients), lambda st: st.tenants(), partitioned=False),
-    RawSpec(SCHEDULER_SESSIONS, "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
+    RawSpec(tables.SCHEDULER_SESSIONS, "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
             "outcome, job/booking/lead ids, timeslot, service requested, customer contact and device, and the full "
             "source tracking (UTMs, click ids, campaign). One row per tenant and session id, at its latest "
             "modifiedOn. Holds customer PII.",
             lambda st, clients, windows: sources.scheduler_sessions(clients, _span(windows)),
             lambda st: st.tenants(), completeness=True),
-    RawSpec(SCHEDULER_PERFORMANCE, "ServiceTitan's own performance numbers per scheduler and day: milestone "
+    RawSpec(tables.SCHEDULER_PERFORMANCE, "ServiceTitan's own performance numbers per scheduler and day: milestone "
             "counts, completion rates, contacts, jobs, bookings, abandoned sessions sent to bookings/leads, "
             "recoveries and SMS sent.",
             lambda st, clients, windows: sources.scheduler_performance(clients, windows), lambda st: st.tenants()),
-    RawSpec(ROUTER_SESSIONS, "Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including "
+    RawSpec(tables.ROUTER_SESSIONS, "Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including "
             "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
             "same id). Holds customer PII.",
             lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
             lambda st: sorted(_routers(st)), freshness=None, completeness=True),
-    RawSpec(ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
+    RawSpec(tables.ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
             "interacted, and sessions handed to each scheduler.",
             lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
             lambda st: sorted(_routers(st)), freshness=None),
