@@ -30,6 +30,15 @@ API_LIMITS = {
 }
 
 
+def _positive_int(variable: str, default: int) -> int:
+    raw = os.getenv(variable)
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) <= 0:
+        raise ConfigurationError(f"{variable}={raw!r} must be a positive whole number")
+    return int(raw)
+
+
 def _api_limits() -> dict[str, float | int]:
     found: dict[str, float | int] = {}
     for variable, (name, kind) in API_LIMITS.items():
@@ -55,6 +64,7 @@ class Settings:
     router_ids: str
     token_url: str | None
     api_limits: dict = field(default_factory=dict)  # ServiceTitanResource field -> value, from ST_API_*
+    lookback_days: int = 30
 
     @property
     def is_simulator(self) -> bool:
@@ -76,4 +86,5 @@ class Settings:
         # Simulator data never lands in a live warehouse by default.
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
-                   os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits())
+                   os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits(),
+                   _positive_int("ST_LOOKBACK_DAYS", 30))

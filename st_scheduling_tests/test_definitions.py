@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from st_scheduling.config import Settings
+from st_scheduling.config import API_LIMITS, Settings
 from st_scheduling.defs.raw.assets import raw_schedulers
 from st_scheduling.defs.resources import build_resources
 
@@ -104,3 +104,20 @@ def test_bad_settings_give_clear_errors(monkeypatch):
         ServiceTitanResource(environment="production", tenant_ids="acme").tenants()
     with pytest.raises(ConfigurationError, match="ST_ROUTER_IDS entry 'r1'"):
         ServiceTitanResource(environment="production", router_ids="r1").routers()
+
+
+@pytest.mark.parametrize("variable, value", [("ST_LOOKBACK_DAYS", "thirty"), ("ST_LOOKBACK_DAYS", "0"),
+                                             *((name, "-1") for name in API_LIMITS), ("ST_API_MAX_ATTEMPTS", "many")])
+def test_a_bad_number_in_any_setting_is_named(monkeypatch, variable, value):
+    from st_scheduling.servicetitan import ConfigurationError
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"{variable}='{value}' must be a positive"):
+        Settings.from_env()
+
+
+def test_loading_definitions_with_a_bad_setting_fails_naming_it(tmp_path):
+    env = {**os.environ, "ST_LOOKBACK_DAYS": "thirty", "DAGSTER_HOME": str(tmp_path)}
+    loaded = subprocess.run([sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode != 0 and "ST_LOOKBACK_DAYS='thirty' must be a positive whole number" in loaded.stderr

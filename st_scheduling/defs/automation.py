@@ -9,18 +9,16 @@
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from st_scheduling.defs.partitions import TIMEZONE, daily_partitions
+from st_scheduling.defs.partitions import LOOKBACK_DAYS, TIMEZONE, daily_partitions
 from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.servicetitan import ServiceTitanError
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-LOOKBACK_DAYS = int(os.getenv("ST_LOOKBACK_DAYS") or 30)
 LATE_UPDATE_OVERLAP = timedelta(minutes=10)  # re-read this much before the cursor: clocks and commits lag
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 

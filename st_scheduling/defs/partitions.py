@@ -11,6 +11,7 @@ from st_scheduling.config import Settings
 
 _settings = Settings.from_env()
 TIMEZONE = _settings.timezone
+LOOKBACK_DAYS = _settings.lookback_days
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.start_date, timezone=TIMEZONE, end_offset=1  # today's partition fills as the day goes
