@@ -3,6 +3,7 @@
 Each misbehaviour ends in a named failure with the stored rows exactly as before, or in an exact result.
 """
 
+import json
 import logging
 import os
 import resource
@@ -190,6 +191,35 @@ def test_credentials_never_travel_over_plain_http_to_another_host(tmp_path, envi
     assert named in failure(result)
 
 
+def launch_env(base: str, home: Path, warehouse_path: str, **overrides: str) -> dict:
+    """The environment of a live install pointed at the hostile server, with the test's short limits."""
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return {**os.environ, "DAGSTER_HOME": str(home), "ST_ENVIRONMENT": base, "ST_CLIENT_ID": hostile.CLIENT_ID,
+            "ST_CLIENT_SECRET": hostile.CLIENT_SECRET, "ST_APP_KEY": hostile.APP_KEY,
+            "ST_TENANT_IDS": str(hostile.TENANT), "ST_DUCKDB_PATH": warehouse_path, "ST_START_DATE": "2026-09-01",
+            "ST_API_MAX_ATTEMPTS": "2", "ST_API_RETRY_BASE_SECONDS": "0.01", **overrides}
+
+
+def dg_launch(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets", "raw/scheduler_sessions",
+                           "--partition", DAY, *args], cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dg_launch_refuses_a_shrink_and_takes_the_override_as_run_config(baseline, tmp_path):
+    state, base, warehouse, before = baseline
+    state.sessions = {s: records[:1] for s, records in state.sessions.items()}
+    env = launch_env(base, tmp_path / "home", warehouse.path)
+    refused = dg_launch(env)
+    assert refused.returncode != 0 and "refusing to shrink" in refused.stdout + refused.stderr
+    assert stored(warehouse.path) == before
+    override = {"ops": {"raw__scheduler_sessions": {"config": {"allow_shrink": True}}}}
+    allowed = dg_launch(env, "--config-json", json.dumps(override))
+    assert allowed.returncode == 0, (allowed.stdout + allowed.stderr)[-3000:]
+    assert set(stored(warehouse.path)) == {"sched-a-0000", "sched-b-0000"}
+
+
 def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_tables(server, tmp_path):
     """Through `dg launch` on a real instance: secrets and a customer's details served back by a token
     endpoint that echoes its form and a malformed page appear nowhere but raw.scheduler_sessions."""
@@ -205,19 +235,13 @@ def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_table
         h.send(200, orjson.dumps(state.sessions_page(sid, page, size))[:-40])
 
     state.overrides["malformed"] = malformed
-    home, root = tmp_path / "home", Path(__file__).resolve().parents[1]
-    home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_ENVIRONMENT": base, "ST_CLIENT_ID": canaries["client id"],
-           "ST_CLIENT_SECRET": canaries["secret"], "ST_APP_KEY": canaries["app key"],
-           "ST_TENANT_IDS": str(hostile.TENANT), "ST_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
-           "ST_START_DATE": "2026-09-01", "ST_API_MAX_ATTEMPTS": "2", "ST_API_RETRY_BASE_SECONDS": "0.01"}
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    home = tmp_path / "home"
+    env = launch_env(base, home, str(tmp_path / "w.duckdb"), ST_CLIENT_ID=canaries["client id"],
+                     ST_CLIENT_SECRET=canaries["secret"], ST_APP_KEY=canaries["app key"])
     outputs = []
     for mode in ("normal", "malformed", "token_echo"):
         state.mode = mode
-        launched = subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets",
-                                   "raw/scheduler_sessions", "--partition", DAY], cwd=root, env=env,
-                                  capture_output=True, text=True, timeout=300)
+        launched = dg_launch(env)
         outputs.append(launched.stdout + launched.stderr)
         assert (launched.returncode == 0) == (mode == "normal"), outputs[-1][-3000:]
     assert "malformed body" in outputs[1] and "token endpoint" in outputs[2]

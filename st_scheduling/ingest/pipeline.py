@@ -20,7 +20,8 @@ from st_scheduling.ingest.prefetch import ahead
 from st_scheduling.ingest.staging import OwnerLoad, stage
 from st_scheduling.servicetitan import Page
 from st_scheduling.warehouse.raw_tables import RawTable
-from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, commit_tenant, connect
+from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, checkpoint, commit_tenant, \
+    connect
 
 Window = tuple[datetime, datetime]
 
@@ -117,6 +118,7 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
                 locked = time.monotonic()
                 for tenant in committable:
                     _commit(con, source, tenant, run_id, options.allow_shrink)
+                checkpoint(con, warehouse)
                 result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
             result.lock_held_seconds = time.monotonic() - locked
     result.seconds = time.monotonic() - started

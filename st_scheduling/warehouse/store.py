@@ -48,8 +48,9 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
     while True:
         try:
             config = {"threads": settings.threads, "memory_limit": settings.memory_limit}
-            if bulk:
-                config.update(memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False)
+            if bulk:  # no checkpoint inside a commit: `checkpoint` runs one, with the full limit, at the end
+                config.update(memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False,
+                              checkpoint_threshold="1TB")
             con = duckdb.connect(settings.path, config=config)
             break
         except duckdb.IOException as err:
@@ -70,6 +71,13 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
         yield con
     finally:
         con.close()
+
+
+def checkpoint(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
+    """Fold the write-ahead log into the file with the warehouse's full memory limit (rewriting row groups
+    after deletes needs more than a streaming insert does)."""
+    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
+    con.execute("CHECKPOINT")
 
 
 def lock_holder(err: Exception) -> str:
