@@ -136,31 +136,6 @@ _CHECKS = {
 }
 
 
-_NONE = type(None)
-_ALLOWED_TYPES = {
-    STRING: {str, _NONE}, DATETIME: {str, _NONE}, INT: {int, _NONE}, BOOL: {bool, _NONE},
-    FLOAT: {int, float, _NONE}, STRING_LIST: {list, _NONE}, JSON: {list, dict, _NONE},
-}
-
-
-def page_conforms(records: list[dict], shape: dict) -> bool:
-    """Whether every record's fields have types the spec allows, checked field by field across the page
-    (fast: a set of types per field); `first_type_error` then finds the offender when this says no."""
-    for name, kind in shape.items():
-        values = [r.get(name) for r in records]
-        types = set(map(type, values))
-        if isinstance(kind, dict):
-            if not types <= {dict, _NONE} or not page_conforms([v for v in values if v is not None], kind):
-                return False
-        elif not types <= _ALLOWED_TYPES[kind]:
-            return False
-        elif kind == DATETIME and not all(len(v) >= 19 and v[4] == "-" and v[10] == "T" for v in values if v):
-            return False
-        elif kind == STRING_LIST and not all(isinstance(i, str) for v in values if v for i in v):
-            return False
-    return True
-
-
 def first_type_error(record: dict, shape: dict, prefix: str = "") -> tuple[str, str, object] | None:
     """(field path, expected type, value) of the first field whose type the spec does not allow, else None.
 
