@@ -10,7 +10,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from st_scheduling.warehouse import marts, vocabulary
+from st_scheduling import vocabulary
+from st_scheduling.warehouse import marts
+
+VOCABULARY = vocabulary.load()
 
 RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_outcome, job_id, booking_id,
     customer_is_bot, campaign_name, source_utm_campaign, source_campaign_id, source_is_rwg_session, gbp_name,
@@ -21,7 +24,7 @@ RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_out
 def build_sql_marts(con: duckdb.DuckDBPyConnection) -> float:
     started = time.perf_counter()
     for mart in marts.MARTS:
-        marts.build(con, mart, "UTC")
+        marts.build(con, mart, "UTC", VOCABULARY)
     return time.perf_counter() - started
 
 
@@ -47,10 +50,11 @@ def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.Da
     started = time.perf_counter()
     df = con.execute(f"SELECT {RAW_COLUMNS} FROM raw.scheduler_sessions").df()
     df = df.sort_values("created_on").drop_duplicates(["tenant_id", "id"], keep="last")
-    abandonment = {k: v[0] for k, v in vocabulary.OUTCOMES.items()}
+    abandonment = {k: v in vocabulary.ABANDONMENTS for k, v in VOCABULARY.outcomes.items()}
     abandoned = df["session_outcome"].map(abandonment).fillna(False).astype(bool)
     booked = ~abandoned & (df["job_id"].notna() | df["booking_id"].notna())
-    step = df["last_step"].map(vocabulary.STEP_MILESTONE).fillna(0).clip(upper=6)
+    positions = {step: VOCABULARY.milestones.index(m) for step, m in VOCABULARY.steps.items()}
+    step = df["last_step"].map(positions).fillna(0).clip(upper=6)
     df = df.assign(
         day=df["created_on"].dt.tz_convert("UTC").dt.date, booked=booked,
         milestone=np.where(booked, 7, step).astype(int), is_job=booked & df["job_id"].notna(),

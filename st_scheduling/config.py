@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from st_scheduling import vocabulary
 from st_scheduling.servicetitan import ConfigurationError
 
 SIMULATOR = "simulator"
@@ -55,6 +56,13 @@ def _api_limits() -> dict[str, float | int]:
     return found
 
 
+def _vocabulary_file() -> str:
+    """ST_VOCABULARY, validated now so a bad file fails at load with its line, not in a run."""
+    path = os.getenv(vocabulary.ENV_VAR) or ""
+    vocabulary.load(path)
+    return path
+
+
 @dataclass(frozen=True)
 class Settings:
     environment: str
@@ -65,6 +73,7 @@ class Settings:
     token_url: str | None
     api_limits: dict = field(default_factory=dict)  # ServiceTitanResource field -> value, from ST_API_*
     lookback_days: int = 30
+    vocabulary_file: str = ""  # ST_VOCABULARY; empty for the shipped default
 
     @property
     def is_simulator(self) -> bool:
@@ -87,4 +96,4 @@ class Settings:
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
                    os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits(),
-                   _positive_int("ST_LOOKBACK_DAYS", 30))
+                   _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file())

@@ -11,10 +11,12 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from st_scheduling import vocabulary
 from st_scheduling.config import SIMULATOR, Settings
 from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
     RetryPolicy, ServiceTitanClient
+from st_scheduling.vocabulary import Vocabulary
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -151,6 +153,11 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
     staging_dir: str | None = Field(default=None, description="Where a run stages API pages as Parquet before its "
                                                               "commit (removed after); the system temp by default")
+    vocabulary_file: str = Field(default="", description="How the marts read lastStep and sessionOutcome "
+                                                         "(ST_VOCABULARY); empty for the shipped default")
+
+    def vocabulary(self) -> Vocabulary:
+        return vocabulary.load(self.vocabulary_file)
 
     @property
     def settings(self) -> WarehouseSettings:
@@ -180,7 +187,8 @@ def build_resources(settings: Settings) -> dict:
             router_ids=settings.router_ids,
             **settings.api_limits,
         )
-    return {"servicetitan": api, "warehouse": DuckDBWarehouse(path=settings.duckdb_path)}
+    return {"servicetitan": api,
+            "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file)}
 
 
 @dg.definitions

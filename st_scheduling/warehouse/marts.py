@@ -1,8 +1,9 @@
 """The marts: one SQL model per table in `sql/`, documented column by column, rebuilt atomically.
 
 Each model is a single `CREATE OR REPLACE TABLE marts.<name> AS <model>`, so readers see the old table
-or the new one, never half of one. Models read the raw tables, earlier marts, and the vocabulary maps
-of `st_scheduling.warehouse.vocabulary` (loaded as temporary tables `vocab_*`).
+or the new one, never half of one. Models read the raw tables, earlier marts, and the vocabulary file
+(`st_scheduling.vocabulary`): its maps as temporary tables `vocab_*`, its switches as variables `st_*`, and
+`milestone_position(name)` for a milestone's place in its order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib import resources
 
 import duckdb
 
-from st_scheduling.warehouse import vocabulary
+from st_scheduling.vocabulary import Vocabulary
 
 SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
 
@@ -49,6 +50,12 @@ def _from_sessions(*columns: str) -> tuple[str, ...]:
     return tuple(f"marts/sessions:{c}" for c in columns)
 
 
+# The fields a session's milestone is read from: lastStep, and the evidence that raises it.
+EVIDENCE = ("last_step", "session_outcome", "job_id", "booking_id", "lead_id", "customer_address_zip", "category",
+            "job_type_id", "business_unit_id", "customer_responses", "timeslot_start", "customer_first_name",
+            "customer_last_name", "customer_phone", "customer_email")
+
+
 def _from_raw_sessions(*columns: str) -> tuple[str, ...]:
     return tuple(f"{table}:{c}" for table in SESSIONS_RAW for c in columns)
 
@@ -80,17 +87,23 @@ SESSIONS = Mart(
         _c("session_month", "DATE", "First day of the creation month in ST_TIMEZONE.",
            *_from_raw_sessions("created_on")),
         _c("last_step", "VARCHAR", "The API's lastStep, as sent.", *_from_raw_sessions("last_step")),
-        _c("milestone_index", "INTEGER", "Furthest milestone reached, 0 (opened) to 7 (booked).",
-           *_from_raw_sessions("last_step", "session_outcome", "job_id", "booking_id")),
+        _c("milestone_index", "INTEGER", "Furthest milestone reached, 0 (opened) to 7 (booked), in the vocabulary "
+           "file's order: what lastStep means, raised to what the session's own fields prove.",
+           *_from_raw_sessions(*EVIDENCE)),
         _c("milestone", "VARCHAR", "Name of the furthest milestone: opened, zipcode, interacted, issue, schedule, "
-           "customer, details, booked.", *_from_raw_sessions("last_step", "session_outcome", "job_id", "booking_id")),
-        _c("unknown_last_step", "BOOLEAN", "lastStep is a value the platform's vocabulary does not know.",
+           "customer, details, booked.", *_from_raw_sessions(*EVIDENCE)),
+        _c("unknown_last_step", "BOOLEAN", "lastStep is a value the vocabulary file does not list.",
            *_from_raw_sessions("last_step")),
         _c("outcome", "VARCHAR", "The API's sessionOutcome.", *_from_raw_sessions("session_outcome")),
+        _c("outcome_class", "VARCHAR", "booked, abandoned, sent_to_booking, sent_to_lead or in_progress, from the "
+           "vocabulary file; sent_to_lead whenever the session has a lead id and no job or booking.",
+           *_from_raw_sessions("session_outcome", "lead_id", "job_id", "booking_id")),
+        _c("unknown_outcome", "BOOLEAN", "sessionOutcome is a value the vocabulary file does not list.",
+           *_from_raw_sessions("session_outcome")),
         _c("is_booked", "BOOLEAN", "Created a job or booking, and the outcome is not an abandonment.",
            *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
         _c("is_abandoned", "BOOLEAN", "The outcome is an abandonment (including sent to booking/lead).",
-           *_from_raw_sessions("session_outcome")),
+           *_from_raw_sessions("session_outcome", "lead_id")),
         _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions("session_outcome", "job_id")),
         _c("is_booking", "BOOLEAN", "Booked as a booking request without a job (yet).",
            *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
@@ -141,19 +154,19 @@ MILESTONE_FUNNEL = Mart(
     "milestone_funnel",
     "Where customers drop off: for every tenant, scheduler and day (with week and month rollups), how many "
     "sessions reached each milestone, the conversion from the previous milestone, and how many left after "
-    "it. Bots excluded (counted in bot_sessions).",
+    "it. Bots are left out (counted in bot_sessions) unless the vocabulary file says ServiceTitan counts them.",
     ("marts/sessions",),
     (
         TENANT, SCHEDULER, GRAIN, PERIOD,
         _c("milestone_index", "INTEGER", "0 (opened) to 7 (booked).", *_from_sessions("milestone_index")),
         _c("milestone", "VARCHAR", "Milestone name.", *_from_sessions("milestone")),
-        _c("sessions_reached", "BIGINT", "Non-bot sessions that reached this milestone.",
+        _c("sessions_reached", "BIGINT", "Sessions that reached this milestone (bots only with bots_in_milestones).",
            *_from_sessions("milestone_index", "is_bot")),
         _c("step_conversion_rate", "DOUBLE", "sessions_reached ÷ the previous milestone's (1 for opened).",
            *_from_sessions("milestone_index", "is_bot")),
         _c("dropped_after", "BIGINT", "Sessions whose furthest milestone is this one (left after it).",
            *_from_sessions("milestone_index", "is_bot")),
-        _c("drop_off_share", "DOUBLE", "dropped_after ÷ sessions opened in the period.",
+        _c("drop_off_share", "DOUBLE", "dropped_after ÷ the sessions that reached opened.",
            *_from_sessions("milestone_index", "is_bot")),
         _c("sessions", "BIGINT", "Non-bot sessions opened in the period.", *_from_sessions("is_bot")),
         _c("bot_sessions", "BIGINT", "Bot sessions in the period (not in the funnel).", *_from_sessions("is_bot")),
@@ -303,20 +316,30 @@ MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTO
          SCHEDULER_SCORECARD, SCHEDULERS)
 
 
-def prepare(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
-    """Session state the models read: the time zone and the vocabulary maps."""
+def prepare(con: duckdb.DuckDBPyConnection, timezone: str, vocabulary: Vocabulary) -> None:
+    """Session state the models read: the time zone, the vocabulary maps and its definition switches."""
     con.execute("SET VARIABLE st_timezone = ?", [timezone])
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone_index INTEGER)")
-    con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.STEP_MILESTONE.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, is_abandonment BOOLEAN, sent_to VARCHAR)")
-    con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?, ?)",
-                    [(k, *v) for k, v in vocabulary.OUTCOMES.items()])
+    set_switches(con, vocabulary)
+    con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
+                "list_position(getvariable('st_milestones'), name) - 1")
+    con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
+    con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
+    con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
+    con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?)", list(vocabulary.outcomes.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
-    con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.MILESTONES)))
+    con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.milestones)))
 
 
-def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str) -> int:
+def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None:
+    """The definition switches as the variables the models read (the reconciliation check flips them)."""
+    con.execute("SET VARIABLE st_milestones = ?", [list(vocabulary.milestones)])
+    con.execute("SET VARIABLE st_bots_in_milestones = ?", [vocabulary.bots_in_milestones])
+    con.execute("SET VARIABLE st_scheduler_rate_of = ?", [vocabulary.rate_denominators["scheduler_completion_rate"]])
+    con.execute("SET VARIABLE st_opened_rate_of = ?", [vocabulary.rate_denominators["opened_completion_rate"]])
+
+
+def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str, vocabulary: Vocabulary) -> int:
     """(Re)build one mart atomically; returns its row count."""
-    prepare(con, timezone)
+    prepare(con, timezone, vocabulary)
     con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")
     return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]

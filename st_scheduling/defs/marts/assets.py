@@ -8,7 +8,8 @@ import duckdb
 from st_scheduling import reports
 from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.warehouse import marts
+from st_scheduling.vocabulary import Vocabulary
+from st_scheduling.warehouse import checks, marts
 
 GROUP = "scheduling_pro_marts"
 OWNERS = ["team:scheduling-data"]
@@ -50,6 +51,13 @@ def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
     return f"{header}\n{body}"
 
 
+VOCABULARY_CHECK = dg.AssetCheckSpec(
+    "vocabulary_known", asset=dg.AssetKey(["marts", "sessions"]), blocking=True,
+    description="Unknown lastStep / sessionOutcome values stay under the vocabulary file's threshold on every "
+                "tenant-day. Above it the sessions table is not replaced and the marts that read milestones and "
+                "outcomes do not run; the failure lists each unknown value with its count and names the file.")
+
+
 def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
     tags = {"pii": "true"} if mart.contains_pii else {}
 
@@ -64,23 +72,45 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         tags=tags,
         automation_condition=FOLLOW_UPSTREAM,
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=4), warn_window=timedelta(hours=2)),
+        check_specs=[VOCABULARY_CHECK] if mart is marts.SESSIONS else None,
         metadata={
             "dagster/column_schema": column_schema(mart),
             "dagster/column_lineage": column_lineage(mart),
             "dagster/table_name": mart.qualified,
         },
     )
-    def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+        vocabulary = warehouse.vocabulary()
+        check_results = []
         with warehouse.connect() as con:
-            rows = marts.build(con, mart, TIMEZONE)
+            con.begin()  # the new table replaces the old one only if its vocabulary check passes
+            rows = marts.build(con, mart, TIMEZONE, vocabulary)
+            if mart is marts.SESSIONS:
+                verdict = checks.unknown_vocabulary_in_sessions(con, vocabulary)
+                check_results.append(_vocabulary_result(verdict, vocabulary))
+                if not verdict.passed:
+                    con.rollback()
+                    yield check_results[0]
+                    raise dg.Failure(description=f"marts/sessions: {verdict.message}",
+                                     metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values)})
+            con.commit()
             metadata = {"dagster/row_count": dg.MetadataValue.int(rows),
                         "preview": dg.MetadataValue.md(_preview(con, mart))}
             if mart is marts.MILESTONE_FUNNEL:
                 png = reports.funnel_chart_png(reports.funnel_rows(con), "Milestone funnel, last 7 days")
                 metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(png, "milestone funnel"))
-        return dg.MaterializeResult(metadata=metadata)
+        yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _mart
+
+
+def _vocabulary_result(verdict: checks.VocabularyVerdict, vocabulary: Vocabulary) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=VOCABULARY_CHECK.name, passed=verdict.passed, description=verdict.message,
+        metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values),
+                  "worst_tenant_day_share": dg.MetadataValue.float(verdict.worst_share),
+                  "threshold": dg.MetadataValue.float(vocabulary.unknown_threshold),
+                  "vocabulary_file": dg.MetadataValue.text(vocabulary.source)})
 
 
 MART_ASSETS = {mart.name: build_mart_asset(mart) for mart in marts.MARTS}

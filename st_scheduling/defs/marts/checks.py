@@ -3,12 +3,13 @@
 import dagster as dg
 
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.warehouse import checks
+from st_scheduling.defs.partitions import TIMEZONE
+from st_scheduling.warehouse import checks, marts, reconciliation
 
 
-def _result(problems: list, **metadata) -> dg.AssetCheckResult:
+def _result(problems: list, description: str | None = None, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        passed=not problems,
+        passed=not problems, description=description,
         metadata={"problems": dg.MetadataValue.int(len(problems)),
                   "examples": dg.MetadataValue.json([[str(v) for v in p] for p in problems[:20]]), **metadata},
     )
@@ -35,14 +36,23 @@ def rates_check(mart: str) -> dg.AssetChecksDefinition:
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "scheduler_scorecard"]), pool=DUCKDB_POOL,
                 description="Milestones, sessions, jobs, bookings, contacts and rates reproduced from sessions "
-                            "equal ServiceTitan's /performance numbers for every scheduler and day (rates within "
-                            "1e-9). Failures name the scheduler, the day and the metric.")
+                            "equal ServiceTitan's /performance numbers for every scheduler and day: counts exactly, "
+                            "rates within the rounding the API uses (read from its values). A gap that a definition "
+                            "switch of the vocabulary file would close is reported as such.")
 def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    vocabulary = warehouse.vocabulary()
     with warehouse.connect() as con:
-        mismatches = checks.reconciliation_mismatches(con)
-    days = sorted({(scheduler, day) for scheduler, day, *_ in mismatches})
-    return _result(mismatches, mismatched_scheduler_days=dg.MetadataValue.json(
-        [f"scheduler {s} on {d}" for s, d in days[:50]]))
+        marts.prepare(con, TIMEZONE, vocabulary)
+        decimals = reconciliation.api_rate_decimals(con)
+        tolerance = reconciliation.rate_tolerance(decimals)
+        mismatches = reconciliation.mismatches(con, tolerance)
+        gaps = reconciliation.definition_gaps(con, vocabulary, mismatches, tolerance)
+    days = sorted({(scheduler, day) for _, scheduler, day, *_ in mismatches})
+    return _result(
+        mismatches, reconciliation.summary(mismatches, gaps, vocabulary),
+        mismatched_scheduler_days=dg.MetadataValue.json([f"scheduler {s} on {d}" for s, d in days[:50]]),
+        api_rate_decimals=dg.MetadataValue.text("not rounded" if decimals is None else str(decimals)),
+        rate_tolerance=dg.MetadataValue.float(tolerance), definition_gaps=dg.MetadataValue.json(gaps))
 
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "schedulers"]), pool=DUCKDB_POOL,

@@ -51,11 +51,12 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
                 return _result(checks.modified_before_created(con, table), "modified_on >= created_on")
 
         @dg.asset_check(asset=asset, name="known_vocabulary", pool=DUCKDB_POOL,
-                        description="Every lastStep and sessionOutcome value is mapped by the platform's "
-                                    "vocabulary (warns, listing the unknown values).")
+                        description="Every lastStep and sessionOutcome value is mapped by the vocabulary file "
+                                    "(warns, listing the unknown values; the marts fail when they pass its "
+                                    "threshold).")
         def known_vocabulary(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
             with warehouse.connect() as con:
-                unknown = checks.unknown_vocabulary(con, table)
+                unknown = checks.unknown_vocabulary(con, table, warehouse.vocabulary())
             return dg.AssetCheckResult(passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
                                        metadata={"unknown_values": dg.MetadataValue.json(unknown)})
 

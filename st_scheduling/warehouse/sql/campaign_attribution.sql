@@ -4,7 +4,7 @@ WITH humans AS (SELECT * FROM marts.sessions WHERE NOT is_bot),
 session_level AS (
     SELECT tenant_id, 'session' AS attribution_model, session_date AS period_start, channel, campaign, utm_source, utm_medium,
         count(*) AS sessions,
-        count(*) FILTER (WHERE milestone_index >= 2) AS engaged_sessions,
+        count(*) FILTER (WHERE milestone_index >= milestone_position('interacted')) AS engaged_sessions,
         count(*) FILTER (WHERE is_booked) AS booked_sessions,
         count(*) FILTER (WHERE is_job) AS jobs,
         count(*) FILTER (WHERE is_booking) AS bookings

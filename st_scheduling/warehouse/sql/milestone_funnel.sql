@@ -1,4 +1,5 @@
--- Sessions reaching each milestone per tenant, scheduler and day / week / month (bots excluded).
+-- Sessions reaching each milestone per tenant, scheduler and day / week / month (bots only when the
+-- vocabulary file says ServiceTitan counts them, so the funnel matches its reports).
 WITH periods AS (
     SELECT tenant_id, scheduler_id, 'day' AS grain, session_date AS period_start, milestone_index, is_abandoned, is_bot
     FROM marts.sessions WHERE scheduler_id IS NOT NULL
@@ -18,7 +19,8 @@ totals AS (
 ),
 reached AS (
     SELECT p.tenant_id, p.scheduler_id, p.grain, p.period_start, m.milestone_index, m.milestone,
-        count(*) FILTER (WHERE NOT p.is_bot AND p.milestone_index >= m.milestone_index) AS sessions_reached
+        count(*) FILTER (WHERE (NOT p.is_bot OR getvariable('st_bots_in_milestones')) AND p.milestone_index >= m.milestone_index)
+            AS sessions_reached
     FROM periods AS p CROSS JOIN vocab_milestones AS m
     GROUP BY ALL
 )
@@ -28,7 +30,8 @@ SELECT
     coalesce(r.sessions_reached / nullif(lag(r.sessions_reached) OVER w, 0), CASE WHEN r.milestone_index = 0 THEN 1.0 ELSE 0.0 END)
         AS step_conversion_rate,
     r.sessions_reached - coalesce(lead(r.sessions_reached) OVER w, r.sessions_reached) AS dropped_after,
-    coalesce((r.sessions_reached - coalesce(lead(r.sessions_reached) OVER w, r.sessions_reached)) / nullif(t.sessions, 0), 0.0)
+    coalesce((r.sessions_reached - coalesce(lead(r.sessions_reached) OVER w, r.sessions_reached))
+        / nullif(first_value(r.sessions_reached) OVER w, 0), 0.0)
         AS drop_off_share,
     t.sessions, t.bot_sessions, t.abandoned_sessions
 FROM reached AS r JOIN totals AS t USING (tenant_id, scheduler_id, grain, period_start)

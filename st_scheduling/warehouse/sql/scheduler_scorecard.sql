@@ -1,25 +1,38 @@
 -- Per scheduler and day: each metric reproduced from sessions beside ServiceTitan's own /performance number
 -- and their difference. API-only metrics (recoveries, SMS, membership interest) have no computed value.
-WITH computed AS (
-    SELECT tenant_id, scheduler_id, session_date AS day,
+-- Milestones count what the vocabulary file says ServiceTitan counts (bots or not, zipcode/interacted order,
+-- each rate's denominator): the switches are read by name, so the check can try the other definitions.
+WITH per_session AS (
+    SELECT *, session_date AS day, milestone_position(milestone) AS position,
+        NOT is_bot OR getvariable('st_bots_in_milestones') AS in_milestones
+    FROM marts.sessions
+    WHERE scheduler_id IS NOT NULL
+),
+counted AS (
+    SELECT tenant_id, scheduler_id, day,
         count(*) AS total_sessions,
-        count(*) FILTER (WHERE NOT is_bot) AS opened,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 1) AS zipcode,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 2) AS interacted,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 3) AS issue,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 4) AS schedule,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 5) AS customer,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 6) AS details,
-        count(*) FILTER (WHERE NOT is_bot AND milestone_index >= 7) AS booked,
-        count(*) FILTER (WHERE NOT is_bot AND is_abandoned) AS abandoned,
+        count(*) FILTER (WHERE in_milestones) AS opened,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('zipcode')) AS zipcode,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('interacted')) AS interacted,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('issue')) AS issue,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('schedule')) AS schedule,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('customer')) AS customer,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('details')) AS details,
+        count(*) FILTER (WHERE in_milestones AND position >= milestone_position('booked')) AS booked,
+        count(*) FILTER (WHERE in_milestones AND is_abandoned) AS abandoned,
         count(*) FILTER (WHERE NOT is_bot AND is_job) AS jobs,
         count(*) FILTER (WHERE NOT is_bot AND is_booking) AS bookings,
         count(*) FILTER (WHERE NOT is_bot AND sent_to_booking) AS sent_to_bookings,
         count(*) FILTER (WHERE NOT is_bot AND sent_to_lead) AS sent_to_leads,
         count(DISTINCT contact_name_key) FILTER (WHERE NOT is_bot) AS contacts
-    FROM marts.sessions
-    WHERE scheduler_id IS NOT NULL
+    FROM per_session
     GROUP BY ALL
+),
+computed AS (
+    SELECT *,
+        map(['opened', 'zipcode', 'interacted', 'issue', 'schedule', 'customer', 'details'],
+            [opened, zipcode, interacted, issue, schedule, customer, details]) AS reached
+    FROM counted
 ),
 api AS (
     SELECT *, id AS scheduler_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) AS day
@@ -43,8 +56,8 @@ paired AS (
             {'metric': 'customer_contacts_captured', 'computed': coalesce(c.contacts, 0)::DOUBLE, 'api': a.total_customer_contacts_captured::DOUBLE},
             {'metric': 'abandoned_sent_to_bookings', 'computed': coalesce(c.sent_to_bookings, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_bookings::DOUBLE},
             {'metric': 'abandoned_sent_to_leads', 'computed': coalesce(c.sent_to_leads, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_leads::DOUBLE},
-            {'metric': 'opened_completion_rate', 'computed': coalesce(coalesce(c.booked / nullif(c.opened, 0), 0.0), 0)::DOUBLE, 'api': a.opened_completion_rate::DOUBLE},
-            {'metric': 'engaged_completion_rate', 'computed': coalesce(coalesce(c.booked / nullif(c.interacted, 0), 0.0), 0)::DOUBLE, 'api': a.scheduler_completion_rate::DOUBLE}
+            {'metric': 'opened_completion_rate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_opened_rate_of')], 0), 0.0)::DOUBLE, 'api': a.opened_completion_rate::DOUBLE},
+            {'metric': 'engaged_completion_rate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_scheduler_rate_of')], 0), 0.0)::DOUBLE, 'api': a.scheduler_completion_rate::DOUBLE}
         ] AS reproduced,
         [
             {'metric': 'bookings_recovered_recovery_link', 'api': a.total_bookings_recovered_from_abandoned_sessions_recovery_link::DOUBLE},

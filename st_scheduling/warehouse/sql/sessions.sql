@@ -13,22 +13,41 @@ latest AS (
 classified AS (
     SELECT
         l.*,
-        coalesce(o.is_abandonment, false) AS is_abandoned,
-        o.sent_to,
-        NOT coalesce(o.is_abandonment, false) AND (l.job_id IS NOT NULL OR l.booking_id IS NOT NULL) AS is_booked,
+        s.milestone AS step_milestone,
+        -- A lead id makes a lead whatever the outcome says, unless the session created a job or booking.
+        CASE WHEN l.lead_id IS NOT NULL AND l.job_id IS NULL AND l.booking_id IS NULL THEN 'sent_to_lead'
+             ELSE o.outcome_class END AS outcome_class,
+        o.outcome_class IS NULL AND l.session_outcome IS NOT NULL AS unknown_outcome,
         coalesce(l.customer_is_bot, false) AS is_bot,
         lower(trim(nullif(l.customer_email, ''))) AS email_norm,
         nullif(regexp_replace(coalesce(l.customer_phone, ''), '[^0-9]', '', 'g'), '') AS phone_digits,
-        lower(concat_ws(' ', nullif(trim(l.customer_first_name), ''), nullif(trim(l.customer_last_name), ''))) AS contact_name,
-        s.milestone_index AS step_index
+        lower(concat_ws(' ', nullif(trim(l.customer_first_name), ''), nullif(trim(l.customer_last_name), ''))) AS contact_name
     FROM latest AS l
     LEFT JOIN vocab_outcomes AS o ON o.outcome = l.session_outcome
     LEFT JOIN vocab_steps AS s ON s.last_step = l.last_step
 ),
-reached AS (
-    -- Booked is the booked milestone; otherwise the furthest step reached, never past details.
-    SELECT *, CASE WHEN is_booked THEN 7 ELSE least(coalesce(step_index, 0), 6) END AS milestone_index
+booked AS (
+    SELECT *,
+        coalesce(outcome_class IN ('abandoned', 'sent_to_booking', 'sent_to_lead'), false) AS is_abandoned,
+        coalesce(outcome_class NOT IN ('abandoned', 'sent_to_booking', 'sent_to_lead'), true)
+            AND (job_id IS NOT NULL OR booking_id IS NOT NULL) AS is_booked
     FROM classified
+),
+reached AS (
+    -- Booked is the last milestone; otherwise the furthest of what lastStep says and what the session's own
+    -- fields prove (evidence rules, README), never past details.
+    SELECT *,
+        CASE WHEN is_booked THEN milestone_position('booked') ELSE least(milestone_position('details'), greatest(
+            coalesce(milestone_position(step_milestone), 0),
+            CASE WHEN nullif(trim(customer_address_zip), '') IS NOT NULL THEN milestone_position('zipcode') END,
+            CASE WHEN nullif(trim(category), '') IS NOT NULL OR job_type_id IS NOT NULL OR business_unit_id IS NOT NULL
+                 THEN milestone_position('interacted') END,
+            CASE WHEN len(customer_responses) > 0 THEN milestone_position('issue') END,
+            CASE WHEN timeslot_start IS NOT NULL THEN milestone_position('schedule') END,
+            CASE WHEN contact_name <> '' OR phone_digits IS NOT NULL OR email_norm IS NOT NULL
+                 THEN milestone_position('customer') END
+        )) END AS milestone_index
+    FROM booked
 )
 SELECT
     tenant_id,
@@ -44,15 +63,17 @@ SELECT
     CAST(date_trunc('month', timezone(getvariable('st_timezone'), created_on)) AS DATE) AS session_month,
     last_step,
     c.milestone_index,
-    m.milestone,
-    step_index IS NULL AND last_step IS NOT NULL AS unknown_last_step,
+    getvariable('st_milestones')[c.milestone_index + 1] AS milestone,
+    step_milestone IS NULL AND last_step IS NOT NULL AS unknown_last_step,
     session_outcome AS outcome,
+    outcome_class,
+    unknown_outcome,
     is_booked,
     is_abandoned,
     is_booked AND job_id IS NOT NULL AS is_job,
     is_booked AND job_id IS NULL AS is_booking,
-    coalesce(sent_to = 'booking', false) AS sent_to_booking,
-    coalesce(sent_to = 'lead', false) AS sent_to_lead,
+    coalesce(outcome_class = 'sent_to_booking', false) AS sent_to_booking,
+    coalesce(outcome_class = 'sent_to_lead', false) AS sent_to_lead,
     job_id,
     booking_id,
     lead_id,
@@ -90,4 +111,3 @@ SELECT
     customer_is_new_customer AS is_new_customer,
     is_bot
 FROM reached AS c
-JOIN vocab_milestones AS m USING (milestone_index)

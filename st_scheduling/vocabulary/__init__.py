@@ -1,0 +1,152 @@
+"""The platform's reading of Scheduling Pro's unpublished vocabulary, from one TOML file.
+
+ServiceTitan publishes no values for `lastStep` or `sessionOutcome`, nor how `/performance` defines its
+milestones. The vocabulary file (`ST_VOCABULARY`; `default.toml` beside this module when unset) maps each
+`lastStep` value to the furthest milestone it means and each `sessionOutcome` value to an outcome class,
+and holds the definition switches ServiceTitan may apply differently from us. It is validated on load;
+every error names the file and line. `python -m st_scheduling.vocabulary calibrate` proposes one.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+# Milestones by name; the order is fixed except that zipcode and interacted may swap.
+MILESTONES = ("opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked")
+OUTCOME_CLASSES = ("booked", "abandoned", "sent_to_booking", "sent_to_lead", "in_progress")
+ABANDONMENTS = frozenset({"abandoned", "sent_to_booking", "sent_to_lead"})
+RATES = ("scheduler_completion_rate", "opened_completion_rate")  # /performance fields, in snake case
+ENV_VAR = "ST_VOCABULARY"
+SHIPPED = "shipped default (st_scheduling/vocabulary/default.toml)"
+
+
+class VocabularyError(ValueError):
+    """The vocabulary file cannot be used; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    steps: dict[str, str]  # lastStep value -> milestone
+    outcomes: dict[str, str]  # sessionOutcome value -> outcome class
+    bots_in_milestones: bool = False
+    zipcode_before_interacted: bool = True
+    rate_denominators: dict[str, str] = field(
+        default_factory=lambda: {"scheduler_completion_rate": "interacted", "opened_completion_rate": "opened"})
+    unknown_threshold: float = 0.01
+    source: str = SHIPPED  # the file it was read from, for messages that tell the user what to edit
+
+    @property
+    def milestones(self) -> tuple[str, ...]:
+        """Milestone names in funnel order."""
+        if self.zipcode_before_interacted:
+            return MILESTONES
+        return ("opened", "interacted", "zipcode", *MILESTONES[3:])
+
+    def switches(self) -> dict[str, object]:
+        return {"bots_in_milestones": self.bots_in_milestones,
+                "zipcode_before_interacted": self.zipcode_before_interacted, **self.rate_denominators}
+
+
+def load(path: str | None = None) -> Vocabulary:
+    """The vocabulary in `path`, or the shipped default when `path` is empty."""
+    if not path:
+        return parse(resources.files(__name__).joinpath("default.toml").read_text(), SHIPPED)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise VocabularyError(f"{ENV_VAR}={path}: cannot read the vocabulary file ({err.strerror})") from None
+    return parse(text, path)
+
+
+def parse(text: str, source: str) -> Vocabulary:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise VocabularyError(f"vocabulary file {source}: {err}") from None
+
+    def fail(message: str, section: str | None = None, key: str | None = None) -> VocabularyError:
+        line = _line_of(text, section, key)
+        where = f", line {line}" if line else ""
+        return VocabularyError(f"vocabulary file {source}{where}: {message}")
+
+    known_top = {"unknown_threshold", "definitions", "last_step", "session_outcome"}
+    for key in data:
+        if key not in known_top:
+            raise fail(f"unknown setting {key!r} (expected {', '.join(sorted(known_top))})",
+                       key if isinstance(data[key], dict) else None, None if isinstance(data[key], dict) else key)
+    for section in ("last_step", "session_outcome"):
+        if not isinstance(data.get(section), dict) or not data[section]:
+            raise fail(f"a [{section}] table with at least one value is required")
+    threshold = data.get("unknown_threshold", 0.01)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < 1:
+        raise fail(f"unknown_threshold = {threshold!r} must be a share between 0 and 1 (0.01 is 1%)",
+                   None, "unknown_threshold")
+    definitions = dict(data.get("definitions", {}))
+    switches: dict = {}
+    for key, value in definitions.items():
+        if key in ("bots_in_milestones", "zipcode_before_interacted"):
+            if not isinstance(value, bool):
+                raise fail(f"{key} = {value!r} must be true or false", "definitions", key)
+            switches[key] = value
+        elif key in RATES:
+            if value not in MILESTONES[:-1]:
+                raise fail(f"{key} = {value!r}: the rate is booked ÷ one of {', '.join(MILESTONES[:-1])}",
+                           "definitions", key)
+        else:
+            raise fail(f"unknown definition {key!r} (expected bots_in_milestones, zipcode_before_interacted, "
+                       f"{', '.join(RATES)})", "definitions", key)
+    for step, milestone in data["last_step"].items():
+        if milestone not in MILESTONES:
+            raise fail(f"lastStep {step!r} = {milestone!r} is not a milestone ({', '.join(MILESTONES)})",
+                       "last_step", step)
+    for outcome, kind in data["session_outcome"].items():
+        if kind not in OUTCOME_CLASSES:
+            raise fail(f"sessionOutcome {outcome!r} = {kind!r} is not an outcome ({', '.join(OUTCOME_CLASSES)})",
+                       "session_outcome", outcome)
+    rates = {"scheduler_completion_rate": "interacted", "opened_completion_rate": "opened"}
+    rates.update({k: v for k, v in definitions.items() if k in RATES})
+    return Vocabulary(dict(data["last_step"]), dict(data["session_outcome"]), rate_denominators=rates,
+                      unknown_threshold=float(threshold), source=source, **switches)
+
+
+def _line_of(text: str, section: str | None, key: str | None) -> int | None:
+    """The 1-based line of `key` in `[section]` (top level when section is None), or of the section."""
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if header := re.fullmatch(r"\[\s*([^\]]+?)\s*\]", stripped):
+            current = header.group(1)
+            if key is None and current == section:
+                return number
+            continue
+        if key is not None and current == section:
+            name = re.match(r"""("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""", stripped)
+            if name and name.group(1).strip("\"'") == key:
+                return number
+    return None
+
+
+def _toml_key(value: str) -> str:
+    return value if re.fullmatch(r"[A-Za-z0-9_-]+", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(vocabulary: Vocabulary, header: str = "") -> str:
+    """The vocabulary as a ready TOML file that `load` reads back to the same mapping and switches."""
+    def flag(value: bool) -> str:
+        return "true" if value else "false"
+
+    lines = [*(f"# {line}".rstrip() for line in header.splitlines()), "",
+             f"unknown_threshold = {vocabulary.unknown_threshold}", "", "[definitions]",
+             f"bots_in_milestones = {flag(vocabulary.bots_in_milestones)}",
+             f"zipcode_before_interacted = {flag(vocabulary.zipcode_before_interacted)}",
+             *(f'{rate} = "{vocabulary.rate_denominators[rate]}"' for rate in RATES), "", "[last_step]",
+             *(f'{_toml_key(step)} = "{milestone}"'
+               for step, milestone in sorted(vocabulary.steps.items(), key=lambda kv: MILESTONES.index(kv[1]))),
+             "", "[session_outcome]",
+             *(f'{_toml_key(outcome)} = "{kind}"' for outcome, kind in
+               sorted(vocabulary.outcomes.items(), key=lambda kv: (OUTCOME_CLASSES.index(kv[1]), kv[0])))]
+    return "\n".join(lines).lstrip("\n") + "\n"

@@ -1,0 +1,106 @@
+"""Reconciliation with ServiceTitan's own /performance numbers, at the precision the API uses.
+
+Counts must be equal. Rates must agree within the rounding the API applies, read from its own values
+(an API that rounds to 4 decimals is compared within 0.00005). A gap that one definition switch of the
+vocabulary file would close is named as such, so a definition difference is not mistaken for lost data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import duckdb
+
+from st_scheduling.vocabulary import MILESTONES, RATES, Vocabulary
+from st_scheduling.warehouse import marts
+
+FULL_PRECISION = 1e-9  # rates the API does not round still differ from ours by float arithmetic
+
+
+def rate_decimals(values: Iterable[float]) -> int | None:
+    """The decimals the API rounds its rates to (None: not rounded, or no rates to tell from)."""
+    values = [v for v in values if v is not None]
+    for decimals in range(0, 10):
+        if values and all(abs(v - round(v, decimals)) < 1e-12 for v in values):
+            return decimals
+    return None
+
+
+def rate_tolerance(decimals: int | None) -> float:
+    return FULL_PRECISION if decimals is None else 0.5 * 10.0 ** -decimals + 1e-12
+
+
+def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
+    values = con.execute(
+        "SELECT api_value FROM marts.scheduler_scorecard WHERE metric LIKE '%rate' AND NOT api_only").fetchall()
+    return rate_decimals(v for (v,) in values)
+
+
+def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float, model: str = "marts.scheduler_scorecard") -> list[tuple]:
+    """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree."""
+    return con.execute(
+        f"""
+        SELECT tenant_id, scheduler_id, day::VARCHAR, metric, computed_value, api_value
+        FROM {model}
+        WHERE NOT api_only AND abs(difference) > CASE WHEN metric LIKE '%rate' THEN ? ELSE 0 END
+        ORDER BY day, scheduler_id, metric
+        """, [tolerance]).fetchall()
+
+
+def alternatives(vocabulary: Vocabulary, rates_differ: bool) -> dict[str, Vocabulary]:
+    """Each definition switch set the other way, named as the line to write in the vocabulary file."""
+    flipped = {
+        f"bots_in_milestones = {str(not vocabulary.bots_in_milestones).lower()}":
+            dataclasses.replace(vocabulary, bots_in_milestones=not vocabulary.bots_in_milestones),
+        f"zipcode_before_interacted = {str(not vocabulary.zipcode_before_interacted).lower()}":
+            dataclasses.replace(vocabulary, zipcode_before_interacted=not vocabulary.zipcode_before_interacted),
+    }
+    if rates_differ:
+        for rate in RATES:
+            for milestone in MILESTONES[:-1]:
+                if milestone != vocabulary.rate_denominators[rate]:
+                    flipped[f'{rate} = "{milestone}"'] = dataclasses.replace(
+                        vocabulary, rate_denominators={**vocabulary.rate_denominators, rate: milestone})
+    return flipped
+
+
+def definition_gaps(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary, found: list[tuple],
+                    tolerance: float) -> dict[str, dict]:
+    """For each switch that would close some of the `found` mismatches: how many, and of which metrics.
+
+    Re-runs the scorecard model with the switch flipped (on this connection only; the mart is untouched).
+    """
+    if not found:
+        return {}
+    wrong = {(t, s, d, m) for t, s, d, m, *_ in found}
+    rates_differ = any(m.endswith("rate") for *_, m in wrong)
+    gaps = {}
+    try:
+        for line, alternative in alternatives(vocabulary, rates_differ).items():
+            marts.set_switches(con, alternative)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE scorecard_alternative AS {marts.SCHEDULER_SCORECARD.sql()}")
+            still = {(t, s, d, m) for t, s, d, m, *_ in mismatches(con, tolerance, "scorecard_alternative")}
+            closed = wrong - still
+            if closed:
+                gaps[line] = {"closes": len(closed), "of": len(wrong), "new_mismatches": len(still - wrong),
+                              "metrics": sorted({m for *_, m in closed})}
+    finally:
+        marts.set_switches(con, vocabulary)
+        con.execute("DROP TABLE IF EXISTS scorecard_alternative")
+    return gaps
+
+
+def summary(found: list[tuple], gaps: dict[str, dict], vocabulary: Vocabulary) -> str:
+    if not found:
+        return "every reproduced metric equals /performance for every scheduler and day"
+    by_metric: dict[str, int] = {}
+    for *_, metric, _, _ in found:
+        by_metric[metric] = by_metric.get(metric, 0) + 1
+    text = f"{len(found)} scheduler-day metric(s) differ from /performance (" + ", ".join(
+        f"{m} × {n}" for m, n in sorted(by_metric.items(), key=lambda kv: -kv[1])) + ")."
+    closing = [(line, gap) for line, gap in gaps.items() if gap["new_mismatches"] == 0]
+    for line, gap in sorted(closing, key=lambda lg: -lg[1]["closes"]):
+        text += (f" A definition difference, not lost data: `{line}` in {vocabulary.source} would close "
+                 f"{gap['closes']} of them ({', '.join(gap['metrics'])}).")
+    return text
