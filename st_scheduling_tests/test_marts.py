@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from st_scheduling import vocabulary
+from st_scheduling.vocabulary import precision
 from st_scheduling.warehouse import checks, marts, reconciliation
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
@@ -238,12 +239,12 @@ def test_scheduler_scorecard_and_reconciliation(con):
     api_only = rows(con, """SELECT metric, computed_value, api_value FROM marts.scheduler_scorecard
                             WHERE day = ? AND metric = 'sms_sent_recovery_link'""", D5)
     assert api_only == [("sms_sent_recovery_link", None, 2.0)]
-    assert reconciliation.mismatches(con, reconciliation.FULL_PRECISION) == []
+    assert reconciliation.mismatches(con, precision.FULL_PRECISION) == []
     # One session missing from raw: the check names the scheduler, the day and what differs.
     con.execute("DELETE FROM raw.scheduler_sessions WHERE id = 'a7'")
     for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
         marts.build(con, mart, "UTC", VOCABULARY)
-    mismatched = {(s, d, m) for _, s, d, m, *_ in reconciliation.mismatches(con, reconciliation.FULL_PRECISION)}
+    mismatched = {(s, d, m) for _, s, d, m, *_ in reconciliation.mismatches(con, precision.FULL_PRECISION)}
     assert ("s1", "2026-10-06", "jobs_created") in mismatched and ("s1", "2026-10-06", "opened") in mismatched
     assert {(s, d) for s, d, _ in mismatched} == {("s1", "2026-10-06")}
 

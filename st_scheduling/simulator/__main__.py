@@ -13,6 +13,7 @@ from st_scheduling.simulator import webhooks
 from st_scheduling.simulator.app import TOKEN_PATH, ManualClock, Simulator, http_server
 from st_scheduling.simulator.faults import KINDS, FaultRates
 from st_scheduling.simulator.model import DEFAULT_EPOCH, SimulatorSettings
+from st_scheduling.simulator.vocabulary import WORLDS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--epoch", type=date.fromisoformat, default=DEFAULT_EPOCH, help="first day with sessions")
     serve.add_argument("--frozen-at", type=datetime.fromisoformat,
                        help="freeze the simulator's clock at this UTC moment (reproducible data, tokens never expire)")
+    serve.add_argument("--vocabulary", choices=sorted(WORLDS), default="default",
+                       help="synthetic vocabulary and /performance definitions (alt: one the platform was not "
+                            "written for; calibrate a vocabulary file against it)")
     serve.add_argument("--cache", help="SQLite file for serialized settled days (fast, bounded-memory serving)")
     serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
     serve.add_argument("--fault-seed", type=int, default=0)
@@ -54,7 +58,8 @@ def _deliver_webhooks(simulator: Simulator, url: str, secret: str, interval: flo
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
-                                 daily_sessions=args.daily_sessions, epoch=args.epoch)
+                                 daily_sessions=args.daily_sessions, epoch=args.epoch,
+                                 vocabulary=args.vocabulary)
     clock = ManualClock(args.frozen_at.replace(tzinfo=args.frozen_at.tzinfo or UTC)) if args.frozen_at else time.time
     simulator = Simulator(settings, clock=clock, faults=FaultRates.parse(args.faults, seed=args.fault_seed),
                           cache_path=args.cache)

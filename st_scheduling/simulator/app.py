@@ -380,7 +380,8 @@ class Simulator:
             return [(plan.created, record["modifiedOn"], orjson.dumps(record))
                     for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
 
-        for created, modified, body in self.day_cache.day(owner.id, day, produce):
+        settings = self.model.settings  # one cache file can serve several seeds and vocabularies
+        for created, modified, body in self.day_cache.day(f"{settings.seed}/{settings.vocabulary}/{owner.id}", day, produce):
             if window.matches(created, modified):
                 yield body
 
@@ -412,9 +413,11 @@ class Simulator:
         window = Window(created_from=start, created_before=end)
         if name == "scheduler_performance":
             scheduler = self._scheduler(tenant, owner_id, now)
-            return performance.scheduler_performance(scheduler, self.model.records(tenant, scheduler, window, now), now)
+            return performance.scheduler_performance(
+                self.model.settings.world, scheduler, self.model.records(tenant, scheduler, window, now), now)
         router = self._router(tenant, owner_id)
-        return performance.router_performance(router.id, self.model.records(tenant, router, window, now))
+        return performance.router_performance(self.model.settings.world, router.id,
+                                              self.model.records(tenant, router, window, now))
 
 
 class _RequestHandler(WSGIRequestHandler):

@@ -139,6 +139,11 @@ class SimulatorSettings:
     daily_sessions: float = 40.0  # mean sessions per day of a weight-1.0 scheduler
     epoch: date = DEFAULT_EPOCH  # the first day with sessions
     cached_sessions: int = 25_000  # generated sessions kept in memory (about 10 KB each); older ones are regenerated
+    vocabulary: str = "default"  # which synthetic vocabulary and definitions (simulator.vocabulary.WORLDS)
+
+    @property
+    def world(self) -> v.World:
+        return v.WORLDS[self.vocabulary]
 
 
 @dataclass(frozen=True)
@@ -360,9 +365,9 @@ class TenantModel:
                 continue
             session_id = _stable_uuid(self.settings.seed, tenant_id, owner_id, day, index)
             if scheduler is None:
-                plans.append(_router_only_plan(rng, session_id, created))
+                plans.append(_router_only_plan(rng, self.settings.world, session_id, created))
             else:
-                plans.append(_session_plan(rng, tenant, scheduler, day, index, session_id, created))
+                plans.append(_session_plan(rng, self.settings.world, tenant, scheduler, day, index, session_id, created))
         plans.sort(key=lambda p: (p.created, p.id))
         return plans
 
@@ -461,15 +466,15 @@ def _device(rng: random.Random, bot: bool) -> dict:
             "userAgent": f"Mozilla/5.0 ({os_name}) {browser}"}
 
 
-def _opened_record(session_id: str, created: int, scheduler_id: str | None, new_customer: bool, device: dict,
-                   source: dict, gbp_name: str | None, campaign_name: str | None) -> dict:
+def _opened_record(world: v.World, session_id: str, created: int, scheduler_id: str | None, new_customer: bool,
+                   device: dict, source: dict, gbp_name: str | None, campaign_name: str | None) -> dict:
     """A session record as it looks the moment the scheduler opens: every spec field, in spec order."""
     return {
         "id": session_id,
         "createdOn": iso(created),
         "modifiedOn": iso(created),
         "lastCheckinDate": iso(created),
-        "sessionOutcome": None,
+        "sessionOutcome": world.in_progress,
         "schedulerId": scheduler_id,
         "jobId": None,
         "bookingId": None,
@@ -499,7 +504,7 @@ def _opened_record(session_id: str, created: int, scheduler_id: str | None, new_
         "mobileNotificationOptIn": None,
         "blockerType": None,
         "blockerToBookAdditionalData": None,
-        "lastStep": v.STEPS[v.OPENED],
+        "lastStep": world.step("opened"),
         "dispatchFeeQuoted": None,
         "isLocationTakeover": None,
         "customOptIn": None,
@@ -513,7 +518,8 @@ def _opened_record(session_id: str, created: int, scheduler_id: str | None, new_
 
 
 def _session_plan(
-    rng: random.Random, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str, created: int
+    rng: random.Random, w: v.World, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str,
+    created: int,
 ) -> SessionPlan:
     bot = rng.random() < 0.03
     channel = "direct" if bot else rng.weighted(CHANNEL_NAMES, CHANNEL_CUM_WEIGHTS)
@@ -525,34 +531,34 @@ def _session_plan(
         customer_key = f"{day}/{scheduler.id}/{index}"
     who = _customer_identity(tenant.id, customer_key)
     returning = not customer_key.startswith(f"{day}/")
-    opened = _opened_record(session_id, created, scheduler.id, not returning, _device(rng, bot), source,
+    opened = _opened_record(w, session_id, created, scheduler.id, not returning, _device(rng, bot), source,
                             gbp_name, campaign_name)
     finished = created + rng.randrange(60, 25 * 60)
     if bot:
         return SessionPlan(session_id, created, opened, [(finished, {
-            "modifiedOn": iso(finished), "sessionOutcome": v.OUTCOME_ABANDONED})])
+            "modifiedOn": iso(finished), "sessionOutcome": w.left_anonymously})])
 
     # How far the visitor gets.
     call_center = scheduler.mode == "Call_Center"
     intent = CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0)
-    reached = v.OPENED
-    while reached < v.BOOKED and rng.random() < min(0.98, CONTINUE[reached] * intent):
+    reached = w.at("opened")
+    while reached < w.at("booked") and rng.random() < min(0.98, CONTINUE[reached] * intent):
         reached += 1
 
-    done: dict = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "lastStep": v.STEPS[reached]}
+    done: dict = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "lastStep": w.steps[reached]}
     customer: dict = {}
     category, business_unit, job_types = rng.choice(v.CATEGORIES)
-    if reached >= v.ZIPCODE:
+    if reached >= w.at("zipcode"):
         customer["address"] = {"zip": who["address"]["zip"], "country": "USA"}
         done["zoneId"] = 100 + int(who["address"]["zip"]) % 7
-    if reached >= v.ISSUE:
+    if reached >= w.at("issue"):
         done.update(category=category, businessUnitId=business_unit, jobTypeId=rng.choice(job_types),
                     customerResponses=rng.sample(RESPONSES, rng.randrange(1, 3)))
-    if reached >= v.SCHEDULE:
+    if reached >= w.at("schedule"):
         slot_day = (day + rng.randrange(0, 6)) * DAY
         slot = slot_day + (rng.choice((8, 10, 12, 14, 16)) - tenant.utc_offset_hours) * 3600
         done.update(timeslotStart=iso(slot), timeslotEnd=iso(slot + 7200), dispatchFeeQuoted="$89.00")
-    if reached >= v.CUSTOMER:
+    if reached >= w.at("customer"):
         customer.update(firstName=who["firstName"], lastName=who["lastName"],
                         email=None if who["phone_only"] else who["email"],
                         phone=None if who["email_only"] else who["phone"])
@@ -560,7 +566,7 @@ def _session_plan(
                     customOptIn=rng.random() < 0.2, isLocationTakeover=False)
         if returning:
             customer.update(id=who["id"], locationId=who["locationId"])
-    if reached >= v.DETAILS:
+    if reached >= w.at("details"):
         customer["address"] = {k: val for k, val in who["address"].items()}
         if rng.random() < 0.3:
             done["notes"] = rng.choice(NOTES)
@@ -572,9 +578,9 @@ def _session_plan(
     recovery = None
     booked_from = {"rwg": "ReserveWithGoogle", "gbp": "GoogleBusinessProfile"}.get(
         channel, "CallCenter" if call_center else "Website")
-    if reached == v.BOOKED:
+    if reached == w.at("booked"):
         as_job = rng.random() < (0.85 if call_center else 0.65)
-        done.update(sessionOutcome=v.OUTCOME_JOB if as_job else v.OUTCOME_BOOKING,
+        done.update(sessionOutcome=w.job if as_job else w.booking,
                     paymentInfoCaptured=rng.random() < 0.2,
                     sourceTracking={"bookedFrom": booked_from})
         done["jobId" if as_job else "bookingId"] = rng.randrange(10**7, 10**8)
@@ -582,21 +588,21 @@ def _session_plan(
         customer.setdefault("locationId", who["locationId"])
         if not as_job and rng.random() < 0.4:  # the office turns the booking request into a job
             converted = finished + rng.randrange(DAY, 3 * DAY)
-            events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": v.OUTCOME_JOB,
+            events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": w.job,
                                        "jobId": rng.randrange(10**7, 10**8)}))
     else:
-        done["sessionOutcome"] = v.OUTCOME_ABANDONED
-        if reached >= v.INTERACTED and rng.random() < 0.4:
+        contact = reached >= w.at("customer")
+        done["sessionOutcome"] = w.abandoned if contact else w.left_anonymously
+        if reached >= w.at("interacted") and rng.random() < 0.4:
             done["blockerType"] = rng.choice(v.BLOCKERS)
             done["blockerToBookAdditionalData"] = "See blocker"
-        contact = reached >= v.CUSTOMER
         roll = rng.random()
         if contact and roll < 0.35:
             sent = finished + 1800
             to_booking = roll < 0.25
             events.append((sent, {
                 "modifiedOn": iso(sent),
-                "sessionOutcome": v.OUTCOME_ABANDONED_TO_BOOKING if to_booking else v.OUTCOME_ABANDONED_TO_LEAD,
+                "sessionOutcome": w.to_booking if to_booking else w.to_lead,
                 ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
         elif contact and not who["email_only"] and roll < 0.75:
             sms_at = finished + 3600
@@ -608,8 +614,8 @@ def _session_plan(
                 at = recovery.recovered_at
                 slot = (at // DAY + 1) * DAY + (10 - tenant.utc_offset_hours) * 3600
                 events.append((at, {
-                    "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": v.STEPS[v.BOOKED],
-                    "sessionOutcome": v.OUTCOME_JOB if recovery.as_job else v.OUTCOME_BOOKING,
+                    "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": w.step("booked"),
+                    "sessionOutcome": w.job if recovery.as_job else w.booking,
                     ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
                     "blockerType": None, "blockerToBookAdditionalData": None,
                     "timeslotStart": iso(slot), "timeslotEnd": iso(slot + 7200),
@@ -619,16 +625,16 @@ def _session_plan(
     return SessionPlan(session_id, created, opened, events, via_router=rng.random() < 0.12, recovery=recovery)
 
 
-def _router_only_plan(rng: random.Random, session_id: str, created: int) -> SessionPlan:
+def _router_only_plan(rng: random.Random, w: v.World, session_id: str, created: int) -> SessionPlan:
     """A router session that never reached a scheduler: opened, maybe interacted, then left."""
     bot = rng.random() < 0.03
     channel = "direct" if bot else rng.weighted(CHANNEL_NAMES, CHANNEL_CUM_WEIGHTS)
     source, gbp_name, campaign_name = _source_tracking(rng, channel, "Router")
     interacted = not bot and rng.random() < 0.45
     finished = created + rng.randrange(30, 600)
-    opened = _opened_record(session_id, created, None, True, _device(rng, bot), source, gbp_name, campaign_name)
-    done = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "sessionOutcome": v.OUTCOME_ABANDONED,
-            "lastStep": v.STEPS[v.INTERACTED if interacted else v.OPENED]}
+    opened = _opened_record(w, session_id, created, None, True, _device(rng, bot), source, gbp_name, campaign_name)
+    done = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "sessionOutcome": w.left_anonymously,
+            "lastStep": w.step("interacted" if interacted else "opened")}
     return SessionPlan(session_id, created, opened, [(finished, done)])
 
 

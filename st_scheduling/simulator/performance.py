@@ -1,10 +1,11 @@
 """The `/performance` endpoints, computed from the same sessions the session endpoints serve.
 
-Definitions (DESIGN §7): bots are left out of every milestone, rate and count except `totalSessions`; a
-session reaches every milestone up to its `lastStep`; booked means a job or booking created by a session
-whose outcome is not an abandonment; a booked session with a `jobId` is a job, one without is a booking;
-rates are booked ÷ interacted (scheduler completion) and booked ÷ opened (opened completion), 0 when
-there is nothing to divide by; contacts captured are distinct non-empty customer names.
+Definitions (DESIGN §7), as the world says: bots are left out of every milestone, rate and count except
+`totalSessions` (the alt world counts them in milestones and the rates built on them); a session reaches
+every milestone up to its `lastStep`, in the world's order; booked means a job or booking created by a
+session whose outcome is not an abandonment; a booked session with a `jobId` is a job, one without is a
+booking; each rate is booked ÷ the milestone the world names (0 when there is nothing to divide by),
+rounded as the world rounds; contacts captured are distinct non-empty customer names.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from collections.abc import Iterable
 from st_scheduling.simulator import vocabulary as v
 from st_scheduling.simulator.model import Scheduler, SessionPlan
 
-STEP_INDEX = {step: i for i, step in enumerate(v.STEPS)}
+def milestone_reached(world: v.World, record: dict) -> int:
+    """The position, in the world's order, of the furthest milestone the record's lastStep says."""
+    step = record["lastStep"]
+    return world.steps.index(step) if step in world.steps else world.at("opened")
 
 
-def milestone_reached(record: dict) -> int:
-    return STEP_INDEX.get(record["lastStep"], v.OPENED)
-
-
-def is_booked(record: dict) -> bool:
-    return record["sessionOutcome"] not in v.ABANDONED_OUTCOMES and (
+def is_booked(world: v.World, record: dict) -> bool:
+    return record["sessionOutcome"] not in world.abandonments and (
         record["jobId"] is not None or record["bookingId"] is not None
     )
+
+
+def _rate(world: v.World, numerator: int, denominator: int) -> float:
+    rate = numerator / denominator if denominator else 0.0
+    return rate if world.rate_decimals is None else round(rate, world.rate_decimals)
 
 
 def contact_name(record: dict) -> str:
@@ -33,24 +38,29 @@ def contact_name(record: dict) -> str:
     return " ".join(p.strip() for p in (customer["firstName"] or "", customer["lastName"] or "") if p.strip()).lower()
 
 
-def scheduler_performance(scheduler: Scheduler, sessions: Iterable[tuple[SessionPlan, dict]], now: int) -> dict:
-    milestones = [0] * len(v.MILESTONES)
+def scheduler_performance(world: v.World, scheduler: Scheduler, sessions: Iterable[tuple[SessionPlan, dict]],
+                          now: int) -> dict:
+    milestones = [0] * len(world.milestones)
     counts: Counter = Counter()
     names: set[str] = set()
+    booked_at, details_at = world.at("booked"), world.at("details")
     for plan, record in sessions:
         counts["sessions"] += 1
-        if record["customer"]["isBot"]:
+        bot = record["customer"]["isBot"]
+        if bot and not world.bots_in_milestones:
             continue
-        booked = is_booked(record)
-        reached = v.BOOKED if booked else min(milestone_reached(record), v.DETAILS)
+        booked = is_booked(world, record)
+        reached = booked_at if booked else min(milestone_reached(world, record), details_at)
         for i in range(reached + 1):
             milestones[i] += 1
         outcome = record["sessionOutcome"]
-        counts["abandoned"] += outcome in v.ABANDONED_OUTCOMES
+        counts["abandoned"] += outcome in world.abandonments
+        if bot:
+            continue
         counts["jobs"] += booked and record["jobId"] is not None
         counts["bookings"] += booked and record["jobId"] is None
-        counts["sent_to_bookings"] += outcome == v.OUTCOME_ABANDONED_TO_BOOKING
-        counts["sent_to_leads"] += outcome == v.OUTCOME_ABANDONED_TO_LEAD
+        counts["sent_to_bookings"] += outcome == world.to_booking
+        counts["sent_to_leads"] += outcome == world.to_lead
         counts["membership_interest"] += record["membershipInterest"] == "Interested"
         if name := contact_name(record):
             names.add(name)
@@ -58,13 +68,13 @@ def scheduler_performance(scheduler: Scheduler, sessions: Iterable[tuple[Session
             counts[f"sms_{rec.kind}"] += 1
             if rec.recovered_at is not None and rec.recovered_at <= now:
                 counts[f"{'jobs' if rec.as_job else 'bookings'}_recovered_{rec.kind}"] += 1
-    opened, interacted, booked_count = milestones[v.OPENED], milestones[v.INTERACTED], milestones[v.BOOKED]
+    booked_count = milestones[booked_at]
     return {
         "id": scheduler.id,
         "schedulerName": scheduler.name,
         "brandName": scheduler.company_name,
-        "schedulerCompletionRate": booked_count / interacted if interacted else 0.0,
-        "openedCompletionRate": booked_count / opened if opened else 0.0,
+        "schedulerCompletionRate": _rate(world, booked_count, milestones[world.at(world.scheduler_rate_of)]),
+        "openedCompletionRate": _rate(world, booked_count, milestones[world.at(world.opened_rate_of)]),
         "totalCustomerContactsCaptured": len(names),
         "totalJobsCreated": counts["jobs"],
         "totalBookingsCreated": counts["bookings"],
@@ -82,20 +92,20 @@ def scheduler_performance(scheduler: Scheduler, sessions: Iterable[tuple[Session
         "totalMembershipInterest": counts["membership_interest"],
         "totalSessions": counts["sessions"],
         "milestoneFrequencyCount": {
-            **{name: milestones[i] for i, name in enumerate(v.MILESTONES)},
+            **{name: milestones[i] for i, name in enumerate(world.milestones)},
             "abandoned": counts["abandoned"],
         },
     }
 
 
-def router_performance(router_id: str, sessions: Iterable[tuple[SessionPlan, dict]]) -> dict:
+def router_performance(world: v.World, router_id: str, sessions: Iterable[tuple[SessionPlan, dict]]) -> dict:
     opened = interacted = 0
     by_scheduler: Counter = Counter()
     for _, record in sessions:
         if record["customer"]["isBot"]:
             continue
         opened += 1
-        interacted += milestone_reached(record) >= v.INTERACTED or is_booked(record)
+        interacted += milestone_reached(world, record) >= world.at("interacted") or is_booked(world, record)
         by_scheduler[record["schedulerId"]] += 1
     return {
         "id": router_id,

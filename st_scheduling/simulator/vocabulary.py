@@ -1,32 +1,69 @@
-"""The simulator's vocabulary — SYNTHETIC.
+"""The simulator's vocabularies — SYNTHETIC.
 
 ServiceTitan does not publish the values its API returns for `lastStep`, `sessionOutcome`, `blockerType`,
 `category`, `bookedFrom` and `schedulerStatus`. The strings below are invented for the simulator and live
-only here; the platform maps them to milestones and outcomes in one place of its own
-(`st_scheduling/warehouse/vocabulary.py`). Pointing the platform at the live API may need that map updated.
+only here; the platform reads `lastStep` and `sessionOutcome` through its vocabulary file
+(`st_scheduling/vocabulary/`), whose shipped default maps the `DEFAULT` world. The `ALT` world is there to
+prove the platform against a vocabulary and definitions it was not written for.
 """
 
-# lastStep values, in funnel order: STEPS[i] is the step at which milestone i was reached
-# (opened, zipcode, interacted, issue, schedule, customer, details, booked).
-STEPS = (
-    "WelcomeViewed",
-    "ZipCodeEntered",
-    "ServiceTypeChosen",
-    "IssueDescribed",
-    "TimeslotChosen",
-    "ContactInfoEntered",
-    "DetailsConfirmed",
-    "BookingSubmitted",
-)
-MILESTONES = ("opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked")
-OPENED, ZIPCODE, INTERACTED, ISSUE, SCHEDULE, CUSTOMER, DETAILS, BOOKED = range(8)
+from dataclasses import dataclass
 
-OUTCOME_JOB = "JobBooked"
-OUTCOME_BOOKING = "BookingRequested"
-OUTCOME_ABANDONED = "Abandoned"
-OUTCOME_ABANDONED_TO_BOOKING = "AbandonedSentToBooking"
-OUTCOME_ABANDONED_TO_LEAD = "AbandonedSentToLead"
-ABANDONED_OUTCOMES = frozenset({OUTCOME_ABANDONED, OUTCOME_ABANDONED_TO_BOOKING, OUTCOME_ABANDONED_TO_LEAD})
+
+@dataclass(frozen=True)
+class World:
+    """One synthetic vocabulary, and the definitions the simulator's /performance applies with it."""
+
+    name: str
+    milestones: tuple[str, ...]  # funnel order
+    steps: tuple[str, ...]  # steps[i]: the lastStep value of milestone i
+    job: str
+    booking: str
+    abandoned: str
+    to_booking: str
+    to_lead: str
+    in_progress: str | None  # the outcome of a session still open (None: no outcome yet)
+    left_anonymously: str  # the outcome of a session left before the customer gave contact details
+    bots_in_milestones: bool
+    scheduler_rate_of: str  # schedulerCompletionRate = booked ÷ this milestone
+    opened_rate_of: str
+    rate_decimals: int | None  # /performance rounds its rates to this many decimals
+
+    def at(self, milestone: str) -> int:
+        return self.milestones.index(milestone)
+
+    def step(self, milestone: str) -> str:
+        return self.steps[self.at(milestone)]
+
+    @property
+    def abandonments(self) -> frozenset[str]:
+        return frozenset({self.abandoned, self.to_booking, self.to_lead})
+
+
+# The shipped vocabulary file maps this world.
+DEFAULT = World(
+    "default",
+    milestones=("opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked"),
+    steps=("WelcomeViewed", "ZipCodeEntered", "ServiceTypeChosen", "IssueDescribed", "TimeslotChosen",
+           "ContactInfoEntered", "DetailsConfirmed", "BookingSubmitted"),
+    job="JobBooked", booking="BookingRequested", abandoned="Abandoned", to_booking="AbandonedSentToBooking",
+    to_lead="AbandonedSentToLead", in_progress=None, left_anonymously="Abandoned", bots_in_milestones=False,
+    scheduler_rate_of="interacted", opened_rate_of="opened", rate_decimals=None,
+)
+# A second world the platform was not written for: other spellings, interacted before zipcode, open sessions
+# marked InProgress (and never closed when the visitor left before giving contact details), leads as
+# their own outcome, bots counted in milestones, the two rates the other way
+# round, and rates rounded to 4 decimals. Served by `serve --vocabulary alt`.
+ALT = World(
+    "alt",
+    milestones=("opened", "interacted", "zipcode", "issue", "schedule", "customer", "details", "booked"),
+    steps=("start", "service-picked", "zip-checked", "problem-described", "slot-held", "contact-given",
+           "review-done", "submitted"),
+    job="Scheduled", booking="Requested", abandoned="DroppedOff", to_booking="HandedToCsr", to_lead="Lead",
+    in_progress="InProgress", left_anonymously="InProgress", bots_in_milestones=True,
+    scheduler_rate_of="opened", opened_rate_of="interacted", rate_decimals=4,
+)
+WORLDS = {world.name: world for world in (DEFAULT, ALT)}
 
 BLOCKERS = ("OutsideServiceArea", "NoAvailability", "JobTypeNotOnline", "PriceShopping", "NeedsCallback")
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import httpx
 
-from st_scheduling.simulator import vocabulary as v
 from st_scheduling.simulator.model import TenantModel, Window, iso
 from st_scheduling.simulator.performance import is_booked
 
@@ -30,6 +29,7 @@ def sign(body: bytes, secret: str) -> str:
 def events_between(model: TenantModel, since: int, until: int) -> Iterator[dict]:
     """CloudEvents for sessions whose completion or qualified abandonment happened in (since, until]."""
     window = Window(modified_from=iso(since + 1), modified_before=iso(until + 1))
+    world = model.settings.world
     for tenant in model.tenants.values():
         for scheduler in model.schedulers(tenant, until):
             for plan, _ in model.records(tenant, scheduler, window, until):
@@ -38,9 +38,9 @@ def events_between(model: TenantModel, since: int, until: int) -> Iterator[dict]
                         continue
                     record = plan.at(at)
                     customer = record["customer"]
-                    if is_booked(record) and record["lastStep"] == v.STEPS[v.BOOKED] and _changes.get("lastStep"):
+                    if is_booked(world, record) and record["lastStep"] == world.step("booked") and _changes.get("lastStep"):
                         kind = COMPLETED
-                    elif record["sessionOutcome"] == v.OUTCOME_ABANDONED and "lastStep" in _changes and (
+                    elif record["sessionOutcome"] == world.abandoned and "lastStep" in _changes and (
                         customer["phone"] or customer["email"]
                     ):
                         kind = ABANDONED_QUALIFIED

@@ -8,27 +8,12 @@ vocabulary file would close is named as such, so a definition difference is not 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 
 import duckdb
 
 from st_scheduling.vocabulary import MILESTONES, RATES, Vocabulary
+from st_scheduling.vocabulary.precision import rate_decimals
 from st_scheduling.warehouse import marts
-
-FULL_PRECISION = 1e-9  # rates the API does not round still differ from ours by float arithmetic
-
-
-def rate_decimals(values: Iterable[float]) -> int | None:
-    """The decimals the API rounds its rates to (None: not rounded, or no rates to tell from)."""
-    values = [v for v in values if v is not None]
-    for decimals in range(0, 10):
-        if values and all(abs(v - round(v, decimals)) < 1e-12 for v in values):
-            return decimals
-    return None
-
-
-def rate_tolerance(decimals: int | None) -> float:
-    return FULL_PRECISION if decimals is None else 0.5 * 10.0 ** -decimals + 1e-12
 
 
 def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -37,7 +22,8 @@ def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
     return rate_decimals(v for (v,) in values)
 
 
-def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float, model: str = "marts.scheduler_scorecard") -> list[tuple]:
+def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float,
+               model: str = "marts.scheduler_scorecard") -> list[tuple]:
     """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree."""
     return con.execute(
         f"""

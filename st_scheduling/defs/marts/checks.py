@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.defs.partitions import TIMEZONE
+from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
+from st_scheduling.vocabulary import precision
 from st_scheduling.warehouse import checks, marts, reconciliation
 
 
@@ -44,7 +45,7 @@ def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheck
     with warehouse.connect() as con:
         marts.prepare(con, TIMEZONE, vocabulary)
         decimals = reconciliation.api_rate_decimals(con)
-        tolerance = reconciliation.rate_tolerance(decimals)
+        tolerance = precision.rate_tolerance(decimals)
         mismatches = reconciliation.mismatches(con, tolerance)
         gaps = reconciliation.definition_gaps(con, vocabulary, mismatches, tolerance)
     days = sorted({(scheduler, day) for _, scheduler, day, *_ in mismatches})

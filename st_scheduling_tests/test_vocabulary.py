@@ -1,0 +1,252 @@
+"""The vocabulary file, the evidence rules, the unknown-value gate, and calibration against two worlds.
+
+The alt world (`serve --vocabulary alt`) spells every step and outcome differently, puts interacted before
+zipcode, leaves anonymous drop-offs InProgress, counts bots in milestones, swaps the two rates and rounds
+them to 4 decimals. The platform was not written for it: without a vocabulary file for it the marts must
+fail by name; calibrated, they must equal its /performance exactly.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from st_scheduling import vocabulary
+from st_scheduling.defs.marts import checks as mart_checks
+from st_scheduling.defs.marts.assets import MART_ASSETS
+from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.simulator import ManualClock
+from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
+from st_scheduling.vocabulary import Vocabulary, precision
+from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
+from st_scheduling.warehouse import checks, marts, reconciliation
+from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
+from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling_tests.conftest import SMALL, materialize, raw_assets, serve
+
+# Mid-afternoon, so today's partition holds sessions still open.
+NOW = datetime(2026, 10, 15, 13, 0, tzinfo=UTC)
+FIRST, LAST = "2026-10-08", "2026-10-15"
+SHIPPED = vocabulary.load()
+
+
+def world_vocabulary(world: World) -> Vocabulary:
+    """The mapping and switches a world really uses, written down from the simulator's side."""
+    outcomes = {world.job: "booked", world.booking: "booked", world.abandoned: "abandoned",
+                world.to_booking: "sent_to_booking", world.to_lead: "sent_to_lead"}
+    if world.in_progress:
+        outcomes[world.in_progress] = "in_progress"
+    return Vocabulary(dict(zip(world.steps, world.milestones)), outcomes,
+                      bots_in_milestones=world.bots_in_milestones,
+                      zipcode_before_interacted=world.at("zipcode") < world.at("interacted"),
+                      rate_denominators={"scheduler_completion_rate": world.scheduler_rate_of,
+                                         "opened_completion_rate": world.opened_rate_of})
+
+
+def mapping(v: Vocabulary) -> tuple:
+    return v.steps, v.outcomes, v.switches()
+
+
+# --- the file ----------------------------------------------------------------------------------------------
+
+def test_the_shipped_file_maps_the_default_world_and_a_rendered_file_reads_back_the_same():
+    assert mapping(SHIPPED) == mapping(world_vocabulary(DEFAULT))
+    alt = world_vocabulary(ALT)
+    assert mapping(vocabulary.parse(vocabulary.render(alt, "header"), "x.toml")) == mapping(alt)
+
+
+@pytest.mark.parametrize("edit, named", [
+    (('"zipcode"', '"zipcod"'), "line 23: lastStep 'ZipCodeEntered' = 'zipcod' is not a milestone"),
+    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 35: sessionOutcome 'Abandoned' = 'gone' is not an"),
+    (("unknown_threshold = 0.01", "unknown_threshold = 5"), "line 8: unknown_threshold = 5 must be a share"),
+    (("bots_in_milestones = false", "bots_in_milestones = \"no\""), "line 12: bots_in_milestones = 'no' must be"),
+    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 17: opened_completion_rate"),
+    (("[definitions]", "[definitions]\nbots_counted = true"), "line 11: unknown definition 'bots_counted'"),
+    (("JobBooked = ", "JobBooked == "), "at line 33"),
+])
+def test_a_bad_vocabulary_file_is_refused_naming_the_file_and_line(tmp_path, edit, named):
+    text = (Path(vocabulary.__file__).parent / "default.toml").read_text()
+    assert edit[0] in text
+    path = tmp_path / "vocabulary.toml"
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(vocabulary.VocabularyError) as err:
+        vocabulary.load(str(path))
+    assert str(path) in str(err.value) and named in str(err.value)
+
+
+def test_a_bad_st_vocabulary_fails_when_definitions_load(tmp_path):
+    path = tmp_path / "v.toml"
+    path.write_text("[last_step]\nStart = \"begin\"\n[session_outcome]\nDone = \"booked\"\n")
+    env = {**os.environ, "ST_VOCABULARY": str(path)}
+    loaded = subprocess.run([sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode != 0 and f"{path}, line 2: lastStep 'Start' = 'begin'" in loaded.stderr
+
+
+# --- evidence ----------------------------------------------------------------------------------------------
+
+def _session(sid: str, step: str | None = "Mystery", outcome: str | None = "Mystery", **fields) -> dict:
+    customer = {"isBot": False, "address": {"zip": fields.pop("zip", None)}}
+    for key in ("firstName", "phone", "email"):
+        customer[key] = fields.pop(key, None)
+    return {"id": sid, "createdOn": "2026-10-05T10:00:00Z", "modifiedOn": "2026-10-05T10:05:00Z",
+            "lastCheckinDate": "2026-10-05T10:05:00Z", "lastStep": step, "sessionOutcome": outcome,
+            "customer": customer, **fields}
+
+
+EVIDENCE = [  # (session, milestone, outcome class) — unknown lastStep and outcome unless given
+    (_session("e0"), "opened", None),
+    (_session("e1", zip="60601"), "zipcode", None),
+    (_session("e2", category="HVAC - Cooling"), "interacted", None),
+    (_session("e3", jobTypeId=51001, zip="60601"), "interacted", None),
+    (_session("e4", customerResponses=["No cooling"]), "issue", None),
+    (_session("e5", timeslotStart="2026-10-07T15:00:00Z"), "schedule", None),
+    (_session("e6", phone="(555) 010-2000"), "customer", None),
+    (_session("e7", email="a@example.com", timeslotStart="2026-10-07T15:00:00Z"), "customer", None),
+    (_session("e8", jobId=7, phone="5550102000"), "booked", None),  # an unknown outcome with a job: booked
+    (_session("e9", outcome="Abandoned", bookingId=8), "opened", "abandoned"),  # an abandonment never books
+    (_session("e10", outcome="JobBooked", leadId=9), "opened", "sent_to_lead"),  # a lead id makes a lead
+    (_session("e11", "Mystery", "JobBooked", leadId=9, jobId=10), "booked", "booked"),  # ... unless it booked
+    (_session("e12", "DetailsConfirmed", "Abandoned", zip="60601"), "details", "abandoned"),  # lastStep is more
+    (_session("e13", "BookingSubmitted", "Abandoned"), "details", "abandoned"),  # never booked while abandoned
+]
+
+
+def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
+    with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
+        con.register("batch", SCHEDULER_SESSIONS.to_arrow(records, {"tenant_id": 1, "listed_by_id": "s"}))
+        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        marts.build(con, marts.SESSIONS, "UTC", vocab)
+        return {sid: tuple(rest) for sid, *rest in con.execute(
+            "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
+            "FROM marts.sessions").fetchall()}
+
+
+def test_a_session_reaches_at_least_what_its_own_fields_prove(tmp_path):
+    got = _sessions_mart(tmp_path, [s for s, *_ in EVIDENCE], SHIPPED)
+    assert {sid: (m, c) for sid, (m, _, c, *_) in got.items()} == {s["id"]: (m, c) for s, m, c in EVIDENCE}
+    assert got["e10"][3:] == (True, False, True) and got["e8"][3:] == (False, True, False)
+
+
+def test_evidence_follows_the_milestone_order_of_the_file(tmp_path):
+    swapped = dataclasses.replace(SHIPPED, zipcode_before_interacted=False)
+    got = _sessions_mart(tmp_path, [_session("z", zip="60601"), _session("i", category="HVAC")], swapped)
+    assert got["z"][:2] == ("zipcode", 2) and got["i"][:2] == ("interacted", 1)
+
+
+# --- the unknown-value gate and precision (pure) -----------------------------------------------------------
+
+def test_unknown_values_pass_below_the_threshold_and_fail_above_it_naming_each_value_and_the_file():
+    vocab = dataclasses.replace(SHIPPED, source="my/vocabulary.toml")
+    values = [("lastStep", "zip-checked", 7), ("sessionOutcome", "Lead", 3)]
+    assert checks.vocabulary_verdict([(1, "2026-10-05", 1, 200)], values[:1], vocab).passed  # 0.5% < 1%
+    failed = checks.vocabulary_verdict([(1, "2026-10-05", 1, 200), (2, "2026-10-06", 10, 40)], values, vocab)
+    assert not failed.passed and failed.worst_share == 0.25
+    assert "25.0% of tenant 2's sessions on 2026-10-06" in failed.message
+    assert "lastStep 'zip-checked' × 7; sessionOutcome 'Lead' × 3" in failed.message
+    assert "my/vocabulary.toml" in failed.message
+
+
+@pytest.mark.parametrize("values, decimals", [
+    ([0.25, 0.1234, 0.5], 4), ([0.2, 0.4], 1), ([2 / 3, 0.5], None), ([], None), ([0.0, 1.0], 0)])
+def test_the_api_rounding_is_read_from_its_own_rates(values, decimals):
+    assert precision.rate_decimals(values) == decimals
+
+
+def test_a_rate_rounded_by_the_api_is_compared_within_half_its_last_place():
+    assert abs(round(2 / 3, 4) - 2 / 3) <= precision.rate_tolerance(4)
+    assert abs(0.6668 - 2 / 3) > precision.rate_tolerance(4)
+    assert abs(round(2 / 3, 4) - 2 / 3) > precision.rate_tolerance(None)
+
+
+# --- two worlds, end to end --------------------------------------------------------------------------------
+
+def _loaded(tmp_path_factory, world: str) -> str:
+    served = serve(dataclasses.replace(SMALL, vocabulary=world), ManualClock(NOW))
+    try:
+        path = str(tmp_path_factory.mktemp(world) / "warehouse.duckdb")
+        result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(path=path), FIRST, LAST)
+        assert result.success
+        return path
+    finally:
+        served.close()
+
+
+@pytest.fixture(scope="module")
+def alt_warehouse(tmp_path_factory) -> str:
+    return _loaded(tmp_path_factory, "alt")
+
+
+def _calibrated(path: str) -> Vocabulary:
+    with duckdb.connect(path, read_only=True) as con:
+        return calibrate(*read_loaded(con, "UTC"), SHIPPED).vocabulary
+
+
+def test_calibration_recovers_the_shipped_mapping_on_the_default_world(tmp_path_factory):
+    path = _loaded(tmp_path_factory, "default")
+    start_from_nothing = dataclasses.replace(SHIPPED, steps={}, outcomes={})
+    with duckdb.connect(path, read_only=True) as con:
+        fit = calibrate(*read_loaded(con, "UTC"), start_from_nothing)
+    assert mapping(fit.vocabulary) == mapping(SHIPPED)
+    assert all(hit == total for hit, total in fit.exact.values())
+
+
+def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performance(alt_warehouse, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_DUCKDB_PATH": alt_warehouse}
+    env.pop("ST_VOCABULARY", None)
+    launched = subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets",
+                               "group:scheduling_pro_marts"], cwd=Path(__file__).resolve().parents[1], env=env,
+                              capture_output=True, text=True, timeout=300)
+    output = launched.stdout + launched.stderr
+    assert launched.returncode != 0
+    assert "lastStep 'zip-checked' × " in output and "sessionOutcome 'Lead' × " in output
+    assert "default.toml" in output  # the file to edit
+
+    out = tmp_path / "alt.toml"
+    cli = subprocess.run([sys.executable, "-m", "st_scheduling.vocabulary", "calibrate", "--out", str(out)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert mapping(vocabulary.load(str(out))) == mapping(world_vocabulary(ALT))
+    assert "opened_completion_rate" in cli.stdout and "differs" not in cli.stdout
+
+    warehouse = DuckDBWarehouse(path=alt_warehouse, vocabulary_file=str(out))
+    result = dg.materialize([*MART_ASSETS.values(), mart_checks.reconciled_with_performance_api],
+                            resources={"warehouse": warehouse}, raise_on_error=False)
+    assert result.success
+    [reconciled] = [e for e in result.get_asset_check_evaluations()
+                    if e.check_name == "reconciled_with_performance_api"]
+    assert reconciled.passed and reconciled.metadata["api_rate_decimals"].value == "4"
+    with duckdb.connect(alt_warehouse, read_only=True) as con:
+        funnel = con.execute(
+            """
+            SELECT f.scheduler_id, f.period_start, f.milestone, f.sessions_reached, p.milestone_frequency_count
+            FROM marts.milestone_funnel AS f
+            JOIN (SELECT id, CAST(timezone('UTC', window_start) AS DATE) AS day, {milestones} AS milestone_frequency_count
+                  FROM raw.scheduler_performance) AS p ON p.id = f.scheduler_id AND p.day = f.period_start
+            WHERE f.grain = 'day'
+            """.format(milestones="{" + ", ".join(f"'{m}': milestone_{m}" for m in ALT.milestones) + "}")).fetchall()
+    assert len(funnel) > 100 and {m for _, _, m, *_ in funnel} == set(ALT.milestones)
+    assert [row for row in funnel if row[3] != row[4][row[2]]] == []
+
+
+def test_a_gap_a_definition_switch_would_close_is_named_as_such(alt_warehouse, tmp_path):
+    wrong = dataclasses.replace(_calibrated(alt_warehouse), bots_in_milestones=False)
+    copy = shutil.copy(alt_warehouse, tmp_path / "copy.duckdb")
+    with connect(WarehouseSettings(str(copy))) as con:
+        for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
+            marts.build(con, mart, "UTC", wrong)
+        tolerance = precision.rate_tolerance(reconciliation.api_rate_decimals(con))
+        found = reconciliation.mismatches(con, tolerance)
+        gaps = reconciliation.definition_gaps(con, wrong, found, tolerance)
+    assert found and gaps["bots_in_milestones = true"]["closes"] == len(found)
+    assert "`bots_in_milestones = true`" in reconciliation.summary(found, gaps, wrong)
