@@ -381,7 +381,8 @@ class Simulator:
                     for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
 
         settings = self.model.settings  # one cache file can serve several seeds and vocabularies
-        for created, modified, body in self.day_cache.day(f"{settings.seed}/{settings.vocabulary}/{owner.id}", day, produce):
+        key = f"{settings.seed}/{settings.vocabulary}/{owner.id}"
+        for created, modified, body in self.day_cache.day(key, day, produce):
             if window.matches(created, modified):
                 yield body
 

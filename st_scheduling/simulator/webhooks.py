@@ -38,7 +38,8 @@ def events_between(model: TenantModel, since: int, until: int) -> Iterator[dict]
                         continue
                     record = plan.at(at)
                     customer = record["customer"]
-                    if is_booked(world, record) and record["lastStep"] == world.step("booked") and _changes.get("lastStep"):
+                    completed = record["lastStep"] == world.step("booked") and _changes.get("lastStep")
+                    if is_booked(world, record) and completed:
                         kind = COMPLETED
                     elif record["sessionOutcome"] == world.abandoned and "lastStep" in _changes and (
                         customer["phone"] or customer["email"]

@@ -140,13 +140,17 @@ def render(vocabulary: Vocabulary, header: str = "") -> str:
         return "true" if value else "false"
 
     lines = [*(f"# {line}".rstrip() for line in header.splitlines()), "",
+             "# Share of one tenant-day's sessions with unlisted values above which the marts fail.",
              f"unknown_threshold = {vocabulary.unknown_threshold}", "", "[definitions]",
+             "# Bots counted in ServiceTitan's milestone counts? Zipcode before interacted?",
              f"bots_in_milestones = {flag(vocabulary.bots_in_milestones)}",
              f"zipcode_before_interacted = {flag(vocabulary.zipcode_before_interacted)}",
+             "# Each /performance completion rate is booked ÷ the milestone named here.",
              *(f'{rate} = "{vocabulary.rate_denominators[rate]}"' for rate in RATES), "", "[last_step]",
+             f"# lastStep value = the furthest milestone it means: {', '.join(MILESTONES)}",
              *(f'{_toml_key(step)} = "{milestone}"'
                for step, milestone in sorted(vocabulary.steps.items(), key=lambda kv: MILESTONES.index(kv[1]))),
-             "", "[session_outcome]",
+             "", "[session_outcome]", f"# sessionOutcome value = {', '.join(OUTCOME_CLASSES)}",
              *(f'{_toml_key(outcome)} = "{kind}"' for outcome, kind in
                sorted(vocabulary.outcomes.items(), key=lambda kv: (OUTCOME_CLASSES.index(kv[1]), kv[0])))]
     return "\n".join(lines).lstrip("\n") + "\n"
