@@ -60,6 +60,14 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
     metadata = next(e for e in result.get_asset_materialization_events()
                     if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])).materialization.metadata
     assert metadata["dagster/row_count"].value == sum(n for n, _ in stored.values())
+    # Each day of the single run records that day's own rows, not the run's total.
+    per_day = {e.partition: e.materialization.metadata["dagster/partition_row_count"].value
+               for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])}
+    by_day = defaultdict(int)
+    for (_, _, day), (n, _) in stored.items():
+        by_day[day] += n
+    assert per_day == {day: by_day.get(day, 0) for day in keys} and len(set(per_day.values())) > 10
     assert metadata["api_calls"].value > 0 and metadata["lock_held_seconds"].value < metadata["duration_seconds"].value
     report = metadata["load_report"].value
     assert len(report) == 6 and all(r["stored"] == r["total_count"] == r["distinct_ids"] for r in report.values())

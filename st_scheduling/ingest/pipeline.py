@@ -21,7 +21,7 @@ from st_scheduling.ingest.staging import OwnerLoad, stage
 from st_scheduling.servicetitan import Page
 from st_scheduling.warehouse.raw_tables import RawTable
 from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, checkpoint, commit_tenant, \
-    connect
+    connect, rows_per_window
 
 Window = tuple[datetime, datetime]
 
@@ -74,6 +74,7 @@ class LoadResult:
     seconds: float = 0.0
     lock_held_seconds: float = 0.0
     table_rows: int | None = None  # every row of the table after the commit
+    rows_per_window: list[int] | None = None  # rows of the table in each of the windows asked for, after the commit
 
     @property
     def owners(self) -> list[OwnerLoad]:
@@ -95,10 +96,11 @@ def describe(err: BaseException) -> str:
 
 
 def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_id: str,
-         options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None) -> LoadResult:
+         options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None,
+         count_windows: list[Window] | None = None) -> LoadResult:
     """Fetch and stage every owner-window of every tenant; then open the warehouse and commit each tenant in
     one transaction. (Committing while others still fetch would hold the lock longer on a busy machine, and
-    add the commit's memory to the fetch's.)"""
+    add the commit's memory to the fetch's.) `count_windows`: windows (days) to count the stored rows of."""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
     with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area:
@@ -120,6 +122,8 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
                     _commit(con, source, tenant, run_id, options.allow_shrink)
                 checkpoint(con, warehouse)
                 result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
+                if count_windows:
+                    result.rows_per_window = rows_per_window(con, source.table, count_windows)
             result.lock_held_seconds = time.monotonic() - locked
     result.seconds = time.monotonic() - started
     return result

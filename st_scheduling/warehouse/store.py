@@ -194,3 +194,12 @@ def commit_tenant(
         con.execute("ROLLBACK")
         raise
     return outcome
+
+
+def rows_per_window(con: duckdb.DuckDBPyConnection, table: RawTable, windows: list[tuple]) -> list[int]:
+    """Rows of `table` whose window column falls in each [start, end), in one scan of their span."""
+    column = table.window_column
+    counts = ", ".join(f"count(*) FILTER (WHERE {column} >= ? AND {column} < ?)" for _ in windows)
+    params = [bound for window in windows for bound in window] + [windows[0][0], windows[-1][1]]
+    return list(con.execute(
+        f"SELECT {counts} FROM {table.qualified} WHERE {column} >= ? AND {column} < ?", params).fetchone())

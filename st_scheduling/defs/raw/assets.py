@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import column_schema, load_metadata
+from st_scheduling.defs.raw.metadata import column_schema, load_metadata, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.warehouse import raw_tables as tables
@@ -122,8 +122,13 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         with servicetitan.clients() as clients:
             source = spec.source(servicetitan, clients, windows)
             result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
-                          warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning)
+                          warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning,
+                          count_windows=windows)
             metadata = load_metadata(result, clients.stats)
+        # A single run over a range records each day's own numbers, not the run's total on every day.
+        for partition_key, day_metadata in partition_metadata(context.partition_keys if windows else [], windows,
+                                                              result).items():
+            context.add_asset_metadata(day_metadata, partition_key=partition_key)
         if unlisted := result.unlisted():
             context.log.warning(f"{spec.table.name}: owners stored before but not listed by the API now keep their "
                                 f"rows: {', '.join(unlisted)}")

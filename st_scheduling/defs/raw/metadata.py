@@ -31,8 +31,8 @@ def load_metadata(result: LoadResult, stats: CallStats) -> dict:
     if result.table_rows is not None:
         metadata["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
     if result.window is not None:
-        metadata["dagster/partition_row_count"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
-        metadata["window"] = dg.MetadataValue.text(f"[{result.window[0].isoformat()}, {result.window[1].isoformat()})")
+        metadata["rows_stored_by_this_run"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
+        metadata["run_window"] = dg.MetadataValue.text(_interval(result.window))
     if unlisted := result.unlisted():
         metadata["owners_not_listed_rows_kept"] = dg.MetadataValue.json(unlisted)
     if outside := result.outside_window():
@@ -40,3 +40,16 @@ def load_metadata(result: LoadResult, stats: CallStats) -> dict:
     if stats.problems:
         metadata["api_problems"] = dg.MetadataValue.json(dict(stats.problems))
     return metadata
+
+
+def _interval(window: tuple) -> str:
+    return f"[{window[0].isoformat()}, {window[1].isoformat()})"
+
+
+def partition_metadata(partition_keys: list[str], windows: list[tuple] | None, result: LoadResult) -> dict[str, dict]:
+    """Each daily partition's own numbers: its rows in the table after the run, and its window."""
+    if not windows or result.rows_per_window is None:
+        return {}
+    return {key: {"dagster/partition_row_count": dg.MetadataValue.int(rows),
+                  "window": dg.MetadataValue.text(_interval(window))}
+            for key, window, rows in zip(partition_keys, windows, result.rows_per_window, strict=True)}
