@@ -141,6 +141,22 @@ def test_evidence_follows_the_milestone_order_of_the_file(tmp_path):
     assert got["z"][:2] == ("zipcode", 2) and got["i"][:2] == ("interacted", 1)
 
 
+def test_a_failed_vocabulary_gate_is_one_failed_run_that_is_not_retried(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    path = str(tmp_path / "w.duckdb")
+    with connect(WarehouseSettings(path)) as con:
+        con.register("batch", SCHEDULER_SESSIONS.to_arrow([_session("u1")], {"tenant_id": 1, "listed_by_id": "s"}))
+        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = dg.materialize([MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path)},
+                                instance=instance, raise_on_error=False)
+        assert not result.success
+        [run] = instance.get_runs()
+        assert run.tags.get("dagster/will_retry") == "false"
+
+
 # --- the unknown-value gate and precision (pure) -----------------------------------------------------------
 
 def test_unknown_values_pass_below_the_threshold_and_fail_above_it_naming_each_value_and_the_file():
