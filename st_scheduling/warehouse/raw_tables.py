@@ -63,6 +63,11 @@ class RawTable:
     key: tuple[str, ...] = ("tenant_id", "id")
     owner_column: str | None = None  # the scheduler or router whose listing returned the row
 
+    @property
+    def pii_columns(self) -> frozenset[str]:
+        """Columns holding a customer's personal data (tagged `pii` in Dagster, never in metadata)."""
+        return frozenset(c.name for c in self.columns if c.name in SESSION_PII)
+
     @functools.cached_property
     def api_columns(self) -> tuple[Column, ...]:
         return tuple(_columns(self.shape, (), "", _spec_descriptions(self.spec_schema)))
@@ -207,6 +212,11 @@ TRAILING_COLUMNS = (
 
 SCHEDULERS = RawTable("schedulers", models.SCHEDULER, SPEC_SCHEMAS["scheduler"], (TENANT,), None,
                       "Every scheduler of every configured tenant, as the API lists them.")
+# A session's customer: who they are, where they live, what they wrote, the address they came from.
+SESSION_PII = frozenset({
+    "customer_first_name", "customer_last_name", "customer_email", "customer_phone", "customer_address_street",
+    "customer_address_unit", "customer_ip_address", "notes", "customer_responses", "blocker_to_book_additional_data",
+})
 SCHEDULER_SESSIONS = RawTable(
     "scheduler_sessions", models.SESSION, SPEC_SCHEMAS["session"], (TENANT, LISTED_BY_SCHEDULER), "created_on",
     "Every session of every scheduler, one row per tenant and session id at its latest modifiedOn.",

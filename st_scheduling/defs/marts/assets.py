@@ -7,6 +7,7 @@ import duckdb
 
 from st_scheduling import reports
 from st_scheduling.defs.partitions import TIMEZONE
+from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import Vocabulary
 from st_scheduling.warehouse import checks, marts
@@ -29,7 +30,9 @@ def _key(asset_path: str) -> dg.AssetKey:
 
 
 def column_schema(mart: marts.Mart) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in mart.columns])
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description,
+                                                  tags=PII_TAG if c.name in PII_COLUMNS else None)
+                                   for c in mart.columns])
 
 
 def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
@@ -40,6 +43,14 @@ def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
         if upstream:
             deps[column.name] = upstream
     return dg.TableColumnLineage(deps_by_column=deps)
+
+
+def lineage_table(mart: marts.Mart) -> str:
+    """Column lineage as a markdown table: the open-source UI shows definition metadata, not the lineage graph.
+    Built from the same `MartColumn.lineage` as `dagster/column_lineage`, so the two cannot drift."""
+    rows = [f"| {c.name} | {'<br>'.join(f'`{ref}`' for ref in c.lineage) or '(computed here)'} |"
+            for c in mart.columns]
+    return "| column | computed from (asset:column) |\n|---|---|\n" + "\n".join(rows)
 
 
 def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
@@ -59,7 +70,7 @@ VOCABULARY_CHECK = dg.AssetCheckSpec(
 
 
 def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
-    tags = {"pii": "true"} if mart.contains_pii else {}
+    tags = PII_TAG if mart.contains_pii else {}
 
     @dg.asset(
         key=["marts", mart.name],
@@ -76,6 +87,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         metadata={
             "dagster/column_schema": column_schema(mart),
             "dagster/column_lineage": column_lineage(mart),
+            "column_lineage": dg.MetadataValue.md(lineage_table(mart)),
             "dagster/table_name": mart.qualified,
         },
     )

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import column_schema, load_metadata, partition_metadata
+from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.warehouse import raw_tables as tables
@@ -115,6 +115,7 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
         freshness_policy=spec.freshness,
         check_specs=checks if spec.completeness else None,
+        tags=PII_TAG if spec.table.pii_columns else None,
     )
     def _raw(context: dg.AssetExecutionContext, config: RawLoadConfig, servicetitan: ServiceTitanResource,
              warehouse: DuckDBWarehouse) -> dg.MaterializeResult:

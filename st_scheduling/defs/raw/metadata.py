@@ -9,9 +9,13 @@ from st_scheduling.servicetitan import CallStats
 from st_scheduling.warehouse.raw_tables import RawTable
 
 
+PII_TAG = {"pii": "true"}
+
+
 def column_schema(table: RawTable) -> dg.TableSchema:
     return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, c.duckdb_type, description=c.description) for c in table.columns])
+        dg.TableColumn(c.name, c.duckdb_type, description=c.description,
+                       tags=PII_TAG if c.name in table.pii_columns else None) for c in table.columns])
 
 
 def load_metadata(result: LoadResult, stats: CallStats) -> dict:
