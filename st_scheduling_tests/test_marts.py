@@ -14,6 +14,7 @@ from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 D5, D6 = date(2026, 10, 5), date(2026, 10, 6)  # a Monday and a Tuesday
 VOCABULARY = vocabulary.load()
+SALT = "a-test-salt"
 
 
 def session(sid, created, step, outcome, *, job=None, booking=None, lead=None, bot=False, email=None, phone=None,
@@ -108,7 +109,7 @@ def con(tmp_path):
             put(SCHEDULER_PERFORMANCE, [numbers], {"tenant_id": 1, "window_start": f"{day}T00:00:00Z",
                                                    "window_end": f"{day}T23:59:59Z"})
         for mart in marts.MARTS:
-            marts.build(con, mart, "UTC", VOCABULARY)
+            marts.build(con, mart, "UTC", VOCABULARY, SALT)
         yield con
 
 
@@ -117,7 +118,9 @@ def rows(con, sql, *params):
 
 
 def key(kind, value):
-    return hashlib.md5(f"{kind}:{value}".encode()).hexdigest()
+    """The customer key as a reader with the salt computes it; nobody without the salt can."""
+    with duckdb.connect() as con:
+        return con.execute("SELECT sha256(? || ?)", [SALT, f"{kind}:{value}"]).fetchone()[0]
 
 
 def test_sessions(con):
@@ -243,7 +246,7 @@ def test_scheduler_scorecard_and_reconciliation(con):
     # One session missing from raw: the check names the scheduler, the day and what differs.
     con.execute("DELETE FROM raw.scheduler_sessions WHERE id = 'a7'")
     for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-        marts.build(con, mart, "UTC", VOCABULARY)
+        marts.build(con, mart, "UTC", VOCABULARY, SALT)
     mismatched = {(s, d, m) for _, s, d, m, *_ in reconciliation.mismatches(con, precision.FULL_PRECISION)}
     assert ("s1", "2026-10-06", "jobs_created") in mismatched and ("s1", "2026-10-06", "opened") in mismatched
     assert {(s, d) for s, d, _ in mismatched} == {("s1", "2026-10-06")}
@@ -274,3 +277,16 @@ def test_marts_hold_no_pii_except_the_follow_up_list(con):
         leaked = [p for p in pii if p in text]
         assert bool(leaked) == mart.contains_pii, (mart.name, leaked)
     assert duckdb.__version__
+
+
+def test_customer_keys_cannot_be_reversed_by_hashing_a_list_of_emails(con):
+    emails = ["ann@x.com", "bob@x.com", "gus@x.com", "eve@y.com"]
+    guesses = {h(f"{kind}{e}".encode()).hexdigest() for e in emails for kind in ("email:", "")
+               for h in (hashlib.md5, hashlib.sha256)}
+    marts.build(con, marts.SESSIONS, "UTC", VOCABULARY)  # no salt given: the warehouse's own
+    first = rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL ORDER BY 1")
+    assert first and not {k for _, k in first} & guesses
+    assert not {k for _, k in first} & {key("email", e) for e in emails}  # nor with another salt
+    marts.build(con, marts.SESSIONS, "UTC", VOCABULARY)
+    assert rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL "
+                     "ORDER BY 1") == first  # stable from build to build

@@ -159,6 +159,11 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def vocabulary(self) -> Vocabulary:
         return vocabulary.load(self.vocabulary_file)
 
+    @staticmethod
+    def customer_key_salt() -> str | None:
+        """ST_CUSTOMER_KEY_SALT, read at run time and never stored; unset, the warehouse keeps its own."""
+        return os.getenv("ST_CUSTOMER_KEY_SALT") or None
+
     @property
     def settings(self) -> WarehouseSettings:
         return WarehouseSettings(self.path, self.threads, self.memory_limit)

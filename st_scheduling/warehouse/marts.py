@@ -8,6 +8,7 @@ or the new one, never half of one. Models read the raw tables, earlier marts, an
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from importlib import resources
 
@@ -135,9 +136,10 @@ SESSIONS = Mart(
         _c("utm_medium", "VARCHAR", "UTM medium, or (none).", *_from_raw_sessions("source_utm_medium")),
         _c("booked_from", "VARCHAR", "Where the booking was made, as the API says.",
            *_from_raw_sessions("source_booked_from")),
-        _c("customer_key", "VARCHAR", "MD5 of the normalised email, else of the phone digits; empty when the "
+        _c("customer_key", "VARCHAR", "Salted SHA-256 of the normalised email, else of the phone digits (the salt "
+           "is ST_CUSTOMER_KEY_SALT or the warehouse's own, so a list of emails cannot be hashed back); empty when the "
            "customer cannot be identified.", *_from_raw_sessions("customer_email", "customer_phone")),
-        _c("contact_name_key", "VARCHAR", "MD5 of the lower-cased full name, when one was given.",
+        _c("contact_name_key", "VARCHAR", "Salted SHA-256 of the lower-cased full name, when one was given.",
            *_from_raw_sessions("customer_first_name", "customer_last_name")),
         _c("contact_captured", "BOOLEAN", "The customer gave a name.",
            *_from_raw_sessions("customer_first_name", "customer_last_name")),
@@ -316,9 +318,11 @@ MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTO
          SCHEDULER_SCORECARD, SCHEDULERS)
 
 
-def prepare(con: duckdb.DuckDBPyConnection, timezone: str, vocabulary: Vocabulary) -> None:
-    """Session state the models read: the time zone, the vocabulary maps and its definition switches."""
+def prepare(con: duckdb.DuckDBPyConnection, timezone: str, vocabulary: Vocabulary, salt: str | None = None) -> None:
+    """Session state the models read: the time zone, the customer-key salt (`salt`, else the warehouse's own),
+    the vocabulary maps and its definition switches."""
     con.execute("SET VARIABLE st_timezone = ?", [timezone])
+    con.execute("SET VARIABLE st_customer_key_salt = ?", [salt or warehouse_salt(con)])
     set_switches(con, vocabulary)
     con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
                 "list_position(getvariable('st_milestones'), name) - 1")
@@ -338,8 +342,20 @@ def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None
     con.execute("SET VARIABLE st_opened_rate_of = ?", [vocabulary.rate_denominators["opened_completion_rate"]])
 
 
-def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str, vocabulary: Vocabulary) -> int:
+def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:
+    """A random salt generated once per warehouse and kept in it (never in a mart, a snapshot or metadata)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute("CREATE TABLE IF NOT EXISTS meta.customer_key_salt (salt VARCHAR NOT NULL)")
+    if row := con.execute("SELECT salt FROM meta.customer_key_salt").fetchone():
+        return row[0]
+    salt = secrets.token_hex(32)
+    con.execute("INSERT INTO meta.customer_key_salt VALUES (?)", [salt])
+    return salt
+
+
+def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str, vocabulary: Vocabulary,
+          salt: str | None = None) -> int:
     """(Re)build one mart atomically; returns its row count."""
-    prepare(con, timezone, vocabulary)
+    prepare(con, timezone, vocabulary, salt)
     con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")
     return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]

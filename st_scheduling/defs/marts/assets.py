@@ -96,7 +96,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         check_results = []
         with warehouse.connect() as con:
             con.begin()  # the new table replaces the old one only if its vocabulary check passes
-            rows = marts.build(con, mart, TIMEZONE, vocabulary)
+            rows = marts.build(con, mart, TIMEZONE, vocabulary, warehouse.customer_key_salt())
             if mart is marts.SESSIONS:
                 verdict = checks.unknown_vocabulary_in_sessions(con, vocabulary)
                 check_results.append(_vocabulary_result(verdict, vocabulary))

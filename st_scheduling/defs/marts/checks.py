@@ -43,7 +43,7 @@ def rates_check(mart: str) -> dg.AssetChecksDefinition:
 def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     vocabulary = warehouse.vocabulary()
     with warehouse.connect() as con:
-        marts.prepare(con, TIMEZONE, vocabulary)
+        marts.prepare(con, TIMEZONE, vocabulary, warehouse.customer_key_salt())
         decimals = reconciliation.api_rate_decimals(con)
         tolerance = precision.rate_tolerance(decimals)
         mismatches = reconciliation.mismatches(con, tolerance)

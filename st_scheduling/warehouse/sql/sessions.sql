@@ -101,10 +101,11 @@ SELECT
     coalesce(nullif(source_utm_medium, ''), '(none)') AS utm_medium,
     source_booked_from AS booked_from,
     CASE
-        WHEN email_norm IS NOT NULL THEN md5('email:' || email_norm)
-        WHEN phone_digits IS NOT NULL THEN md5('phone:' || phone_digits)
+        WHEN email_norm IS NOT NULL THEN sha256(getvariable('st_customer_key_salt') || 'email:' || email_norm)
+        WHEN phone_digits IS NOT NULL THEN sha256(getvariable('st_customer_key_salt') || 'phone:' || phone_digits)
     END AS customer_key,
-    CASE WHEN contact_name <> '' THEN md5(contact_name) END AS contact_name_key,
+    CASE WHEN contact_name <> '' THEN sha256(getvariable('st_customer_key_salt') || 'name:' || contact_name) END
+        AS contact_name_key,
     contact_name <> '' AS contact_captured,
     phone_digits IS NOT NULL AS has_phone,
     email_norm IS NOT NULL AS has_email,
