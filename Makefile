@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo dev test bench clean
+.PHONY: demo dev sql test bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,14 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m st_scheduling.demo
 
-## dev: the Dagster UI with schedules, sensors and automation running
+## dev: the Dagster UI with schedules, sensors and automation running (make dev PORT=3001 for another port)
+PORT ?= 3000
 dev: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dg dev
+	$(BIN)/dg dev --port $(PORT)
+
+## sql: a DuckDB prompt over the published marts (never blocks a run)
+sql: $(BIN)/.installed
+	$(BIN)/python -m st_scheduling.sql
 
 ## test: the full test suite
 test: $(BIN)/.installed

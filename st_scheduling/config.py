@@ -56,6 +56,13 @@ def _api_limits() -> dict[str, float | int]:
     return found
 
 
+def _flag(variable: str) -> bool:
+    raw = (os.getenv(variable) or "false").strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigurationError(f"{variable}={raw!r} must be true or false")
+    return raw in ("true", "1", "yes")
+
+
 def _vocabulary_file() -> str:
     """ST_VOCABULARY, validated now so a bad file fails at load with its line, not in a run."""
     path = os.getenv(vocabulary.ENV_VAR) or ""
@@ -74,6 +81,8 @@ class Settings:
     api_limits: dict = field(default_factory=dict)  # ServiceTitanResource field -> value, from ST_API_*
     lookback_days: int = 30
     vocabulary_file: str = ""  # ST_VOCABULARY; empty for the shipped default
+    publish_dir: str | None = None  # ST_PUBLISH_DIR; None: published/<warehouse name>/ beside the warehouse
+    publish_pii: bool = False  # ST_PUBLISH_PII: also publish the PII mart (customer_follow_ups)
 
     @property
     def is_simulator(self) -> bool:
@@ -96,4 +105,5 @@ class Settings:
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
                    os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits(),
-                   _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file())
+                   _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file(), os.getenv("ST_PUBLISH_DIR") or None,
+                   _flag("ST_PUBLISH_PII"))

@@ -290,3 +290,46 @@ def test_customer_keys_cannot_be_reversed_by_hashing_a_list_of_emails(con):
     marts.build(con, marts.SESSIONS, "UTC", VOCABULARY)
     assert rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL "
                      "ORDER BY 1") == first  # stable from build to build
+
+
+READER = """
+import sys
+from st_scheduling.warehouse import publish
+con = publish.reader(sys.argv[1])
+before = con.execute("SELECT count(*) FROM marts.sessions").fetchone()[0]
+print("READING", before, flush=True)
+sys.stdin.readline()  # holds its connection and views open until the test says
+print("STILL", con.execute("SELECT count(*) FROM marts.sessions").fetchone()[0], flush=True)
+"""
+
+
+def test_a_reader_on_the_published_snapshots_never_holds_up_two_runs(con, tmp_path):
+    import subprocess
+    import sys
+
+    import dagster as dg
+
+    from st_scheduling.defs.marts.assets import MART_ASSETS
+    from st_scheduling.defs.resources import DuckDBWarehouse
+    from st_scheduling.warehouse import publish
+
+    published = tmp_path / "published"
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "hand_built.duckdb"), publish_dir=str(published),
+                                lock_wait_seconds=5)
+    assert dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}).success
+    assert sorted(p.name for p in published.iterdir()) == sorted(
+        f"{m.name}.parquet" for m in marts.MARTS if not m.contains_pii)  # the PII mart only when configured
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(published)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "READING 15"
+        con.execute("DELETE FROM raw.scheduler_sessions WHERE id = 'a7'")
+        for _ in range(2):  # two runs while the reader holds the snapshot open
+            assert dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}).success
+        assert publish.reader(str(published)).execute("SELECT count(*) FROM marts.sessions").fetchone() == (14,)
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "STILL 14"  # its next query reads the new snapshot
+    finally:
+        reader.kill()
+    assert not list(published.glob("*.tmp"))

@@ -17,6 +17,7 @@ from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
     RetryPolicy, ServiceTitanClient
 from st_scheduling.vocabulary import Vocabulary
+from st_scheduling.warehouse import publish
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -155,6 +156,13 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                                                               "commit (removed after); the system temp by default")
     vocabulary_file: str = Field(default="", description="How the marts read lastStep and sessionOutcome "
                                                          "(ST_VOCABULARY); empty for the shipped default")
+    publish_dir: str | None = Field(default=None, description="Where each mart is published as a Parquet snapshot "
+                                                              "(ST_PUBLISH_DIR); published/<warehouse name>/ "
+                                                              "beside the warehouse file by default")
+    publish_pii: bool = Field(default=False, description="Also publish marts holding customer PII (ST_PUBLISH_PII)")
+
+    def publish_directory(self) -> str | None:
+        return self.publish_dir or publish.default_directory(self.path)
 
     def vocabulary(self) -> Vocabulary:
         return vocabulary.load(self.vocabulary_file)
@@ -193,7 +201,8 @@ def build_resources(settings: Settings) -> dict:
             **settings.api_limits,
         )
     return {"servicetitan": api,
-            "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file)}
+            "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file,
+                                         publish_dir=settings.publish_dir, publish_pii=settings.publish_pii)}
 
 
 @dg.definitions

@@ -10,7 +10,7 @@ from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import checks, marts
+from st_scheduling.warehouse import checks, marts, publish
 
 GROUP = "scheduling_pro_marts"
 OWNERS = ["team:scheduling-data"]
@@ -107,13 +107,26 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
                                      metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values)})
             con.commit()
             metadata = {"dagster/row_count": dg.MetadataValue.int(rows),
-                        "preview": dg.MetadataValue.md(_preview(con, mart))}
+                        "preview": dg.MetadataValue.md(_preview(con, mart)),
+                        **_publish(con, mart, warehouse, context.run.run_id)}
             if mart is marts.MILESTONE_FUNNEL:
                 png = reports.funnel_chart_png(reports.funnel_rows(con), "Milestone funnel, last 7 days")
                 metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(png, "milestone funnel"))
         yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _mart
+
+
+def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDBWarehouse, run_id: str) -> dict:
+    """The new mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so)."""
+    directory = warehouse.publish_directory()
+    if directory is None:
+        return {}
+    if mart.contains_pii and not warehouse.publish_pii:
+        publish.withdraw(directory, mart.name)
+        return {"published_snapshot": dg.MetadataValue.text("not published: holds PII (set ST_PUBLISH_PII=true)")}
+    return {"published_snapshot": dg.MetadataValue.path(str(publish.publish(con, mart.qualified, mart.name,
+                                                                             directory, run_id)))}
 
 
 def _vocabulary_result(verdict: checks.VocabularyVerdict, vocabulary: Vocabulary) -> dg.AssetCheckResult:
