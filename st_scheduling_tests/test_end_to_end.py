@@ -59,12 +59,18 @@ def _graphql(base: str, query: str, variables: dict | None = None) -> dict:
 
 
 @pytest.fixture
-def dagster_dev(tmp_path):
+def dev_env(tmp_path) -> dict:
+    """The environment `make dev` and `make demo` share: one instance, one warehouse."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {**os.environ, "DAGSTER_HOME": str(home), "ST_DUCKDB_PATH": str(tmp_path / "e2e.duckdb")}
+
+
+@pytest.fixture
+def dagster_dev(tmp_path, dev_env):
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_DUCKDB_PATH": str(tmp_path / "e2e.duckdb")}
+    env = dev_env
     log = (tmp_path / "dg-dev.log").open("w")
     process = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "--port", str(port), "--host",
                                 "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -204,3 +210,27 @@ def test_a_killed_run_frees_the_duckdb_pool_and_the_next_run_succeeds(dagster_de
     assert _wait_for(base, next_run, {"SUCCESS", "FAILURE", "CANCELED"}, 240) == "SUCCESS"
     pools = _graphql(base, POOL)["instance"]["concurrencyLimits"]
     assert all(run_id not in {s["runId"] for s in pool["claimedSlots"]} for pool in pools)
+
+
+REEXECUTE = """
+mutation Reexecute($parent: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parent, strategy: ALL_STEPS}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+@pytest.mark.e2e
+def test_a_make_demo_run_shows_in_the_instance_and_reexecutes_from_graphql(dagster_dev, dev_env):
+    base = dagster_dev
+    recent = str(datetime.now(UTC).date() - timedelta(days=2))  # a short history keeps the demo quick
+    demo = subprocess.run([sys.executable, "-m", "st_scheduling.demo"], cwd=ROOT, capture_output=True, text=True,
+                          env={**dev_env, "ST_START_DATE": recent}, timeout=600)
+    assert demo.returncode == 0, (demo.stdout + demo.stderr)[-3000:]
+    parent = re.search(r"Run ([0-9a-f-]{36}): succeeded", demo.stdout).group(1)
+    assert _graphql(base, RUN_STATUS, {"id": parent})["runOrError"]["status"] == "SUCCESS"
+    launched = _graphql(base, REEXECUTE, {"parent": parent})["launchPipelineReexecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    assert _wait_for(base, launched["run"]["runId"], {"SUCCESS", "FAILURE", "CANCELED"}, 420) == "SUCCESS"

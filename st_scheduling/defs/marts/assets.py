@@ -82,6 +82,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         description=mart.description,
         tags=tags,
         automation_condition=FOLLOW_UPSTREAM,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range run (make demo) builds each mart once
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=4), warn_window=timedelta(hours=2)),
         check_specs=[VOCABULARY_CHECK] if mart is marts.SESSIONS else None,
         metadata={

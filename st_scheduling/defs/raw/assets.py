@@ -112,7 +112,8 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         description=spec.description,
         metadata={"dagster/column_schema": column_schema(spec.table), "dagster/table_name": spec.table.qualified},
         partitions_def=daily_partitions if spec.partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if spec.partitioned else None,
+        # Unpartitioned too, so `dg launch --partition-range` (make demo) can run a whole job in one run.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         freshness_policy=spec.freshness,
         check_specs=checks if spec.completeness else None,
         tags=PII_TAG if spec.table.pii_columns else None,
