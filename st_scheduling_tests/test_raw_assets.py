@@ -187,7 +187,11 @@ def _run_checks(served, warehouse):
 def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served, warehouse):
     assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-01", "2026-10-03").success
     clean = _run_checks(served, warehouse)
-    assert len(clean) == 14 and all(c.passed for c in clean.values()), [k for k, c in clean.items() if not c.passed]
+    expected = {f"{t.name}:{c}" for t in RAW_TABLES for c in ("unique_key", "required_fields")} | {
+        f"{t}:{c}" for t in ("scheduler_sessions", "router_sessions") for c in ("modified_after_created",
+                                                                                "known_vocabulary")}
+    assert set(clean) == expected and all(c.passed for c in clean.values()), [k for k, c in clean.items()
+                                                                               if not c.passed]
     with duckdb.connect(warehouse.path) as con:
         con.execute("INSERT INTO raw.scheduler_sessions SELECT * FROM raw.scheduler_sessions LIMIT 1")
         con.execute("""UPDATE raw.scheduler_sessions SET modified_on = created_on - INTERVAL 1 HOUR,
@@ -197,6 +201,13 @@ def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served,
     failed = {k for k, c in corrupted.items() if not c.passed}
     assert failed == {"scheduler_sessions:unique_key", "scheduler_sessions:modified_after_created",
                       "scheduler_sessions:required_fields", "scheduler_sessions:known_vocabulary"}
+    # Each failure explains itself: the rule, and the first offending row with its numbers.
+    required = corrupted["scheduler_sessions:required_fields"]
+    assert required.description.startswith("1 row(s) break the rule: tenant_id, id, created_on, modified_on, "
+                                           "last_checkin_date are never null. First: column = last_checkin_date, "
+                                           "rows_null = 1")
+    copies = corrupted["scheduler_sessions:unique_key"].metadata["examples"].value
+    assert len(copies) == 1 and copies[0]["copies"] == "2"
     vocabulary = corrupted["scheduler_sessions:known_vocabulary"]
     assert vocabulary.severity == dg.AssetCheckSeverity.WARN
     assert vocabulary.metadata["unknown_values"].value == {"last_step": ["TeleportedToMars"]}

@@ -24,7 +24,8 @@ def missing_required(con: duckdb.DuckDBPyConnection, table: RawTable, required: 
 
 def modified_before_created(con: duckdb.DuckDBPyConnection, table: RawTable) -> list[tuple]:
     return con.execute(
-        f"SELECT tenant_id, id FROM {table.qualified} WHERE modified_on < created_on LIMIT 20").fetchall()
+        f"SELECT tenant_id, id, created_on, modified_on FROM {table.qualified} WHERE modified_on < created_on "
+        "ORDER BY ALL LIMIT 20").fetchall()
 
 
 def unknown_vocabulary(con: duckdb.DuckDBPyConnection, table: RawTable, vocabulary: Vocabulary) -> dict[str, list[str]]:
@@ -85,7 +86,7 @@ def vocabulary_verdict(windows: list[tuple], values: list[tuple], vocabulary: Vo
 def funnel_not_monotone(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         """
-        SELECT tenant_id, scheduler_id, grain, period_start::VARCHAR, milestone
+        SELECT tenant_id, scheduler_id, grain, period_start::VARCHAR, milestone, sessions_reached, previous
         FROM (SELECT *, lag(sessions_reached) OVER (
                   PARTITION BY tenant_id, scheduler_id, grain, period_start ORDER BY milestone_index) AS previous
               FROM marts.milestone_funnel)

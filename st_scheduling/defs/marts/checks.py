@@ -2,25 +2,21 @@
 
 import dagster as dg
 
+from st_scheduling.defs.check_results import check_result
 from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import precision
 from st_scheduling.warehouse import checks, marts, reconciliation
 
 
-def _result(problems: list, description: str | None = None, **metadata) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=not problems, description=description,
-        metadata={"problems": dg.MetadataValue.int(len(problems)),
-                  "examples": dg.MetadataValue.json([[str(v) for v in p] for p in problems[:20]]), **metadata},
-    )
-
-
 @dg.asset_check(asset=dg.AssetKey(["marts", "milestone_funnel"]), pool=DUCKDB_POOL, blocking=True,
                 description="No milestone is reached by more sessions than the milestone before it.")
 def funnel_monotone(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(checks.funnel_not_monotone(con))
+        return check_result(
+            checks.funnel_not_monotone(con), ("tenant_id", "scheduler_id", "grain", "period_start", "milestone",
+                                              "sessions_reached", "previous_milestone_reached"),
+            "no milestone is reached by more sessions than the one before it")
 
 
 def rates_check(mart: str) -> dg.AssetChecksDefinition:
@@ -30,7 +26,8 @@ def rates_check(mart: str) -> dg.AssetChecksDefinition:
                     description=f"Rates ({columns}) lie within [0, 1].")
     def _rates(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            return _result(checks.rates_out_of_range(con, mart))
+            return check_result(checks.rates_out_of_range(con, mart), ("column", "rows_outside"),
+                                f"{columns} lie within [0, 1]")
 
     return _rates
 
@@ -49,8 +46,10 @@ def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheck
         mismatches = reconciliation.mismatches(con, tolerance)
         gaps = reconciliation.definition_gaps(con, vocabulary, mismatches, tolerance)
     days = sorted({(scheduler, day) for _, scheduler, day, *_ in mismatches})
-    return _result(
-        mismatches, reconciliation.summary(mismatches, gaps, vocabulary),
+    return check_result(
+        mismatches, ("tenant_id", "scheduler_id", "day", "metric", "computed", "api"),
+        f"reproduced metrics equal /performance (counts exactly, rates within {tolerance:g})",
+        description=reconciliation.summary(mismatches, gaps, vocabulary),
         mismatched_scheduler_days=dg.MetadataValue.json([f"scheduler {s} on {d}" for s, d in days[:50]]),
         api_rate_decimals=dg.MetadataValue.text("not rounded" if decimals is None else str(decimals)),
         rate_tolerance=dg.MetadataValue.float(tolerance), definition_gaps=dg.MetadataValue.json(gaps))
@@ -60,7 +59,8 @@ def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheck
                 description="Each company/brand has at most one default scheduler.")
 def one_default_scheduler_per_company(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        return _result(checks.companies_with_several_defaults(con))
+        return check_result(checks.companies_with_several_defaults(con), ("tenant_id", "company_name", "defaults"),
+                            "at most one default scheduler per company")
 
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "customer_follow_ups"]), pool=DUCKDB_POOL,

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from st_scheduling.defs.check_results import check_result
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.warehouse import checks
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
@@ -16,16 +17,6 @@ REQUIRED = {
 }
 
 
-def _result(problems: list, label: str, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=severity,
-        metadata={"problems": dg.MetadataValue.int(len(problems)),
-                  "examples": dg.MetadataValue.json([[str(v) for v in p] for p in problems[:20]]),
-                  "checked": dg.MetadataValue.text(label)},
-    )
-
-
 def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
     asset = dg.AssetKey(["raw", table.name])
 
@@ -33,13 +24,15 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
                     description=f"No two rows share ({', '.join(table.key)}).")
     def unique_key(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            return _result(checks.duplicate_keys(con, table), f"unique ({', '.join(table.key)})")
+            return check_result(checks.duplicate_keys(con, table), (*table.key, "copies"),
+                                f"one row per ({', '.join(table.key)})")
 
     @dg.asset_check(asset=asset, name="required_fields", pool=DUCKDB_POOL,
                     description=f"Fields the spec requires are present: {', '.join(REQUIRED[table.name])}.")
     def required_fields(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            return _result(checks.missing_required(con, table, REQUIRED[table.name]), "required fields not null")
+            return check_result(checks.missing_required(con, table, REQUIRED[table.name]), ("column", "rows_null"),
+                                f"{', '.join(REQUIRED[table.name])} are never null")
 
     defs = [unique_key, required_fields]
     if table.window_column == "created_on":
@@ -48,7 +41,8 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
                         description="Every session's modifiedOn is at or after its createdOn.")
         def modified_after_created(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
             with warehouse.connect() as con:
-                return _result(checks.modified_before_created(con, table), "modified_on >= created_on")
+                return check_result(checks.modified_before_created(con, table),
+                                    ("tenant_id", "id", "created_on", "modified_on"), "modified_on >= created_on")
 
         @dg.asset_check(asset=asset, name="known_vocabulary", pool=DUCKDB_POOL,
                         description="Every lastStep and sessionOutcome value is mapped by the vocabulary file "
