@@ -70,3 +70,9 @@ def test_every_customer_pii_column_is_tagged_and_only_those():
         assert tagged(asset) == set(SESSION_PII) and specs[asset]["tags"]["pii"] == "true"
     assert tagged("marts/customer_follow_ups") == {"first_name", "last_name", "phone", "email"}
     assert all(not tagged(a) for a, spec in specs.items() if "pii" not in spec["tags"] and spec["columns"])
+
+
+def test_every_schedule_and_sensor_says_what_it_does_in_the_ui():
+    d = defs()
+    undescribed = [x.name for x in (*d.schedules, *d.sensors) if not (x.description or "").strip()]
+    assert undescribed == []

@@ -1,7 +1,8 @@
 """What keeps the platform current: the main job, scheduled refreshes, sensors, and marts following raw data.
 
 - `refresh_recent_days` (hourly): today's and yesterday's raw partitions, in ST_TIMEZONE.
-- `refresh_lookback` (nightly): the last LOOKBACK_DAYS partitions, for sessions that changed late.
+- `refresh_lookback` (nightly): the last LOOKBACK_DAYS partitions, for sessions that changed late, with the
+  scheduler inventory and every mart (the main job).
 - `late_session_updates` (sensor): sessions modified since its cursor whose day is older than yesterday.
 - `scheduler_changes` (sensor): refreshes raw/schedulers when a scheduler appears or changes.
 - `marts_follow_raw` (automation sensor): rebuilds marts after any raw update, whatever launched it.
@@ -62,8 +63,9 @@ def refresh_recent_days(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return range_request(_clip(local_day(now, -1)), local_day(now))
 
 
-@dg.schedule(job=raw_sessions_job, cron_schedule="30 2 * * *", execution_timezone=TIMEZONE, default_status=RUNNING,
-             description=f"Nightly: the last {LOOKBACK_DAYS} days again, for sessions that changed late.")
+@dg.schedule(job=scheduling_pro_job, cron_schedule="30 2 * * *", execution_timezone=TIMEZONE,
+             default_status=RUNNING, description=f"Nightly: the last {LOOKBACK_DAYS} days again, for sessions that "
+                                                  "changed late, with the scheduler inventory and every mart.")
 def refresh_lookback(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = context.scheduled_execution_time
     return range_request(_clip(local_day(now, -LOOKBACK_DAYS)), local_day(now))
@@ -78,11 +80,12 @@ def _created_partitions(records: list[dict]) -> dict[str, str]:
     return found
 
 
-@dg.sensor(job=raw_sessions_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=raw_sessions_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Re-ingests the days whose sessions changed after the hourly refresh stopped covering them "
+                       "(recovered abandonments, bookings turned into jobs): reads sessions modified since its "
+                       "cursor, per tenant, and requests each affected day older than yesterday once. Never opens "
+                       "DuckDB.")
 def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
-    """Re-ingests the days whose sessions changed after the hourly refresh stopped covering them
-    (recovered abandonments, bookings turned into jobs): reads sessions modified since the cursor, per
-    tenant, and requests each affected day older than yesterday once. Never opens DuckDB."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     changed: dict[str, str] = {}
     new_cursor = dict(cursor)
@@ -117,9 +120,10 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
     return requests
 
 
-@dg.sensor(job=raw_schedulers_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=raw_schedulers_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears "
+                       "or changes.")
 def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
-    """Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears or changes."""
     try:
         with servicetitan.clients() as clients:
             state = sorted((tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()

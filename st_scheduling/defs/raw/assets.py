@@ -22,6 +22,8 @@ OWNERS = ["team:scheduling-data"]
 KINDS = {"servicetitan", "duckdb"}
 # The hourly refresh keeps these within the hour; three hours without one means automation is broken.
 HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
+# The scheduler inventory is refreshed on every change the sensor sees and every night at the latest.
+NIGHTLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26))
 COMPLETENESS = "complete_against_total_count"
 Windows = list[tuple]
 
@@ -47,7 +49,7 @@ class RawSpec:
     source: Callable[[ServiceTitanResource, Callable, Windows | None], Source]
     tenants: Callable[[ServiceTitanResource], list[int]]
     partitioned: bool = True
-    freshness: dg.FreshnessPolicy | None = HOURLY
+    freshness: dg.FreshnessPolicy = HOURLY
     completeness: bool = False
 
 
@@ -65,7 +67,8 @@ def _span(windows: Windows) -> tuple:
 SPECS = (
     RawSpec(tables.SCHEDULERS, "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
             "data API key, quick-launch link, created and modified times.",
-            lambda st, clients, _: sources.schedulers(clients), lambda st: st.tenants(), partitioned=False),
+            lambda st, clients, _: sources.schedulers(clients), lambda st: st.tenants(), partitioned=False,
+            freshness=NIGHTLY),
     RawSpec(tables.SCHEDULER_SESSIONS, "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
             "outcome, job/booking/lead ids, timeslot, service requested, customer contact and device, and the full "
             "source tracking (UTMs, click ids, campaign). One row per tenant and session id, at its latest "
@@ -80,11 +83,11 @@ SPECS = (
             "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
             "same id). Holds customer PII.",
             lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
-            lambda st: sorted(_routers(st)), freshness=None, completeness=True),
+            lambda st: sorted(_routers(st)), completeness=True),
     RawSpec(tables.ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
             "interacted, and sessions handed to each scheduler.",
             lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
-            lambda st: sorted(_routers(st)), freshness=None),
+            lambda st: sorted(_routers(st))),
 )
 
 
