@@ -76,3 +76,13 @@ def test_every_schedule_and_sensor_says_what_it_does_in_the_ui():
     d = defs()
     undescribed = [x.name for x in (*d.schedules, *d.sensors) if not (x.description or "").strip()]
     assert undescribed == []
+
+
+def test_every_asset_links_to_its_code_and_every_mart_to_its_sql_model():
+    graph = defs().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        references = graph.get(key).metadata["dagster/code_references"].code_references
+        files = [Path(r.file_path) for r in references]
+        assert files and all(f.is_file() for f in files), key
+        if key.path[0] == "marts":
+            assert files[0].name == f"{key.path[1]}.sql" and references[0].label == "SQL model"

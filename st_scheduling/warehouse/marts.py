@@ -39,6 +39,10 @@ class Mart:
     def qualified(self) -> str:
         return f"marts.{self.name}"
 
+    @property
+    def sql_path(self) -> str:
+        return str(resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql"))
+
     def sql(self) -> str:
         return resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql").read_text()
 

@@ -6,6 +6,7 @@ import dagster as dg
 import duckdb
 
 from st_scheduling import reports
+from st_scheduling.defs.code_links import linked, sql_reference
 from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
@@ -90,6 +91,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
             "dagster/column_lineage": column_lineage(mart),
             "column_lineage": dg.MetadataValue.md(lineage_table(mart)),
             "dagster/table_name": mart.qualified,
+            "dagster/code_references": sql_reference(mart.sql_path),
         },
     )
     def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
@@ -139,7 +141,7 @@ def _vocabulary_result(verdict: checks.VocabularyVerdict, vocabulary: Vocabulary
                   "vocabulary_file": dg.MetadataValue.text(vocabulary.source)})
 
 
-MART_ASSETS = {mart.name: build_mart_asset(mart) for mart in marts.MARTS}
+MART_ASSETS = dict(zip((mart.name for mart in marts.MARTS), linked([build_mart_asset(m) for m in marts.MARTS])))
 
 
 @dg.definitions

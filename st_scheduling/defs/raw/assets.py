@@ -11,6 +11,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
+from st_scheduling.defs.code_links import linked
 from st_scheduling.defs.partitions import daily_partitions, day_windows
 from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
@@ -149,4 +150,4 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
 
 
 raw_schedulers, raw_scheduler_sessions, raw_scheduler_performance, raw_router_sessions, raw_router_performance = (
-    raw_asset(spec) for spec in SPECS)
+    linked([raw_asset(spec) for spec in SPECS]))
