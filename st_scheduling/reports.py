@@ -12,31 +12,47 @@ matplotlib.use("Agg")  # no display: render to memory
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+FUNNEL = """
+    SELECT {label}, milestone, sum(sessions_reached)::BIGINT
+    FROM marts.milestone_funnel
+    WHERE grain = 'day' AND period_start > (SELECT max(period_start) FROM marts.milestone_funnel) - ?::INTEGER
+    GROUP BY ALL ORDER BY 1, min(milestone_index)
+"""
+
+
 def funnel_rows(con: duckdb.DuckDBPyConnection, days: int = 7) -> list[tuple[str, int]]:
     """(milestone, sessions reached) over the last `days` days with data, all tenants and schedulers."""
-    return con.execute(
-        """
-        SELECT milestone, sum(sessions_reached)::BIGINT
-        FROM marts.milestone_funnel
-        WHERE grain = 'day' AND period_start > (SELECT max(period_start) FROM marts.milestone_funnel) - ?::INTEGER
-        GROUP BY milestone_index, milestone ORDER BY milestone_index
-        """,
-        [days],
-    ).fetchall()
+    return [(m, n) for _, m, n in con.execute(FUNNEL.format(label="'all'"), [days]).fetchall()]
 
 
-def funnel_chart_png(rows: list[tuple[str, int]], title: str) -> bytes:
-    labels = [name for name, _ in rows]
-    values = [value for _, value in rows]
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
-    bars = ax.barh(labels[::-1], values[::-1], color="#4f6bed")
-    top = max(values) if values and max(values) else 1
-    for bar, value in zip(bars, values[::-1]):
-        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2,
-                f"{value:,} ({value / top:.0%})", va="center", fontsize=8)
-    ax.set_xlim(0, top * 1.25)
-    ax.set_title(title)
-    ax.set_xlabel("sessions reaching the milestone (bots excluded)")
+def funnel_rows_by_scheduler(con: duckdb.DuckDBPyConnection, days: int = 30) -> dict[str, list[tuple[str, int]]]:
+    """Per scheduler (by name, else id): (milestone, sessions reached) over the last `days` days with data."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    label = "coalesce(scheduler_name, scheduler_id) || ' (' || tenant_id || ')'"
+    for label, milestone, n in con.execute(FUNNEL.format(label=label), [days]).fetchall():
+        found.setdefault(label, []).append((milestone, n))
+    return found
+
+
+def funnel_chart_png(funnels: dict[str, list[tuple[str, int]]], title: str) -> bytes:
+    """One horizontal funnel per entry (at most 12, the largest first), each milestone as a share of opened."""
+    shown = sorted(funnels.items(), key=lambda kv: -(kv[1][0][1] if kv[1] else 0))[:12]
+    columns = min(3, max(1, len(shown)))
+    rows = -(-len(shown) // columns) or 1
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.0 * rows), dpi=90, squeeze=False)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax, (name, funnel) in zip(axes.flat, shown):
+        labels, values = [m for m, _ in funnel], [n for _, n in funnel]
+        top = max(values) if values and max(values) else 1
+        bars = ax.barh(labels[::-1], values[::-1], color="#4f6bed")
+        for bar, value in zip(bars, values[::-1]):
+            ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2,
+                    f"{value:,} ({value / top:.0%})", va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.35)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -196,6 +196,10 @@ def test_campaign_attribution(con):
 
 
 def test_booking_volume(con):
+    names = rows(con, "SELECT DISTINCT scheduler_id, scheduler_name FROM marts.booking_volume ORDER BY ALL")
+    assert names == [("s1", "Website"), ("s2", "GBP"), ("t2s", "Website")]
+    assert rows(con, "SELECT DISTINCT scheduler_name FROM marts.milestone_funnel WHERE scheduler_id = 's2'") == [
+        ("GBP",)]
     got = rows(con, """SELECT scheduler_id, date_basis, grain, period_start, jobs, bookings, booked,
                               abandoned_sent_to_bookings, abandoned_sent_to_leads
                        FROM marts.booking_volume WHERE grain IN ('day', 'week') ORDER BY ALL""")

@@ -67,6 +67,8 @@ def _from_raw_sessions(*columns: str) -> tuple[str, ...]:
 
 TENANT = _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "marts/sessions:tenant_id")
 SCHEDULER = _c("scheduler_id", "VARCHAR", "Scheduler the sessions belong to.", "marts/sessions:scheduler_id")
+SCHEDULER_NAME = _c("scheduler_name", "VARCHAR", "The scheduler's current name (empty for a scheduler no longer "
+                    "listed).", "raw/schedulers:name")
 GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or month.")
 PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.", *_from_sessions("session_date"))
 JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job"))
@@ -161,7 +163,7 @@ MILESTONE_FUNNEL = Mart(
     "Where customers drop off: for every tenant, scheduler and day (with week and month rollups), how many "
     "sessions reached each milestone, the conversion from the previous milestone, and how many left after "
     "it. Bots are left out (counted in bot_sessions) unless the vocabulary file says ServiceTitan counts them.",
-    ("marts/sessions",),
+    ("marts/sessions", "raw/schedulers"),
     (
         TENANT, SCHEDULER, GRAIN, PERIOD,
         _c("milestone_index", "INTEGER", "0 (opened) to 7 (booked).", *_from_sessions("milestone_index")),
@@ -178,6 +180,7 @@ MILESTONE_FUNNEL = Mart(
         _c("bot_sessions", "BIGINT", "Bot sessions in the period (not in the funnel).", *_from_sessions("is_bot")),
         _c("abandoned_sessions", "BIGINT", "Non-bot sessions whose outcome is an abandonment.",
            *_from_sessions("is_abandoned")),
+        SCHEDULER_NAME,
     ),
 )
 
@@ -213,7 +216,7 @@ BOOKING_VOLUME = Mart(
     "How many jobs and bookings come in, per tenant and scheduler, per day, week and month — by the day the "
     "session happened (date_basis session_date) and by the day of the booked arrival window (timeslot_date). "
     "Abandoned sessions sent to the office as bookings or leads are counted apart.",
-    ("marts/sessions",),
+    ("marts/sessions", "raw/schedulers"),
     (
         TENANT, SCHEDULER,
         _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
@@ -224,6 +227,7 @@ BOOKING_VOLUME = Mart(
            *_from_sessions("sent_to_booking")),
         _c("abandoned_sent_to_leads", "BIGINT", "Abandoned sessions sent as leads (session_date basis).",
            *_from_sessions("sent_to_lead")),
+        SCHEDULER_NAME,
     ),
 )
 

@@ -99,7 +99,10 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         check_results = []
         with warehouse.connect() as con:
             con.begin()  # the new table replaces the old one only if its vocabulary check passes
-            rows = marts.build(con, mart, TIMEZONE, vocabulary, warehouse.customer_key_salt())
+            try:
+                rows = marts.build(con, mart, TIMEZONE, vocabulary, warehouse.customer_key_salt())
+            except duckdb.Error as err:  # the cause on the failure's first line, not under Dagster's frames
+                raise dg.Failure(description=f"marts/{mart.name}: {type(err).__name__}: {err}") from None
             if mart is marts.SESSIONS:
                 verdict = checks.unknown_vocabulary_in_sessions(con, vocabulary)
                 check_results.append(_vocabulary_result(verdict, vocabulary))
@@ -113,8 +116,13 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
                         "preview": dg.MetadataValue.md(_preview(con, mart)),
                         **_publish(con, mart, warehouse, context.run.run_id)}
             if mart is marts.MILESTONE_FUNNEL:
-                png = reports.funnel_chart_png(reports.funnel_rows(con), "Milestone funnel, last 7 days")
-                metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(png, "milestone funnel"))
+                everyone = reports.funnel_chart_png({"all schedulers": reports.funnel_rows(con, days=30)},
+                                                    "Milestone funnel, last 30 days")
+                each = reports.funnel_chart_png(reports.funnel_rows_by_scheduler(con, days=30),
+                                                "Milestone funnel per scheduler, last 30 days")
+                metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(everyone, "milestone funnel"))
+                metadata["funnel_by_scheduler"] = dg.MetadataValue.md(
+                    reports.png_markdown(each, "milestone funnel per scheduler"))
         yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _mart

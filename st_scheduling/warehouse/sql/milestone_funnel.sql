@@ -33,7 +33,9 @@ SELECT
     coalesce((r.sessions_reached - coalesce(lead(r.sessions_reached) OVER w, r.sessions_reached))
         / nullif(first_value(r.sessions_reached) OVER w, 0), 0.0)
         AS drop_off_share,
-    t.sessions, t.bot_sessions, t.abandoned_sessions
+    t.sessions, t.bot_sessions, t.abandoned_sessions,
+    s.name AS scheduler_name
 FROM reached AS r JOIN totals AS t USING (tenant_id, scheduler_id, grain, period_start)
+LEFT JOIN raw.schedulers AS s ON s.tenant_id = r.tenant_id AND s.id = r.scheduler_id
 WINDOW w AS (PARTITION BY r.tenant_id, r.scheduler_id, r.grain, r.period_start ORDER BY r.milestone_index)
 ORDER BY ALL
