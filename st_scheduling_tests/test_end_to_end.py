@@ -98,8 +98,34 @@ def dagster_dev(tmp_path, dev_env):
         log.close()
 
 
+@pytest.fixture
+def a_value_left_out_of_the_vocabulary(dev_env, tmp_path) -> str:
+    """The shipped vocabulary without AbandonedSentToBooking (threshold raised so the marts still build): as
+    when the live API starts sending a value nobody mapped. The reconciliation must then fail and say why."""
+    text = (ROOT / "st_scheduling" / "vocabulary" / "default.toml").read_text()
+    path = tmp_path / "vocabulary.toml"
+    path.write_text(text.replace('AbandonedSentToBooking = "sent_to_booking"\n', "")
+                    .replace("unknown_threshold = 0.01", "unknown_threshold = 0.5"))
+    dev_env["ST_VOCABULARY"] = str(path)
+    return "AbandonedSentToBooking"
+
+
+def _duckdb_rows(path: str, sql: str, *params) -> list[tuple]:
+    """Read the warehouse like an operator would, between runs (a run may hold the lock for a moment)."""
+    import duckdb
+
+    for _ in range(30):
+        try:
+            with duckdb.connect(path, read_only=True) as con:
+                return con.execute(sql, list(params)).fetchall()
+        except duckdb.IOException:
+            time.sleep(1)
+    raise AssertionError(f"{path} stayed locked for 30 s")
+
+
 @pytest.mark.e2e
-def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(dagster_dev):
+def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value_left_out_of_the_vocabulary,
+                                                                         dagster_dev, dev_env):
     base = dagster_dev
     today = datetime.now(UTC).date()
     tags = [{"key": "dagster/asset_partition_range_start", "value": str(today - timedelta(days=2))},
@@ -121,7 +147,7 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(dagster
     assert status == "SUCCESS"
 
     funnel = _graphql(base, FUNNEL)["assetNodeOrError"]
-    assert {"/".join(k["path"]) for k in funnel["dependencyKeys"]} == {"marts/sessions"}
+    assert {"/".join(k["path"]) for k in funnel["dependencyKeys"]} == {"marts/sessions", "raw/schedulers"}
     checks = {c["name"]: c["executionForLatestMaterialization"]["status"]
               for c in funnel["assetChecksOrError"]["checks"]}
     assert checks == {"funnel_monotone": "SUCCEEDED", "rates_within_0_and_1": "SUCCEEDED"}
@@ -143,6 +169,30 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(dagster
             page.screenshot(path=str(ARTIFACTS / f"asset-graph-{group}.png"))
             text = page.inner_text("body")
             assert all(name in text for name in names), (group, text[:2000])
+
+        # A mart's column lineage, readable without Dagster+.
+        page.goto(f"{base}/assets/marts/milestone_funnel", wait_until="networkidle")
+        page.get_by_text("computed from (asset:column)").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "milestone-funnel-column-lineage.png"), full_page=True)
+        text = page.inner_text("body")
+        assert "raw/schedulers:name" in text and "marts/sessions:milestone_index" in text
+
+        # A day's own row count, equal to that day's rows.
+        day = str(today - timedelta(days=1))
+        page.goto(f"{base}/assets/raw/scheduler_sessions?view=partitions&partition={day}", wait_until="networkidle")
+        page.get_by_text("dagster/partition_row_count").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "scheduler-sessions-partition-row-count.png"), full_page=True)
+        shown = int(re.search(r"dagster/partition_row_count\s+(\d+)", page.inner_text("body")).group(1))
+        [(stored,)] = _duckdb_rows(dev_env["ST_DUCKDB_PATH"], "SELECT count(*) FROM raw.scheduler_sessions WHERE "
+                                   "CAST(timezone('UTC', created_on) AS DATE) = ?", day)
+        assert shown == stored > 0
+
+        # A failing check explains itself: the metric that differs, and how often.
+        page.goto(f"{base}/assets/marts/scheduler_scorecard?view=checks", wait_until="networkidle")
+        page.get_by_text("differ from /performance").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "scheduler-scorecard-failed-check.png"), full_page=True)
+        text = page.inner_text("body")
+        assert "Failed" in text and re.search(r"abandoned_sent_to_bookings × \d+", text)
 
         page.goto(f"{base}/assets/marts/milestone_funnel?view=events", wait_until="networkidle")
         page.locator("tr", has_text="funnel_chart").get_by_text("[Show Markdown]").click()

@@ -83,8 +83,11 @@ def summary(found: list[tuple], gaps: dict[str, dict], vocabulary: Vocabulary) -
     by_metric: dict[str, int] = {}
     for *_, metric, _, _ in found:
         by_metric[metric] = by_metric.get(metric, 0) + 1
+    tenant, scheduler, day, metric, computed, api = found[0]
     text = f"{len(found)} scheduler-day metric(s) differ from /performance (" + ", ".join(
-        f"{m} × {n}" for m, n in sorted(by_metric.items(), key=lambda kv: -kv[1])) + ")."
+        f"{m} × {n}" for m, n in sorted(by_metric.items(), key=lambda kv: -kv[1])) + (
+        f"). First: tenant {tenant}, scheduler {scheduler}, {day}, {metric}: the sessions give {computed:g}, "
+        f"the API {api:g}.")
     closing = [(line, gap) for line, gap in gaps.items() if gap["new_mismatches"] == 0]
     for line, gap in sorted(closing, key=lambda lg: -lg[1]["closes"]):
         text += (f" A definition difference, not lost data: `{line}` in {vocabulary.source} would close "

@@ -49,10 +49,13 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
                                     "(warns, listing the unknown values; the marts fail when they pass its "
                                     "threshold).")
         def known_vocabulary(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+            vocabulary = warehouse.vocabulary()
             with warehouse.connect() as con:
-                unknown = checks.unknown_vocabulary(con, table, warehouse.vocabulary())
-            return dg.AssetCheckResult(passed=not unknown, severity=dg.AssetCheckSeverity.WARN,
-                                       metadata={"unknown_values": dg.MetadataValue.json(unknown)})
+                unknown = checks.unknown_vocabulary(con, table, vocabulary)
+            rows = [(column, value) for column, values in unknown.items() for value in values]
+            return check_result(rows, ("column", "value"), f"every value is listed in {vocabulary.source}",
+                                severity=dg.AssetCheckSeverity.WARN,
+                                unknown_values=dg.MetadataValue.json(unknown))
 
         defs += [modified_after_created, known_vocabulary]
     return defs
