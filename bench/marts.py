@@ -14,6 +14,7 @@ from st_scheduling import vocabulary
 from st_scheduling.warehouse import marts
 
 VOCABULARY = vocabulary.load()
+MODEL = marts.ModelSettings("UTC", VOCABULARY)
 
 RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_outcome, job_id, booking_id,
     customer_is_bot, campaign_name, source_utm_campaign, source_campaign_id, source_is_rwg_session, gbp_name,
@@ -24,7 +25,7 @@ RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_out
 def build_sql_marts(con: duckdb.DuckDBPyConnection) -> float:
     started = time.perf_counter()
     for mart in marts.MARTS:
-        marts.build(con, mart, "UTC", VOCABULARY)
+        marts.build(con, mart, MODEL)
     return time.perf_counter() - started
 
 

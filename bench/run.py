@@ -78,7 +78,7 @@ def refresh(server: Server, path: Path, days: int) -> float:
             client.close()
     with connect(WarehouseSettings(str(path))) as con:
         for mart in marts.MARTS:
-            marts.build(con, mart, "UTC", mart_bench.VOCABULARY)
+            marts.build(con, mart, mart_bench.MODEL)
     return time.perf_counter() - started
 
 

@@ -83,6 +83,7 @@ class Settings:
     vocabulary_file: str = ""  # ST_VOCABULARY; empty for the shipped default
     publish_dir: str | None = None  # ST_PUBLISH_DIR; None: published/<warehouse name>/ beside the warehouse
     publish_pii: bool = False  # ST_PUBLISH_PII: also publish the PII mart (customer_follow_ups)
+    attribution_window_days: int = 90  # ST_ATTRIBUTION_WINDOW_DAYS
 
     @property
     def is_simulator(self) -> bool:
@@ -106,4 +107,4 @@ class Settings:
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
                    os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits(),
                    _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file(), os.getenv("ST_PUBLISH_DIR") or None,
-                   _flag("ST_PUBLISH_PII"))
+                   _flag("ST_PUBLISH_PII"), _positive_int("ST_ATTRIBUTION_WINDOW_DAYS", 90))

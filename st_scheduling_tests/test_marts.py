@@ -15,6 +15,7 @@ from st_scheduling.warehouse.store import WarehouseSettings, connect
 D5, D6 = date(2026, 10, 5), date(2026, 10, 6)  # a Monday and a Tuesday
 VOCABULARY = vocabulary.load()
 SALT = "a-test-salt"
+MODEL = marts.ModelSettings("UTC", VOCABULARY, SALT)
 
 
 def session(sid, created, step, outcome, *, job=None, booking=None, lead=None, bot=False, email=None, phone=None,
@@ -109,7 +110,7 @@ def con(tmp_path):
             put(SCHEDULER_PERFORMANCE, [numbers], {"tenant_id": 1, "window_start": f"{day}T00:00:00Z",
                                                    "window_end": f"{day}T23:59:59Z"})
         for mart in marts.MARTS:
-            marts.build(con, mart, "UTC", VOCABULARY, SALT)
+            marts.build(con, mart, MODEL)
         yield con
 
 
@@ -250,7 +251,7 @@ def test_scheduler_scorecard_and_reconciliation(con):
     # One session missing from raw: the check names the scheduler, the day and what differs.
     con.execute("DELETE FROM raw.scheduler_sessions WHERE id = 'a7'")
     for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-        marts.build(con, mart, "UTC", VOCABULARY, SALT)
+        marts.build(con, mart, MODEL)
     mismatched = {(s, d, m) for _, s, d, m, *_ in reconciliation.mismatches(con, precision.FULL_PRECISION)}
     assert ("s1", "2026-10-06", "jobs_created") in mismatched and ("s1", "2026-10-06", "opened") in mismatched
     assert {(s, d) for s, d, _ in mismatched} == {("s1", "2026-10-06")}
@@ -262,15 +263,15 @@ def test_schedulers(con):
                    (2, "t2s", "Beta Plumbing", True, "key-t2s")]
     assert checks.companies_with_several_defaults(con) == []
     con.execute("UPDATE raw.schedulers SET is_default = true")
-    marts.build(con, marts.SCHEDULERS, "UTC", VOCABULARY)
+    marts.build(con, marts.SCHEDULERS, marts.ModelSettings("UTC", VOCABULARY))
     assert checks.companies_with_several_defaults(con) == [(1, "Acme HVAC", 2)]
 
 
 def test_local_dates_follow_the_configured_time_zone(con):
-    marts.build(con, marts.SESSIONS, "America/Los_Angeles", VOCABULARY)
+    marts.build(con, marts.SESSIONS, marts.ModelSettings("America/Los_Angeles", VOCABULARY))
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'c1'") == [(date(2026, 10, 5),)]
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'a1'") == [(date(2026, 10, 5),)]
-    marts.build(con, marts.SESSIONS, "Asia/Tokyo", VOCABULARY)
+    marts.build(con, marts.SESSIONS, marts.ModelSettings("Asia/Tokyo", VOCABULARY))
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'a8'") == [(D6,)]
 
 
@@ -287,11 +288,11 @@ def test_customer_keys_cannot_be_reversed_by_hashing_a_list_of_emails(con):
     emails = ["ann@x.com", "bob@x.com", "gus@x.com", "eve@y.com"]
     guesses = {h(f"{kind}{e}".encode()).hexdigest() for e in emails for kind in ("email:", "")
                for h in (hashlib.md5, hashlib.sha256)}
-    marts.build(con, marts.SESSIONS, "UTC", VOCABULARY)  # no salt given: the warehouse's own
+    marts.build(con, marts.SESSIONS, marts.ModelSettings("UTC", VOCABULARY))  # no salt given: the warehouse's own
     first = rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL ORDER BY 1")
     assert first and not {k for _, k in first} & guesses
     assert not {k for _, k in first} & {key("email", e) for e in emails}  # nor with another salt
-    marts.build(con, marts.SESSIONS, "UTC", VOCABULARY)
+    marts.build(con, marts.SESSIONS, marts.ModelSettings("UTC", VOCABULARY))
     assert rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL "
                      "ORDER BY 1") == first  # stable from build to build
 

@@ -123,7 +123,7 @@ def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
     with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
         con.register("batch", SCHEDULER_SESSIONS.to_arrow(records, {"tenant_id": 1, "listed_by_id": "s"}))
         con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
-        marts.build(con, marts.SESSIONS, "UTC", vocab)
+        marts.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
         return {sid: tuple(rest) for sid, *rest in con.execute(
             "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
             "FROM marts.sessions").fetchall()}
@@ -260,7 +260,7 @@ def test_a_gap_a_definition_switch_would_close_is_named_as_such(alt_warehouse, t
     copy = shutil.copy(alt_warehouse, tmp_path / "copy.duckdb")
     with connect(WarehouseSettings(str(copy))) as con:
         for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-            marts.build(con, mart, "UTC", wrong)
+            marts.build(con, mart, marts.ModelSettings("UTC", wrong))
         tolerance = precision.rate_tolerance(reconciliation.api_rate_decimals(con))
         found = reconciliation.mismatches(con, tolerance)
         gaps = reconciliation.definition_gaps(con, wrong, found, tolerance)

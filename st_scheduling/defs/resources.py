@@ -17,7 +17,7 @@ from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
     RetryPolicy, ServiceTitanClient
 from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import publish
+from st_scheduling.warehouse import marts, publish
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -167,10 +167,15 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def vocabulary(self) -> Vocabulary:
         return vocabulary.load(self.vocabulary_file)
 
-    @staticmethod
-    def customer_key_salt() -> str | None:
-        """ST_CUSTOMER_KEY_SALT, read at run time and never stored; unset, the warehouse keeps its own."""
-        return os.getenv("ST_CUSTOMER_KEY_SALT") or None
+    attribution_window_days: int = Field(default=90, description="Look-back window of the first-touch, last-touch "
+                                                                 "and linear attribution models "
+                                                                 "(ST_ATTRIBUTION_WINDOW_DAYS)")
+
+    def model_settings(self, timezone: str) -> marts.ModelSettings:
+        """What the mart models read. The customer-key salt is ST_CUSTOMER_KEY_SALT, read at run time and never
+        stored; unset, the warehouse keeps its own."""
+        return marts.ModelSettings(timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None,
+                                   self.attribution_window_days)
 
     @property
     def settings(self) -> WarehouseSettings:
@@ -202,7 +207,8 @@ def build_resources(settings: Settings) -> dict:
         )
     return {"servicetitan": api,
             "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file,
-                                         publish_dir=settings.publish_dir, publish_pii=settings.publish_pii)}
+                                         publish_dir=settings.publish_dir, publish_pii=settings.publish_pii,
+                                         attribution_window_days=settings.attribution_window_days)}
 
 
 @dg.definitions

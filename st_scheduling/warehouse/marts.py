@@ -326,14 +326,27 @@ MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTO
          SCHEDULER_SCORECARD, SCHEDULERS)
 
 
-def prepare(con: duckdb.DuckDBPyConnection, timezone: str, vocabulary: Vocabulary, salt: str | None = None) -> None:
-    """Session state the models read: the time zone, the customer-key salt (`salt`, else the warehouse's own),
-    the vocabulary maps and its definition switches."""
-    con.execute("SET VARIABLE st_timezone = ?", [timezone])
-    con.execute("SET VARIABLE st_customer_key_salt = ?", [salt or warehouse_salt(con)])
+@dataclass(frozen=True)
+class ModelSettings:
+    """What the models read besides the tables."""
+
+    timezone: str  # local days, weeks and months
+    vocabulary: Vocabulary
+    salt: str | None = None  # customer-key salt; None: the warehouse's own (`warehouse_salt`)
+    attribution_days: int = 90  # look-back window of the first-touch, last-touch and linear models
+
+
+def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
+    """Session state the models read: the time zone, the customer-key salt, the attribution window, the
+    vocabulary maps and its definition switches, and the small macros the SQL shares."""
+    vocabulary = settings.vocabulary
+    con.execute("SET VARIABLE st_timezone = ?", [settings.timezone])
+    con.execute("SET VARIABLE st_customer_key_salt = ?", [settings.salt or warehouse_salt(con)])
+    con.execute("SET VARIABLE st_attribution_days = ?", [settings.attribution_days])
     set_switches(con, vocabulary)
     con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
                 "list_position(getvariable('st_milestones'), name) - 1")
+    con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
     con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
@@ -361,9 +374,8 @@ def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:
     return salt
 
 
-def build(con: duckdb.DuckDBPyConnection, mart: Mart, timezone: str, vocabulary: Vocabulary,
-          salt: str | None = None) -> int:
+def build(con: duckdb.DuckDBPyConnection, mart: Mart, settings: ModelSettings) -> int:
     """(Re)build one mart atomically; returns its row count."""
-    prepare(con, timezone, vocabulary, salt)
+    prepare(con, settings)
     con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")
     return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]

@@ -95,12 +95,13 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         },
     )
     def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
-        vocabulary = warehouse.vocabulary()
+        settings = warehouse.model_settings(TIMEZONE)
+        vocabulary = settings.vocabulary
         check_results = []
         with warehouse.connect() as con:
             con.begin()  # the new table replaces the old one only if its vocabulary check passes
             try:
-                rows = marts.build(con, mart, TIMEZONE, vocabulary, warehouse.customer_key_salt())
+                rows = marts.build(con, mart, settings)
             except duckdb.Error as err:  # the cause on the failure's first line, not under Dagster's frames
                 raise dg.Failure(description=f"marts/{mart.name}: {type(err).__name__}: {err}") from None
             if mart is marts.SESSIONS:

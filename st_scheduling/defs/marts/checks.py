@@ -38,9 +38,10 @@ def rates_check(mart: str) -> dg.AssetChecksDefinition:
                             "rates within the rounding the API uses (read from its values). A gap that a definition "
                             "switch of the vocabulary file would close is reported as such.")
 def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
-    vocabulary = warehouse.vocabulary()
+    settings = warehouse.model_settings(TIMEZONE)
+    vocabulary = settings.vocabulary
     with warehouse.connect() as con:
-        marts.prepare(con, TIMEZONE, vocabulary, warehouse.customer_key_salt())
+        marts.prepare(con, settings)
         decimals = reconciliation.api_rate_decimals(con)
         tolerance = precision.rate_tolerance(decimals)
         mismatches = reconciliation.mismatches(con, tolerance)
