@@ -192,8 +192,24 @@ def test_campaign_attribution(con):
         ("last_touch", D5, "Reserve with Google", "(none)", 1, 0, 1, None),
         ("last_touch", D6, "Direct / unknown", "(none)", 1, 1, 0, None),
         ("last_touch", D6, "Organic", "(none)", 1, 1, 0, None),
+        ("linear", D5, "Google Ads", "Fall AC", 1, 1, 0, None),
+        ("linear", D5, "Reserve with Google", "(none)", 1, 0, 1, None),
+        ("linear", D6, "Direct / unknown", "(none)", 1, 1, 0, None),  # Gus's a8 and a9, both direct
+        ("linear", D6, "Google Ads", "Fall AC", 1, 1, 0, None),  # Ann's a7: half to a1 ...
+        ("linear", D6, "Organic", "(none)", 1, 1, 0, None),  # ... and half to itself
     ]
+    credit = dict(((m, d, c), v) for m, d, c, v in rows(con, """
+        SELECT attribution_model, period_start, channel, credit FROM marts.campaign_attribution
+        WHERE tenant_id = 1 AND attribution_model = 'linear'"""))
+    assert credit[("linear", D6, "Google Ads")] == credit[("linear", D6, "Organic")] == 0.5
+    totals = rows(con, "SELECT attribution_model, sum(credit) FROM marts.campaign_attribution GROUP BY 1 ORDER BY 1")
+    assert totals == [("first_touch", 5.0), ("last_touch", 5.0), ("linear", 5.0), ("session", 5.0)]  # c1 too
     assert checks.rates_out_of_range(con, "campaign_attribution") == []
+    # A one-day window: Ann's first session (25 hours before a7) no longer takes a7's first touch.
+    marts.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=1))
+    assert rows(con, """SELECT channel FROM marts.campaign_attribution
+                        WHERE attribution_model = 'first_touch' AND period_start = ? AND tenant_id = 1
+                        ORDER BY 1""", D6) == [("Direct / unknown",), ("Organic",)]
 
 
 def test_booking_volume(con):
@@ -338,3 +354,53 @@ def test_a_reader_on_the_published_snapshots_never_holds_up_two_runs(con, tmp_pa
     finally:
         reader.kill()
     assert not list(published.glob("*.tmp"))
+
+
+CAMPAIGNS = [  # (session, campaign_id, campaign) expected
+    (session("k1", "2026-10-05T09:00:00Z", "WelcomeViewed", ABANDONED, campaign_name="PMax - Brand",
+             campaignId="1002", utmCampaign="pmax_brand"), "1002", "PMax - Brand"),
+    (session("k2", "2026-10-05T10:00:00Z", "WelcomeViewed", ABANDONED, campaignId="1002", utmCampaign="pmax_brand"),
+     "1002", "PMax - Brand"),  # no campaignName: the id's most frequent one
+    (session("k3", "2026-10-05T11:00:00Z", "WelcomeViewed", ABANDONED, campaign_name="PMax - Brand",
+             campaignId="1002"), "1002", "PMax - Brand"),
+    (session("k4", "2026-10-05T12:00:00Z", "WelcomeViewed", ABANDONED, utmCampaign="pmax_brand"),
+     "1002", "PMax - Brand"),  # UTM only: joins by slug
+    (session("k5", "2026-10-05T13:00:00Z", "WelcomeViewed", ABANDONED, utmCampaign="PMax - Brand"),
+     "1002", "PMax - Brand"),  # UTM only: joins by exact name
+    (session("k6", "2026-10-05T14:00:00Z", "WelcomeViewed", ABANDONED, utmCampaign="fb_fall"), None, "fb_fall"),
+    (session("k7", "2026-10-05T15:00:00Z", "WelcomeViewed", ABANDONED, campaign_name="Spring", campaignId="7"),
+     "7", "Spring Promo"),
+    (session("k8", "2026-10-05T16:00:00Z", "WelcomeViewed", ABANDONED, campaign_name="Spring Promo",
+             campaignId="7"), "7", "Spring Promo"),
+    (session("k9", "2026-10-05T17:00:00Z", "WelcomeViewed", ABANDONED, campaign_name="Spring Promo",
+             campaignId="7"), "7", "Spring Promo"),  # the most frequent name wins
+    (session("k10", "2026-10-05T18:00:00Z", "WelcomeViewed", ABANDONED, campaignId="8"), "8", "8"),
+]
+
+
+def test_a_campaign_is_its_id_under_one_name_and_utm_only_sessions_join_it(tmp_path):
+    with connect(WarehouseSettings(str(tmp_path / "campaigns.duckdb"))) as con:
+        con.register("batch", SCHEDULER_SESSIONS.to_arrow([s for s, *_ in CAMPAIGNS], {"tenant_id": 1,
+                                                                                         "listed_by_id": "s1"}))
+        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+            marts.build(con, mart, MODEL)
+        got = {sid: (cid, name) for sid, cid, name in rows(con, "SELECT session_id, campaign_id, campaign FROM "
+                                                                 "marts.sessions")}
+        assert got == {s["id"]: (cid, name) for s, cid, name in CAMPAIGNS}
+        assert checks.campaigns_under_several_names(con) == []
+        assert rows(con, """SELECT campaign, sessions FROM marts.campaign_attribution
+                            WHERE attribution_model = 'session' AND campaign_id = '1002'""") == [("PMax - Brand", 5)]
+
+
+def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
+    recovered = {**session("r9", "2026-10-05T09:00:00Z", "BookingSubmitted", JOB, job=9, email="z@x.com"),
+                 "lastCheckinDate": "2026-10-09T12:00:00Z", "modifiedOn": "2026-10-09T12:00:00Z"}
+    with connect(WarehouseSettings(str(tmp_path / "recovered.duckdb"))) as con:
+        con.register("batch", SCHEDULER_SESSIONS.to_arrow([recovered], {"tenant_id": 1, "listed_by_id": "s1"}))
+        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+            marts.build(con, mart, MODEL)
+        assert rows(con, "SELECT attribution_model, period_start FROM marts.campaign_attribution ORDER BY 1") == [
+            ("first_touch", date(2026, 10, 9)), ("last_touch", date(2026, 10, 9)), ("linear", date(2026, 10, 9)),
+            ("session", D5)]

@@ -110,6 +110,13 @@ def rates_out_of_range(con: duckdb.DuckDBPyConnection, mart: str) -> list[tuple]
     return out
 
 
+def campaigns_under_several_names(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT tenant_id, campaign_id, count(DISTINCT campaign), string_agg(DISTINCT campaign, ' | ') "
+        "FROM marts.campaign_attribution WHERE campaign_id IS NOT NULL GROUP BY ALL "
+        "HAVING count(DISTINCT campaign) > 1 ORDER BY ALL LIMIT 20").fetchall()
+
+
 def companies_with_several_defaults(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT tenant_id, company_name, count(*) FROM marts.schedulers WHERE is_default "

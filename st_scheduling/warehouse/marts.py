@@ -109,6 +109,9 @@ SESSIONS = Mart(
            *_from_raw_sessions("session_outcome")),
         _c("is_booked", "BOOLEAN", "Created a job or booking, and the outcome is not an abandonment.",
            *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
+        _c("booked_at", "TIMESTAMPTZ", "When a booked session booked (its last check-in; later than its creation "
+           "for a recovered session).", *_from_raw_sessions("last_checkin_date", "modified_on")),
+        _c("booked_date", "DATE", "booked_at's day in ST_TIMEZONE.", *_from_raw_sessions("last_checkin_date")),
         _c("is_abandoned", "BOOLEAN", "The outcome is an abandonment (including sent to booking/lead).",
            *_from_raw_sessions("session_outcome", "lead_id")),
         _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions("session_outcome", "job_id")),
@@ -136,8 +139,12 @@ SESSIONS = Mart(
            *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_gclid", "source_gbraid", "source_wbraid",
                                "source_msclkid", "source_fbclid", "source_sourced_from_marketing_pro",
                                "source_utm_medium", "source_marketing_source")),
-        _c("campaign", "VARCHAR", "campaignName, else utmCampaign, else campaignId, else (none).",
-           *_from_raw_sessions("campaign_name", "source_utm_campaign", "source_campaign_id")),
+        _c("campaign_id", "VARCHAR", "The session's campaignId; for a session with only UTMs, the campaign whose "
+           "name equals its utm_campaign (exactly, else as a slug); empty otherwise.",
+           *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
+        _c("campaign", "VARCHAR", "The campaign's one name: the most frequent campaignName of its id (else its most "
+           "frequent utm_campaign, else the id); for sessions matched to no id, their campaignName or utm_campaign; "
+           "(none) without any.", *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
         _c("utm_source", "VARCHAR", "UTM source, or (none).", *_from_raw_sessions("source_utm_source")),
         _c("utm_medium", "VARCHAR", "UTM medium, or (none).", *_from_raw_sessions("source_utm_medium")),
         _c("booked_from", "VARCHAR", "Where the booking was made, as the API says.",
@@ -186,24 +193,33 @@ MILESTONE_FUNNEL = Mart(
 
 CAMPAIGN_ATTRIBUTION = Mart(
     "campaign_attribution",
-    "Which campaigns, channels and lead sources book work. attribution_model 'session': every session "
-    "credited to its own channel and campaign, per day. 'first_touch' / 'last_touch': each booked session "
-    "of an identified customer credited to that customer's first or latest session up to the booking.",
+    "Which campaigns, channels and lead sources book work (bots left out). attribution_model 'session': every "
+    "session credited to its own channel and campaign, on its day. 'first_touch' / 'last_touch' / 'linear': every "
+    "booked session credited, on the day it booked, to the first, the last, or equally to each of the same "
+    "customer's sessions within the attribution window before it (ST_ATTRIBUTION_WINDOW_DAYS, default 90); a "
+    "booked session whose customer cannot be identified credits itself. A campaign is its campaignId, under one "
+    "name.",
     ("marts/sessions",),
     (
         _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_sessions("tenant_id")),
-        _c("attribution_model", "VARCHAR", "session, first_touch or last_touch."),
-        _c("period_start", "DATE", "Session day (for touch models: the booked session's day).",
-           *_from_sessions("session_date")),
+        _c("attribution_model", "VARCHAR", "session, first_touch, last_touch or linear."),
+        _c("period_start", "DATE", "Session day (session model) or the day the credited booking was made.",
+           *_from_sessions("session_date", "booked_date")),
         _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel")),
-        _c("campaign", "VARCHAR", "Campaign.", *_from_sessions("campaign")),
+        _c("campaign_id", "VARCHAR", "ServiceTitan campaignId (also for UTM-only sessions matched to it by name).",
+           *_from_sessions("campaign_id")),
+        _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign")),
         _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source")),
         _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium")),
         _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("is_bot")),
         _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
            *_from_sessions("milestone_index")),
-        _c("booked_sessions", "BIGINT", "Booked sessions credited.", *_from_sessions("is_booked")),
+        _c("booked_sessions", "BIGINT", "Booked sessions credited to (linear: touched by) these sessions.",
+           *_from_sessions("is_booked")),
         JOBS, BOOKINGS,
+        _c("credit", "DOUBLE", "Bookings credited: one per booking for session, first and last touch; for linear, "
+           "each booking's 1 shared equally among its touches, so every model's credits add up to the bookings.",
+           *_from_sessions("is_booked", "customer_key")),
         _c("opened_completion_rate", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
            *_from_sessions("is_booked")),
         _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",

@@ -56,6 +56,14 @@ def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheck
         rate_tolerance=dg.MetadataValue.float(tolerance), definition_gaps=dg.MetadataValue.json(gaps))
 
 
+@dg.asset_check(asset=dg.AssetKey(["marts", "campaign_attribution"]), pool=DUCKDB_POOL,
+                description="Every campaign id appears under one name, so no campaign is split across rows.")
+def one_name_per_campaign(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        return check_result(checks.campaigns_under_several_names(con), ("tenant_id", "campaign_id", "names", "as"),
+                            "one name per campaign id")
+
+
 @dg.asset_check(asset=dg.AssetKey(["marts", "schedulers"]), pool=DUCKDB_POOL,
                 description="Each company/brand has at most one default scheduler.")
 def one_default_scheduler_per_company(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
@@ -76,5 +84,6 @@ def follow_ups_reachable(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
 def mart_check_definitions() -> dg.Definitions:
     return dg.Definitions(asset_checks=[
         funnel_monotone, reconciled_with_performance_api, one_default_scheduler_per_company, follow_ups_reachable,
+        one_name_per_campaign,
         *(rates_check(mart) for mart in checks.RATE_COLUMNS),
     ])

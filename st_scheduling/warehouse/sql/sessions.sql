@@ -48,6 +48,43 @@ reached AS (
                  THEN milestone_position('customer') END
         )) END AS milestone_index
     FROM booked
+),
+-- A campaign is its campaignId, shown under its most frequent campaignName (else its most frequent
+-- utm_campaign, else the id). A session with only UTMs joins the campaign whose name equals its
+-- utm_campaign, else whose slug equals its slug; otherwise it stays a campaign of its own name.
+tagged AS (
+    SELECT *, nullif(trim(source_campaign_id), '') AS own_campaign_id,
+        nullif(trim(campaign_name), '') AS name_given, nullif(trim(source_utm_campaign), '') AS utm_given
+    FROM reached
+),
+campaign_labels AS (
+    SELECT tenant_id, own_campaign_id AS campaign_id, label, kind, count(*) AS n
+    FROM (SELECT tenant_id, own_campaign_id, name_given AS label, 1 AS kind FROM tagged WHERE name_given IS NOT NULL
+          UNION ALL
+          SELECT tenant_id, own_campaign_id, utm_given, 2 FROM tagged WHERE utm_given IS NOT NULL)
+    WHERE own_campaign_id IS NOT NULL
+    GROUP BY ALL
+),
+campaigns AS (
+    SELECT tenant_id, campaign_id, first(label ORDER BY kind, n DESC, label) AS name
+    FROM campaign_labels GROUP BY ALL
+),
+utm_matches AS (
+    SELECT u.tenant_id, u.utm_given,
+        coalesce(min(k.campaign_id) FILTER (WHERE k.name = u.utm_given), min(k.campaign_id)) AS campaign_id
+    FROM (SELECT DISTINCT tenant_id, utm_given FROM tagged WHERE own_campaign_id IS NULL AND utm_given IS NOT NULL) AS u
+    JOIN campaigns AS k ON k.tenant_id = u.tenant_id AND (k.name = u.utm_given OR slug(k.name) = slug(u.utm_given))
+    GROUP BY ALL
+),
+attributed AS (
+    SELECT t.*, coalesce(t.own_campaign_id, m.campaign_id) AS resolved_campaign_id
+    FROM tagged AS t
+    LEFT JOIN utm_matches AS m ON t.own_campaign_id IS NULL AND m.tenant_id = t.tenant_id AND m.utm_given = t.utm_given
+),
+named_campaigns AS (
+    SELECT a.*, coalesce(k.name, a.resolved_campaign_id, a.name_given, a.utm_given, '(none)') AS campaign_label
+    FROM attributed AS a
+    LEFT JOIN campaigns AS k ON k.tenant_id = a.tenant_id AND k.campaign_id = a.resolved_campaign_id
 )
 SELECT
     tenant_id,
@@ -69,6 +106,9 @@ SELECT
     outcome_class,
     unknown_outcome,
     is_booked,
+    CASE WHEN is_booked THEN coalesce(last_checkin_date, modified_on) END AS booked_at,
+    CASE WHEN is_booked THEN CAST(timezone(getvariable('st_timezone'), coalesce(last_checkin_date, modified_on)) AS DATE)
+        END AS booked_date,
     is_abandoned,
     is_booked AND job_id IS NOT NULL AS is_job,
     is_booked AND job_id IS NULL AS is_booking,
@@ -96,7 +136,8 @@ SELECT
         WHEN lower(source_utm_medium) = 'referral' THEN 'Referral'
         ELSE 'Direct / unknown'
     END AS channel,
-    coalesce(nullif(campaign_name, ''), nullif(source_utm_campaign, ''), nullif(source_campaign_id, ''), '(none)') AS campaign,
+    resolved_campaign_id AS campaign_id,
+    campaign_label AS campaign,
     coalesce(nullif(source_utm_source, ''), '(none)') AS utm_source,
     coalesce(nullif(source_utm_medium, ''), '(none)') AS utm_medium,
     source_booked_from AS booked_from,
@@ -111,4 +152,4 @@ SELECT
     email_norm IS NOT NULL AS has_email,
     customer_is_new_customer AS is_new_customer,
     is_bot
-FROM reached AS c
+FROM named_campaigns AS c
