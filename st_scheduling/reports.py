@@ -74,7 +74,8 @@ def _table(headers: list[str], rows: list[tuple]) -> str:
 
 
 def summary(con: duckdb.DuckDBPyConnection) -> str:
-    """Tables and row counts, the last 7 days' funnel, the top campaigns, and bookings per week."""
+    """Tables and row counts, the last 7 days' funnel, the top campaigns, bookings per week, and the latest
+    week's costliest blockers."""
     parts = []
     tables = con.execute(
         "SELECT schema_name || '.' || table_name, estimated_size FROM duckdb_tables() "
@@ -86,16 +87,18 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
         return "\n\n".join(parts)
     funnel = funnel_rows(con)
     opened = funnel[0][1] if funnel and funnel[0][1] else 1
-    parts.append("Funnel, last 7 days (all schedulers, bots excluded)\n" + _table(
+    parts.append("Funnel, last 7 days (all schedulers)\n" + _table(
         ["milestone", "sessions", "of opened"], [(m, f"{n:,}", f"{n / opened:.0%}") for m, n in funnel]))
     campaigns = con.execute(
         """
-        SELECT channel, campaign, sum(booked_sessions)::BIGINT AS booked, sum(sessions)::BIGINT AS sessions
+        SELECT tenant_id, arg_max(channel, sessions), campaign, sum(booked_sessions)::BIGINT AS booked,
+            sum(sessions)::BIGINT AS sessions
         FROM marts.campaign_attribution WHERE attribution_model = 'session' AND campaign <> '(none)'
-        GROUP BY ALL ORDER BY booked DESC, campaign LIMIT 5
+        GROUP BY tenant_id, coalesce(campaign_id, campaign), campaign ORDER BY booked DESC, campaign LIMIT 5
         """).fetchall()
     parts.append("Top 5 campaigns by booked sessions\n" + _table(
-        ["channel", "campaign", "booked", "sessions"], [(c, n, f"{b:,}", f"{s:,}") for c, n, b, s in campaigns]))
+        ["tenant", "channel", "campaign", "booked", "sessions"],
+        [(t, c, n, f"{b:,}", f"{s:,}") for t, c, n, b, s in campaigns]))
     weekly = con.execute(
         """
         SELECT period_start, sum(jobs)::BIGINT, sum(bookings)::BIGINT, sum(abandoned_sent_to_bookings)::BIGINT,
@@ -106,4 +109,12 @@ def summary(con: duckdb.DuckDBPyConnection) -> str:
     parts.append("Jobs and bookings per week (by session date, latest 8 weeks)\n" + _table(
         ["week of", "jobs", "bookings", "abandoned→booking", "abandoned→lead"],
         [(str(w), f"{j:,}", f"{b:,}", f"{ab:,}", f"{al:,}") for w, j, b, ab, al in weekly]))
+    blockers = con.execute(
+        """
+        SELECT blocker_type, sum(sessions_blocked)::BIGINT, sum(estimated_bookings_lost)
+        FROM marts.blocker_impact WHERE week_start = (SELECT max(week_start) FROM marts.blocker_impact)
+        GROUP BY ALL ORDER BY 3 DESC, 1 LIMIT 5
+        """).fetchall()
+    parts.append("Costliest blockers, latest week (estimated bookings lost)\n" + _table(
+        ["blocker", "sessions blocked", "bookings lost"], [(b, f"{n:,}", f"{lost:.1f}") for b, n, lost in blockers]))
     return "\n\n".join(parts)

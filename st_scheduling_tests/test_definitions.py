@@ -18,7 +18,7 @@ ASSETS = {
     "raw/schedulers", "raw/scheduler_sessions", "raw/scheduler_performance", "raw/router_sessions",
     "raw/router_performance", "marts/sessions", "marts/milestone_funnel", "marts/campaign_attribution",
     "marts/booking_volume", "marts/customer_follow_ups", "marts/service_demand", "marts/scheduler_scorecard",
-    "marts/schedulers",
+    "marts/schedulers", "marts/blocker_impact", "marts/booking_lag",
 }
 LOAD = """
 import json, socket

@@ -399,8 +399,26 @@ def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "recovered.duckdb"))) as con:
         con.register("batch", SCHEDULER_SESSIONS.to_arrow([recovered], {"tenant_id": 1, "listed_by_id": "s1"}))
         con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION, marts.BOOKING_LAG):
             marts.build(con, mart, MODEL)
         assert rows(con, "SELECT attribution_model, period_start FROM marts.campaign_attribution ORDER BY 1") == [
             ("first_touch", date(2026, 10, 9)), ("last_touch", date(2026, 10, 9)), ("linear", date(2026, 10, 9)),
             ("session", D5)]
+        assert rows(con, "SELECT recoveries, median_hours_to_recovery, median_minutes_to_booking "
+                         "FROM marts.booking_lag") == [(1, 99.0, None)]
+
+
+def test_blocker_impact(con):
+    got = rows(con, """SELECT scheduler_id, blocker_type, week_start, furthest_milestone, sessions_blocked,
+                              comparable_booking_rate, estimated_bookings_lost, scheduler_name
+                       FROM marts.blocker_impact ORDER BY ALL""")
+    # a2 stopped at details on NoAvailability; every unblocked s1 session that reached details booked.
+    assert got == [("s1", "NoAvailability", D5, "details", 1, 1.0, 1.0, "Website")]
+
+
+def test_booking_lag(con):
+    got = rows(con, """SELECT scheduler_id, week_start, bookings, median_minutes_to_booking,
+                              median_hours_to_arrival_window, round(p90_hours_to_arrival_window, 2), recoveries
+                       FROM marts.booking_lag WHERE tenant_id = 1 ORDER BY ALL""")
+    # s1's week: a1 and a5 booked at once, for windows 54 and 27 hours later; a7 and a9 without a window.
+    assert got == [("s1", D5, 4, 0.0, 40.5, 51.3, 0)]

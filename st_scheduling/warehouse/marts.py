@@ -338,8 +338,60 @@ SCHEDULERS = Mart(
     ),
 )
 
+WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
+
+BLOCKER_IMPACT = Mart(
+    "blocker_impact",
+    "What each blocker (out of service area, no availability, job type not online, ...) costs in bookings: per "
+    "tenant, scheduler, blocker type, week and the furthest milestone the blocked sessions reached, how many were "
+    "blocked and how many would likely have booked. Method: a blocked session that reached milestone M is "
+    "credited the booking rate of the same scheduler's unblocked sessions that reached M (all weeks loaded); "
+    "estimated_bookings_lost = sessions_blocked × that rate. Bots and booked sessions are left out.",
+    ("marts/sessions", "raw/schedulers"),
+    (
+        TENANT, SCHEDULER, SCHEDULER_NAME,
+        _c("blocker_type", "VARCHAR", "The API's blockerType, as sent.", *_from_sessions("blocker_type")),
+        WEEK,
+        _c("furthest_milestone", "VARCHAR", "The furthest milestone the blocked sessions reached.",
+           *_from_sessions("milestone")),
+        _c("milestone_index", "INTEGER", "Its position in the funnel.", *_from_sessions("milestone_index")),
+        _c("sessions_blocked", "BIGINT", "Unbooked non-bot sessions with this blocker that stopped here.",
+           *_from_sessions("blocker_type", "is_booked", "is_bot")),
+        _c("comparable_booking_rate", "DOUBLE", "Of this scheduler's unblocked sessions that reached the same "
+           "milestone, the share that booked.", *_from_sessions("milestone_index", "is_booked", "blocker_type")),
+        _c("estimated_bookings_lost", "DOUBLE", "sessions_blocked × comparable_booking_rate.",
+           *_from_sessions("milestone_index", "is_booked", "blocker_type")),
+    ),
+)
+
+BOOKING_LAG = Mart(
+    "booking_lag",
+    "How long booking takes, per tenant, scheduler and week of the session: minutes from session start to "
+    "booking, hours from booking to the booked arrival window, and for recoveries (a booking made more than an "
+    "hour after the session started) hours from start to recovery. Median and 90th percentile; bots left out.",
+    ("marts/sessions", "raw/schedulers"),
+    (
+        TENANT, SCHEDULER, SCHEDULER_NAME, WEEK,
+        _c("bookings", "BIGINT", "Booked sessions.", *_from_sessions("is_booked")),
+        _c("median_minutes_to_booking", "DOUBLE", "Median minutes from session start to booking (recoveries apart).",
+           *_from_sessions("created_at", "booked_at")),
+        _c("p90_minutes_to_booking", "DOUBLE", "90th percentile of the same.", *_from_sessions("created_at",
+                                                                                              "booked_at")),
+        _c("median_hours_to_arrival_window", "DOUBLE", "Median hours from booking to the booked arrival window.",
+           *_from_sessions("booked_at", "timeslot_start")),
+        _c("p90_hours_to_arrival_window", "DOUBLE", "90th percentile of the same.",
+           *_from_sessions("booked_at", "timeslot_start")),
+        _c("recoveries", "BIGINT", "Bookings made more than an hour after the session started.",
+           *_from_sessions("created_at", "booked_at")),
+        _c("median_hours_to_recovery", "DOUBLE", "Median hours from session start to a recovery.",
+           *_from_sessions("created_at", "booked_at")),
+        _c("p90_hours_to_recovery", "DOUBLE", "90th percentile of the same.", *_from_sessions("created_at",
+                                                                                             "booked_at")),
+    ),
+)
+
 MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTOMER_FOLLOW_UPS, SERVICE_DEMAND,
-         SCHEDULER_SCORECARD, SCHEDULERS)
+         SCHEDULER_SCORECARD, SCHEDULERS, BLOCKER_IMPACT, BOOKING_LAG)
 
 
 @dataclass(frozen=True)
