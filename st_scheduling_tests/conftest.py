@@ -109,3 +109,22 @@ def materialize(assets: list, servicetitan, warehouse, first: str, last: str, **
     return dg.materialize(
         assets, resources={"servicetitan": servicetitan, "warehouse": warehouse},
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}, **kwargs)
+
+
+def session_record(sid: str, step: str | None = "Mystery", outcome: str | None = "Mystery", **fields) -> dict:
+    """A raw session record for hand-built tests: unknown lastStep and outcome unless given."""
+    customer = {"isBot": False, "address": {"zip": fields.pop("zip", None)}}
+    for key in ("firstName", "phone", "email"):
+        customer[key] = fields.pop(key, None)
+    return {"id": sid, "createdOn": "2026-10-05T10:00:00Z", "modifiedOn": "2026-10-05T10:05:00Z",
+            "lastCheckinDate": "2026-10-05T10:05:00Z", "lastStep": step, "sessionOutcome": outcome,
+            "customer": customer, **fields}
+
+
+def put_sessions(con, records: list[dict], scheduler: str = "s", tenant: int = 1) -> None:
+    """Store hand-built session records as one scheduler's raw rows."""
+    from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
+
+    con.register("batch", SCHEDULER_SESSIONS.to_arrow(records, {"tenant_id": tenant, "listed_by_id": scheduler}))
+    con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+    con.unregister("batch")

@@ -11,6 +11,7 @@ from st_scheduling.vocabulary import precision
 from st_scheduling.warehouse import checks, marts, reconciliation
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling_tests.conftest import put_sessions
 
 D5, D6 = date(2026, 10, 5), date(2026, 10, 6)  # a Monday and a Tuesday
 VOCABULARY = vocabulary.load()
@@ -380,9 +381,7 @@ CAMPAIGNS = [  # (session, campaign_id, campaign) expected
 
 def test_a_campaign_is_its_id_under_one_name_and_utm_only_sessions_join_it(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "campaigns.duckdb"))) as con:
-        con.register("batch", SCHEDULER_SESSIONS.to_arrow([s for s, *_ in CAMPAIGNS], {"tenant_id": 1,
-                                                                                         "listed_by_id": "s1"}))
-        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        put_sessions(con, [s for s, *_ in CAMPAIGNS], "s1")
         for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
             marts.build(con, mart, MODEL)
         got = {sid: (cid, name) for sid, cid, name in rows(con, "SELECT session_id, campaign_id, campaign FROM "
@@ -397,8 +396,7 @@ def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
     recovered = {**session("r9", "2026-10-05T09:00:00Z", "BookingSubmitted", JOB, job=9, email="z@x.com"),
                  "lastCheckinDate": "2026-10-09T12:00:00Z", "modifiedOn": "2026-10-09T12:00:00Z"}
     with connect(WarehouseSettings(str(tmp_path / "recovered.duckdb"))) as con:
-        con.register("batch", SCHEDULER_SESSIONS.to_arrow([recovered], {"tenant_id": 1, "listed_by_id": "s1"}))
-        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        put_sessions(con, [recovered], "s1")
         for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION, marts.BOOKING_LAG):
             marts.build(con, mart, MODEL)
         assert rows(con, "SELECT attribution_model, period_start FROM marts.campaign_attribution ORDER BY 1") == [

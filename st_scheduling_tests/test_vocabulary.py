@@ -27,9 +27,8 @@ from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
 from st_scheduling.vocabulary import Vocabulary, precision
 from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
 from st_scheduling.warehouse import checks, marts, reconciliation
-from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
-from st_scheduling_tests.conftest import SMALL, materialize, raw_assets, serve
+from st_scheduling_tests.conftest import SMALL, materialize, put_sessions, raw_assets, serve, session_record
 
 # Mid-afternoon, so today's partition holds sessions still open.
 NOW = datetime(2026, 10, 15, 13, 0, tzinfo=UTC)
@@ -92,37 +91,27 @@ def test_a_bad_st_vocabulary_fails_when_definitions_load(tmp_path):
 
 # --- evidence ----------------------------------------------------------------------------------------------
 
-def _session(sid: str, step: str | None = "Mystery", outcome: str | None = "Mystery", **fields) -> dict:
-    customer = {"isBot": False, "address": {"zip": fields.pop("zip", None)}}
-    for key in ("firstName", "phone", "email"):
-        customer[key] = fields.pop(key, None)
-    return {"id": sid, "createdOn": "2026-10-05T10:00:00Z", "modifiedOn": "2026-10-05T10:05:00Z",
-            "lastCheckinDate": "2026-10-05T10:05:00Z", "lastStep": step, "sessionOutcome": outcome,
-            "customer": customer, **fields}
-
-
 EVIDENCE = [  # (session, milestone, outcome class) — unknown lastStep and outcome unless given
-    (_session("e0"), "opened", None),
-    (_session("e1", zip="60601"), "zipcode", None),
-    (_session("e2", category="HVAC - Cooling"), "interacted", None),
-    (_session("e3", jobTypeId=51001, zip="60601"), "interacted", None),
-    (_session("e4", customerResponses=["No cooling"]), "issue", None),
-    (_session("e5", timeslotStart="2026-10-07T15:00:00Z"), "schedule", None),
-    (_session("e6", phone="(555) 010-2000"), "customer", None),
-    (_session("e7", email="a@example.com", timeslotStart="2026-10-07T15:00:00Z"), "customer", None),
-    (_session("e8", jobId=7, phone="5550102000"), "booked", None),  # an unknown outcome with a job: booked
-    (_session("e9", outcome="Abandoned", bookingId=8), "opened", "abandoned"),  # an abandonment never books
-    (_session("e10", outcome="JobBooked", leadId=9), "opened", "sent_to_lead"),  # a lead id makes a lead
-    (_session("e11", "Mystery", "JobBooked", leadId=9, jobId=10), "booked", "booked"),  # ... unless it booked
-    (_session("e12", "DetailsConfirmed", "Abandoned", zip="60601"), "details", "abandoned"),  # lastStep is more
-    (_session("e13", "BookingSubmitted", "Abandoned"), "details", "abandoned"),  # never booked while abandoned
+    (session_record("e0"), "opened", None),
+    (session_record("e1", zip="60601"), "zipcode", None),
+    (session_record("e2", category="HVAC - Cooling"), "interacted", None),
+    (session_record("e3", jobTypeId=51001, zip="60601"), "interacted", None),
+    (session_record("e4", customerResponses=["No cooling"]), "issue", None),
+    (session_record("e5", timeslotStart="2026-10-07T15:00:00Z"), "schedule", None),
+    (session_record("e6", phone="(555) 010-2000"), "customer", None),
+    (session_record("e7", email="a@example.com", timeslotStart="2026-10-07T15:00:00Z"), "customer", None),
+    (session_record("e8", jobId=7, phone="5550102000"), "booked", None),  # an unknown outcome with a job: booked
+    (session_record("e9", outcome="Abandoned", bookingId=8), "opened", "abandoned"),  # an abandonment never books
+    (session_record("e10", outcome="JobBooked", leadId=9), "opened", "sent_to_lead"),  # a lead id makes a lead
+    (session_record("e11", "Mystery", "JobBooked", leadId=9, jobId=10), "booked", "booked"),  # ... unless it booked
+    (session_record("e12", "DetailsConfirmed", "Abandoned", zip="60601"), "details", "abandoned"),  # lastStep is more
+    (session_record("e13", "BookingSubmitted", "Abandoned"), "details", "abandoned"),  # never booked while abandoned
 ]
 
 
 def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
     with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
-        con.register("batch", SCHEDULER_SESSIONS.to_arrow(records, {"tenant_id": 1, "listed_by_id": "s"}))
-        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        put_sessions(con, records)
         marts.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
         return {sid: tuple(rest) for sid, *rest in con.execute(
             "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
@@ -137,7 +126,7 @@ def test_a_session_reaches_at_least_what_its_own_fields_prove(tmp_path):
 
 def test_evidence_follows_the_milestone_order_of_the_file(tmp_path):
     swapped = dataclasses.replace(SHIPPED, zipcode_before_interacted=False)
-    got = _sessions_mart(tmp_path, [_session("z", zip="60601"), _session("i", category="HVAC")], swapped)
+    got = _sessions_mart(tmp_path, [session_record("z", zip="60601"), session_record("i", category="HVAC")], swapped)
     assert got["z"][:2] == ("zipcode", 2) and got["i"][:2] == ("interacted", 1)
 
 
@@ -147,8 +136,7 @@ def test_a_failed_vocabulary_gate_is_one_failed_run_that_is_not_retried(tmp_path
     (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
     path = str(tmp_path / "w.duckdb")
     with connect(WarehouseSettings(path)) as con:
-        con.register("batch", SCHEDULER_SESSIONS.to_arrow([_session("u1")], {"tenant_id": 1, "listed_by_id": "s"}))
-        con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
+        put_sessions(con, [session_record("u1")])
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize([MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path)},
                                 instance=instance, raise_on_error=False)

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--vocabulary", choices=sorted(WORLDS), default="default",
                        help="synthetic vocabulary and /performance definitions (alt: one the platform was not "
                             "written for; calibrate a vocabulary file against it)")
+    serve.add_argument("--silence", action="append", default=[], metavar="SCHEDULER_ID@ISO_TIME",
+                       help="fault: this scheduler receives no sessions from that UTC time on (repeatable)")
     serve.add_argument("--cache", help="SQLite file for serialized settled days (fast, bounded-memory serving)")
     serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
     serve.add_argument("--fault-seed", type=int, default=0)
@@ -39,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--webhook-secret", default="simulator-webhook-secret")
     serve.add_argument("--webhook-interval", type=float, default=30.0, help="seconds between deliveries")
     return parser
+
+
+def _silence(value: str) -> tuple[str, int]:
+    scheduler, _, moment = value.partition("@")
+    when = datetime.fromisoformat(moment)
+    return scheduler, int(when.replace(tzinfo=when.tzinfo or UTC).timestamp())
 
 
 def _deliver_webhooks(simulator: Simulator, url: str, secret: str, interval: float) -> None:
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
                                  daily_sessions=args.daily_sessions, epoch=args.epoch,
-                                 vocabulary=args.vocabulary)
+                                 vocabulary=args.vocabulary, silenced=tuple(_silence(s) for s in args.silence))
     clock = ManualClock(args.frozen_at.replace(tzinfo=args.frozen_at.tzinfo or UTC)) if args.frozen_at else time.time
     simulator = Simulator(settings, clock=clock, faults=FaultRates.parse(args.faults, seed=args.fault_seed),
                           cache_path=args.cache)

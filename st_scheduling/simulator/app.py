@@ -381,7 +381,7 @@ class Simulator:
                     for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
 
         settings = self.model.settings  # one cache file can serve several seeds and vocabularies
-        key = f"{settings.seed}/{settings.vocabulary}/{owner.id}"
+        key = f"{settings.seed}/{settings.vocabulary}/{settings.silenced}/{owner.id}"
         for created, modified, body in self.day_cache.day(key, day, produce):
             if window.matches(created, modified):
                 yield body

@@ -140,6 +140,9 @@ class SimulatorSettings:
     epoch: date = DEFAULT_EPOCH  # the first day with sessions
     cached_sessions: int = 25_000  # generated sessions kept in memory (about 10 KB each); older ones are regenerated
     vocabulary: str = "default"  # which synthetic vocabulary and definitions (simulator.vocabulary.WORLDS)
+    # Fault: (scheduler id, epoch seconds) pairs; that scheduler receives no session from then on, as when a
+    # website embed breaks. Everything else is unchanged.
+    silenced: tuple[tuple[str, int], ...] = ()
 
     @property
     def world(self) -> v.World:
@@ -369,7 +372,8 @@ class TenantModel:
             else:
                 plans.append(_session_plan(rng, self.settings.world, tenant, scheduler, day, index, session_id, created))
         plans.sort(key=lambda p: (p.created, p.id))
-        return plans
+        silenced_from = dict(self.settings.silenced).get(owner_id)
+        return plans if silenced_from is None else [p for p in plans if p.created < silenced_from]
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from st_scheduling.defs.check_results import check_result
+from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.warehouse import checks
+from st_scheduling.warehouse import checks, volume
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
 
 SESSION_REQUIRED = ("tenant_id", "id", "created_on", "modified_on", "last_checkin_date")
@@ -61,6 +62,22 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
     return defs
 
 
+@dg.asset_check(asset=dg.AssetKey(["raw", "scheduler_sessions"]), pool=DUCKDB_POOL,
+                description="The broken-scheduler alarm: fails when a scheduler's sessions fall far below its own "
+                            "usual volume for those weekdays and hours (a broken website embed, a removed Google "
+                            "link). Rule: st_scheduling/warehouse/volume.py; quiet on normal nights and weekends.")
+def scheduler_volume_alarm(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        found = volume.alarms(con, TIMEZONE)
+    return check_result(
+        [(a.tenant_id, a.scheduler_id, a.scheduler_name, f"{a.window_start:%Y-%m-%d %H:00}",
+          f"{a.window_end:%Y-%m-%d %H:00}", round(a.expected, 1), a.seen) for a in found],
+        ("tenant_id", "scheduler_id", "scheduler_name", "from", "to", "expected", "seen"),
+        "every scheduler receives sessions near its usual volume",
+        description="; ".join(a.describe() for a in found) or None)
+
+
 @dg.definitions
 def raw_check_definitions() -> dg.Definitions:
-    return dg.Definitions(asset_checks=[c for table in RAW_TABLES for c in raw_table_checks(table)])
+    return dg.Definitions(asset_checks=[*(c for table in RAW_TABLES for c in raw_table_checks(table)),
+                                        scheduler_volume_alarm])
