@@ -4,8 +4,9 @@ WITH listed AS (
     SELECT *, 'scheduler' AS listed_by FROM raw.scheduler_sessions
     UNION ALL BY NAME
     SELECT r.*, 'router' AS listed_by FROM raw.router_sessions AS r
-    WHERE NOT EXISTS (SELECT 1 FROM raw.scheduler_sessions AS s WHERE s.tenant_id = r.tenant_id AND s.id = r.id)
+    ANTI JOIN raw.scheduler_sessions AS s ON s.tenant_id = r.tenant_id AND s.id = r.id
 ),
+routed AS (SELECT DISTINCT tenant_id, id FROM raw.router_sessions),
 latest AS (
     SELECT * FROM listed
     QUALIFY row_number() OVER (PARTITION BY tenant_id, id ORDER BY modified_on DESC, listed_by DESC) = 1
@@ -90,9 +91,7 @@ SELECT
     tenant_id,
     id AS session_id,
     CASE WHEN listed_by = 'scheduler' THEN listed_by_id ELSE scheduler_id END AS scheduler_id,
-    listed_by = 'router' OR EXISTS (
-        SELECT 1 FROM raw.router_sessions AS r WHERE r.tenant_id = c.tenant_id AND r.id = c.id
-    ) AS via_router,
+    listed_by = 'router' OR routed.id IS NOT NULL AS via_router,
     created_on AS created_at,
     modified_on AS modified_at,
     CAST(timezone(getvariable('st_timezone'), created_on) AS DATE) AS session_date,
@@ -153,3 +152,4 @@ SELECT
     customer_is_new_customer AS is_new_customer,
     is_bot
 FROM named_campaigns AS c
+LEFT JOIN routed USING (tenant_id, id)
