@@ -47,6 +47,35 @@ def _channel(df: pd.DataFrame) -> pd.Series:
     return pd.Series(np.select(conditions, names, default="Direct / unknown"), index=df.index)
 
 
+def _slug(values: pd.Series) -> pd.Series:
+    return values.str.lower().str.replace(r"[^a-z0-9]+", "_", regex=True).str.strip("_")
+
+
+def _campaign(df: pd.DataFrame) -> pd.Series:
+    """A campaign is its id under its most frequent campaignName (else utm_campaign, else the id); UTM-only
+    sessions join a campaign by exact name, else by slug (the same rule as marts.sessions)."""
+    def clean(column: str) -> pd.Series:
+        return df[column].str.strip().replace("", np.nan)
+
+    cid, name, utm = clean("source_campaign_id"), clean("campaign_name"), clean("source_utm_campaign")
+    labels = pd.concat([pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": name, "kind": 1}),
+                        pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": utm, "kind": 2})]).dropna()
+    counts = labels.groupby(["tenant_id", "cid", "kind", "label"]).size().reset_index(name="n")
+    counts = counts.sort_values(["tenant_id", "cid", "kind", "n", "label"], ascending=[True, True, True, False, True])
+    names = counts.drop_duplicates(["tenant_id", "cid"]).set_index(["tenant_id", "cid"])["label"]
+    catalogue = names.reset_index().assign(slug=lambda t: _slug(t["label"]))
+    exact = catalogue.groupby(["tenant_id", "label"])["cid"].min()
+    by_slug = catalogue.groupby(["tenant_id", "slug"])["cid"].min()
+    utm_only = cid.isna() & utm.notna()
+    keys = pd.MultiIndex.from_arrays([df["tenant_id"], utm])
+    slug_keys = pd.MultiIndex.from_arrays([df["tenant_id"], _slug(utm.fillna(""))])
+    matched = pd.Series(exact.reindex(keys).to_numpy(), index=df.index).fillna(
+        pd.Series(by_slug.reindex(slug_keys).to_numpy(), index=df.index))
+    resolved = cid.where(~utm_only, matched)
+    shown = pd.Series(names.reindex(pd.MultiIndex.from_arrays([df["tenant_id"], resolved])).to_numpy(), index=df.index)
+    return shown.fillna(resolved).fillna(name).fillna(utm).fillna("(none)")
+
+
 def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.DataFrame]]:
     started = time.perf_counter()
     df = con.execute(f"SELECT {RAW_COLUMNS} FROM raw.scheduler_sessions").df()
@@ -61,8 +90,7 @@ def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.Da
         milestone=np.where(booked, 7, step).astype(int), is_job=booked & df["job_id"].notna(),
         is_booking=booked & df["job_id"].isna(), bot=df["customer_is_bot"].fillna(False).astype(bool),
         channel=_channel(df),
-        campaign=df["campaign_name"].replace("", np.nan).fillna(df["source_utm_campaign"].replace("", np.nan))
-        .fillna(df["source_campaign_id"].replace("", np.nan)).fillna("(none)"),
+        campaign=_campaign(df),
     )
     humans = df[~df["bot"]]
     funnel = pd.concat(  # every scheduler-day with sessions, bots counted out

@@ -160,7 +160,7 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1600, "height": 2600})  # tall enough for every mart
         for group, names in (("scheduling_pro_raw", ("schedulers", "scheduler_sessions", "scheduler_performance")),
                              ("scheduling_pro_marts", ("milestone_funnel", "campaign_attribution",
                                                        "customer_follow_ups", "scheduler_scorecard"))):
