@@ -12,7 +12,6 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from st_scheduling import vocabulary
-from st_scheduling.servicetitan import ConfigurationError
 
 SIMULATOR = "simulator"
 # The simulator's history starts here; live installs set ST_START_DATE to their first day of data.
@@ -31,12 +30,16 @@ API_LIMITS = {
 }
 
 
+class SettingsError(ValueError):
+    """An ST_* setting is invalid; the message names the variable and what it must be."""
+
+
 def _positive_int(variable: str, default: int) -> int:
     raw = os.getenv(variable)
     if not raw:
         return default
     if not raw.strip().isdigit() or int(raw) <= 0:
-        raise ConfigurationError(f"{variable}={raw!r} must be a positive whole number")
+        raise SettingsError(f"{variable}={raw!r} must be a positive whole number")
     return int(raw)
 
 
@@ -51,7 +54,7 @@ def _api_limits() -> dict[str, float | int]:
         except ValueError:
             value = -1
         if value <= 0:
-            raise ConfigurationError(f"{variable}={raw!r} must be a positive {kind.__name__}")
+            raise SettingsError(f"{variable}={raw!r} must be a positive {kind.__name__}")
         found[name] = value
     return found
 
@@ -59,7 +62,7 @@ def _api_limits() -> dict[str, float | int]:
 def _flag(variable: str) -> bool:
     raw = (os.getenv(variable) or "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigurationError(f"{variable}={raw!r} must be true or false")
+        raise SettingsError(f"{variable}={raw!r} must be true or false")
     return raw in ("true", "1", "yes")
 
 
@@ -96,12 +99,12 @@ class Settings:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(f"ST_TIMEZONE={timezone!r} is not an IANA time zone (e.g. America/Chicago)")
+            raise SettingsError(f"ST_TIMEZONE={timezone!r} is not an IANA time zone (e.g. America/Chicago)")
         start_date = os.getenv("ST_START_DATE") or DEFAULT_START_DATE
         try:
             date.fromisoformat(start_date)
         except ValueError:
-            raise ConfigurationError(f"ST_START_DATE={start_date!r} is not a date (YYYY-MM-DD)")
+            raise SettingsError(f"ST_START_DATE={start_date!r} is not a date (YYYY-MM-DD)")
         # Simulator data never lands in a live warehouse by default.
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,

@@ -6,10 +6,6 @@ import base64
 import io
 
 import duckdb
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 FUNNEL = """
@@ -36,6 +32,11 @@ def funnel_rows_by_scheduler(con: duckdb.DuckDBPyConnection, days: int = 30) -> 
 
 def funnel_chart_png(funnels: dict[str, list[tuple[str, int]]], title: str) -> bytes:
     """One horizontal funnel per entry (at most 12, the largest first), each milestone as a share of opened."""
+    import matplotlib  # imported on use: loading the definitions should not pay for it
+
+    matplotlib.use("Agg")  # no display: render to memory
+    import matplotlib.pyplot as plt
+
     shown = sorted(funnels.items(), key=lambda kv: -(kv[1][0][1] if kv[1] else 0))[:12]
     columns = min(3, max(1, len(shown)))
     rows = -(-len(shown) // columns) or 1

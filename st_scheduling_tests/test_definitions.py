@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from st_scheduling.config import API_LIMITS, Settings
+from st_scheduling.config import API_LIMITS, Settings, SettingsError
 from st_scheduling.defs.raw.assets import raw_schedulers
 from st_scheduling.defs.resources import build_resources
 
@@ -93,11 +93,11 @@ def test_bad_settings_give_clear_errors(monkeypatch):
     from st_scheduling.servicetitan import ConfigurationError
 
     monkeypatch.setenv("ST_TIMEZONE", "Mars/Olympus_Mons")
-    with pytest.raises(ConfigurationError, match="ST_TIMEZONE='Mars/Olympus_Mons' is not an IANA time zone"):
+    with pytest.raises(SettingsError, match="ST_TIMEZONE='Mars/Olympus_Mons' is not an IANA time zone"):
         Settings.from_env()
     monkeypatch.setenv("ST_TIMEZONE", "UTC")
     monkeypatch.setenv("ST_START_DATE", "last tuesday")
-    with pytest.raises(ConfigurationError, match="ST_START_DATE"):
+    with pytest.raises(SettingsError, match="ST_START_DATE"):
         Settings.from_env()
     from st_scheduling.defs.resources import ServiceTitanResource
 
@@ -110,10 +110,8 @@ def test_bad_settings_give_clear_errors(monkeypatch):
 @pytest.mark.parametrize("variable, value", [("ST_LOOKBACK_DAYS", "thirty"), ("ST_LOOKBACK_DAYS", "0"),
                                              *((name, "-1") for name in API_LIMITS), ("ST_API_MAX_ATTEMPTS", "many")])
 def test_a_bad_number_in_any_setting_is_named(monkeypatch, variable, value):
-    from st_scheduling.servicetitan import ConfigurationError
-
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError, match=f"{variable}='{value}' must be a positive"):
+    with pytest.raises(SettingsError, match=f"{variable}='{value}' must be a positive"):
         Settings.from_env()
 
 

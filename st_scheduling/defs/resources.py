@@ -146,7 +146,12 @@ def _simulator():
 
 
 class DuckDBWarehouse(dg.ConfigurableResource):
-    """The DuckDB file (or MotherDuck `md:` database) holding the raw and marts schemas."""
+    """The DuckDB file (or MotherDuck `md:` database) holding the raw and marts schemas.
+
+    Not dagster_duckdb.DuckDBResource: this resource waits for another process's file lock for a bounded
+    time, logging who holds it, and fails naming the file; sets up the schemas and tables on connect; opens
+    bulk commits with their own memory settings; and closes in `finally`. The stock resource retries the lock
+    silently and does none of the rest, so the package is not a dependency."""
 
     path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
     threads: int = Field(default=2, description="DuckDB worker threads")

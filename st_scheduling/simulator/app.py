@@ -439,7 +439,7 @@ def http_server(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) ->
 def _iso_ceiling(moment: datetime) -> str:
     """The record timestamps have whole seconds: compare against the first whole second at or after `moment`."""
     seconds = epoch_seconds(moment) + (1 if moment.microsecond else 0)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")  # years < 1000 zero-padded
 
 
 def _drifted(record: dict) -> dict:
