@@ -427,3 +427,18 @@ def test_booking_lag(con):
                        FROM marts.booking_lag WHERE tenant_id = 1 ORDER BY ALL""")
     # s1's week: a1 and a5 booked at once, for windows 54 and 27 hours later; a7 and a9 without a window.
     assert got == [("s1", D5, 4, 0.0, 40.5, 51.3, 0)]
+
+
+def test_every_mart_has_exactly_its_declared_columns_and_lineage_names_real_columns(con):
+    """The catalogue in marts.py (descriptions, types, lineage) against the SQL it describes."""
+    aliases = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
+    upstream = {f"raw/{t.name}": {c.name for c in t.columns} for t in
+                (SCHEDULER_SESSIONS, ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULERS)}
+    upstream["marts/sessions"] = {c.name for c in marts.SESSIONS.columns}
+    for mart in marts.MARTS:
+        built = [(name, aliases.get(kind, kind)) for name, kind, *_ in rows(con, f"DESCRIBE {mart.qualified}")]
+        assert built == [(c.name, c.type) for c in mart.columns], mart.name
+        for column in mart.columns:
+            for ref in column.lineage:
+                asset, name = ref.split(":")
+                assert asset in mart.deps and name in upstream[asset], (mart.name, column.name, ref)
