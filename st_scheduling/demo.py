@@ -17,7 +17,7 @@ import duckdb
 
 from st_scheduling import reports
 from st_scheduling.config import Settings
-from st_scheduling.defs.automation import FIRST_DAY, RANGE_END, RANGE_START, local_day
+from st_scheduling.defs.partitions import FIRST_DAY, RANGE_END, RANGE_START, local_day
 
 JOB = "scheduling_pro_job"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -11,15 +11,13 @@
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from st_scheduling.defs.partitions import LOOKBACK_DAYS, TIMEZONE, daily_partitions
+from st_scheduling.defs.partitions import FIRST_DAY, LOOKBACK_DAYS, RANGE_END, RANGE_START, TIMEZONE, local_day
 from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.servicetitan import ServiceTitanError
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 LATE_UPDATE_OVERLAP = timedelta(minutes=10)  # re-read this much before the cursor: clocks and commits lag
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
@@ -43,13 +41,6 @@ raw_schedulers_job = dg.define_asset_job(
 
 def range_request(first: str, last: str, run_key: str | None = None) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, tags={RANGE_START: first, RANGE_END: last})
-
-
-def local_day(moment: datetime, offset_days: int = 0) -> str:
-    return (moment.astimezone(ZoneInfo(TIMEZONE)).date() + timedelta(days=offset_days)).isoformat()
-
-
-FIRST_DAY = daily_partitions.start.date().isoformat()
 
 
 def _clip(first: str) -> str:

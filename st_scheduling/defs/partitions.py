@@ -1,4 +1,5 @@
-"""Daily partitions by session creation date in ST_TIMEZONE, and their UTC windows for the API."""
+"""Daily partitions by session creation date in ST_TIMEZONE, their UTC windows for the API, and the run tags
+and day keys that schedules, sensors and `make demo` use to ask for a range of them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ LOOKBACK_DAYS = _settings.lookback_days
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=_settings.start_date, timezone=TIMEZONE, end_offset=1  # today's partition fills as the day goes
 )
+FIRST_DAY = daily_partitions.start.date().isoformat()
+# Run tags that make one run cover a range of daily partitions (a single-run backfill).
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def local_day(moment: datetime, offset_days: int = 0) -> str:
+    """The partition key of `moment`'s day in ST_TIMEZONE, shifted by `offset_days`."""
+    return (moment.astimezone(ZoneInfo(TIMEZONE)).date() + timedelta(days=offset_days)).isoformat()
 
 
 def day_windows(first_key: str, last_key: str, timezone: str = TIMEZONE) -> list[tuple[datetime, datetime]]:
