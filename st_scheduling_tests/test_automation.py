@@ -56,9 +56,12 @@ def quiet_moment(simulator):
 
 
 def _tick(sensor, resource, instance, cursor=None):
+    """(what the sensor asked for: run requests or a skip reason, the cursor it leaves)."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"servicetitan": resource})
     result = sensor(context)
-    return result, context.cursor
+    if isinstance(result, dg.SkipReason):
+        return result, cursor
+    return (result.run_requests or dg.SkipReason(result.skip_reason.skip_message)), result.cursor
 
 
 def test_late_update_sensor_requests_exactly_the_changed_old_partition(served, simulator, clock, quiet_moment):
@@ -100,12 +103,12 @@ def test_scheduler_sensor_refreshes_when_a_scheduler_appears(served, simulator, 
     launch = max(s.created for t in simulator.tenants for s in t.schedulers)
     clock.set(datetime.fromtimestamp(launch - 60, UTC))
     first, cursor = _tick(automation.scheduler_changes, resource, instance)
-    assert isinstance(first, dg.RunRequest)
+    [first] = first
     unchanged, same = _tick(automation.scheduler_changes, resource, instance, cursor)
     assert isinstance(unchanged, dg.SkipReason) and same == cursor
     clock.set(datetime.fromtimestamp(launch + 60, UTC))
-    appeared, changed = _tick(automation.scheduler_changes, resource, instance, cursor)
-    assert isinstance(appeared, dg.RunRequest) and changed != cursor and appeared.run_key != first.run_key
+    [appeared], changed = _tick(automation.scheduler_changes, resource, instance, cursor)
+    assert changed != cursor and appeared.run_key != first.run_key
 
 
 def test_marts_are_requested_after_raw_partitions_are_materialized(served, warehouse):
@@ -124,3 +127,26 @@ def test_marts_are_requested_after_raw_partitions_are_materialized(served, wareh
     after_raw = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {key for key in marts if after_raw.get_num_requested(key)}
     assert requested == marts
+
+
+NOW_UTC = datetime(2026, 10, 15, 18, 0, tzinfo=UTC)
+
+
+def test_late_changes_are_the_days_older_than_yesterday_and_the_cursor_moves_to_the_latest_change():
+    records = [{"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2026-10-15T17:00:00Z"},
+               {"createdOn": "2026-10-02T11:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"},
+               {"createdOn": "2026-10-14T09:00:00Z", "modifiedOn": "2026-10-15T17:45:00Z"},  # yesterday: hourly's
+               {"createdOn": "2026-08-01T09:00:00Z", "modifiedOn": "2026-10-15T16:00:00Z"}]  # before the first day
+    found = automation.tenant_changes("2026-10-15T16:50:00Z", NOW_UTC, records)
+    assert found == automation.TenantChanges("2026-10-15T17:45:00Z", {"2026-10-02": "2026-10-15T17:30:00Z"})
+    assert automation.tenant_changes(None, NOW_UTC, records) == automation.TenantChanges("2026-10-15T18:00:00Z", {})
+    assert [r.run_key for r in automation.late_update_requests(found.days)] == [
+        "late-update:2026-10-02:2026-10-15T17:30:00Z"]
+
+
+def test_the_scheduler_fingerprint_changes_with_any_scheduler_and_not_with_order():
+    a, b = (1, "s1", "2026-10-01T00:00:00Z"), (1, "s2", "2026-10-02T00:00:00Z")
+    assert automation.scheduler_fingerprint([a, b]) == automation.scheduler_fingerprint([b, a])
+    assert automation.scheduler_fingerprint([a]) != automation.scheduler_fingerprint([a, b])
+    assert automation.scheduler_fingerprint([a, b]) != automation.scheduler_fingerprint(
+        [a, (1, "s2", "2026-10-03T00:00:00Z")])

@@ -10,6 +10,8 @@
 
 import hashlib
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -62,13 +64,34 @@ def refresh_lookback(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     return range_request(_clip(local_day(now, -LOOKBACK_DAYS)), local_day(now))
 
 
-def _created_partitions(records: list[dict]) -> dict[str, str]:
-    """Partition key (local creation day) -> greatest modifiedOn among `records` created that day."""
-    found: dict[str, str] = {}
+@dataclass(frozen=True)
+class TenantChanges:
+    cursor: str  # where this tenant's cursor moves: the latest modifiedOn seen (the API's clock on a first tick)
+    days: dict[str, str]  # partition key older than yesterday -> the latest modifiedOn of its changed sessions
+
+
+def tenant_changes(since: str | None, now: datetime, records: Iterable[dict]) -> TenantChanges:
+    """Which days older than yesterday (in ST_TIMEZONE, at the API's `now`) hold sessions modified since the
+    cursor `since`. A first tick (no cursor) starts watching from now: the nightly look-back covers the past."""
+    if since is None:
+        return TenantChanges(now.strftime("%Y-%m-%dT%H:%M:%SZ"), {})
+    oldest_recent, latest, days = local_day(now, -1), since, {}
     for record in records:
         key = local_day(datetime.fromisoformat(record["createdOn"].replace("Z", "+00:00")))
-        found[key] = max(found.get(key, ""), record["modifiedOn"])
-    return found
+        latest = max(latest, record["modifiedOn"])
+        if FIRST_DAY <= key < oldest_recent:
+            days[key] = max(days.get(key, ""), record["modifiedOn"])
+    return TenantChanges(latest, days)
+
+
+def late_update_requests(days: dict[str, str]) -> list[dg.RunRequest]:
+    """One run per changed day; the run key names the change, so a change seen twice runs once."""
+    return [range_request(key, key, run_key=f"late-update:{key}:{modified}") for key, modified in sorted(days.items())]
+
+
+def scheduler_fingerprint(state: list[tuple]) -> str:
+    """One value for the whole inventory: (tenant, scheduler id, modifiedOn) of every scheduler."""
+    return hashlib.sha256(json.dumps(sorted(state)).encode()).hexdigest()
 
 
 @dg.sensor(job=raw_sessions_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -79,36 +102,30 @@ def _created_partitions(records: list[dict]) -> dict[str, str]:
 def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     changed: dict[str, str] = {}
-    new_cursor = dict(cursor)
     try:
         with servicetitan.clients() as clients:
             for tenant in servicetitan.tenants():
                 client = clients(tenant)
-                schedulers = [r for batch in client.schedulers(tenant) for r in batch]
-                # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
-                now = client.server_time or datetime.now(UTC)
-                oldest_recent = local_day(now, -1)
                 since = cursor.get(str(tenant))
-                if since is None:  # first tick: start watching from now; the nightly look-back covers the past
-                    new_cursor[str(tenant)] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-                    continue
-                modified_from = datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP
-                latest = since
-                for scheduler in schedulers:
-                    for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from):
-                        for key, modified in _created_partitions(batch).items():
-                            latest = max(latest, modified)
-                            if FIRST_DAY <= key < oldest_recent:
-                                changed[key] = max(changed.get(key, ""), modified)
-                new_cursor[str(tenant)] = latest
+                # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
+                schedulers = [r for batch in client.schedulers(tenant) for r in batch]
+                now = client.server_time or datetime.now(UTC)
+                modified_from = None if since is None else (
+                    datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP)
+                records = () if since is None else (
+                    record for scheduler in schedulers
+                    for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from)
+                    for record in batch)
+                found = tenant_changes(since, now, records)
+                cursor[str(tenant)] = found.cursor
+                for key, modified in found.days.items():
+                    changed[key] = max(changed.get(key, ""), modified)
     except ServiceTitanError as err:
         return dg.SkipReason(f"could not read the API ({type(err).__name__}: {err}); cursor left where it was")
-    requests = [range_request(key, key, run_key=f"late-update:{key}:{modified}")
-                for key, modified in sorted(changed.items())]
-    context.update_cursor(json.dumps(new_cursor, sort_keys=True))
-    if not requests:
-        return dg.SkipReason("no sessions older than yesterday changed since the last check")
-    return requests
+    requests = late_update_requests(changed)
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True),
+                           skip_reason=None if requests else "no sessions older than yesterday changed since the "
+                                                              "last check")
 
 
 @dg.sensor(job=raw_schedulers_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -117,15 +134,13 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
 def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     try:
         with servicetitan.clients() as clients:
-            state = sorted((tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()
-                           for batch in clients(tenant).schedulers(tenant) for r in batch)
+            fingerprint = scheduler_fingerprint([(tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()
+                                                 for batch in clients(tenant).schedulers(tenant) for r in batch])
     except ServiceTitanError as err:
         return dg.SkipReason(f"could not read the API ({type(err).__name__}: {err}); cursor left where it was")
-    fingerprint = hashlib.sha256(json.dumps(state).encode()).hexdigest()
     if fingerprint == context.cursor:
         return dg.SkipReason("no scheduler changed")
-    context.update_cursor(fingerprint)
-    return dg.RunRequest(run_key=f"schedulers:{fingerprint}")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"schedulers:{fingerprint}")], cursor=fingerprint)
 
 
 marts_follow_raw = dg.AutomationConditionSensorDefinition(
