@@ -63,6 +63,18 @@ def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
     return f"{header}\n{body}"
 
 
+def funnel_charts(con: duckdb.DuckDBPyConnection) -> dict:
+    everyone = reports.funnel_chart_png({"all schedulers": reports.funnel_rows(con, days=30)},
+                                        "Milestone funnel, last 30 days")
+    each = reports.funnel_chart_png(reports.funnel_rows_by_scheduler(con, days=30),
+                                    "Milestone funnel per scheduler, last 30 days")
+    return {"funnel_chart": dg.MetadataValue.md(reports.png_markdown(everyone, "milestone funnel")),
+            "funnel_by_scheduler": dg.MetadataValue.md(reports.png_markdown(each, "milestone funnel per scheduler"))}
+
+
+# What a mart's materialization shows beyond its row count and preview.
+EXTRA_METADATA = {marts.MILESTONE_FUNNEL.name: funnel_charts}
+
 VOCABULARY_CHECK = dg.AssetCheckSpec(
     "vocabulary_known", asset=dg.AssetKey(["marts", "sessions"]), blocking=True,
     description="Unknown lastStep / sessionOutcome values stay under the vocabulary file's threshold on every "
@@ -115,15 +127,8 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
             con.commit()
             metadata = {"dagster/row_count": dg.MetadataValue.int(rows),
                         "preview": dg.MetadataValue.md(_preview(con, mart)),
-                        **_publish(con, mart, warehouse, context.run.run_id)}
-            if mart is marts.MILESTONE_FUNNEL:
-                everyone = reports.funnel_chart_png({"all schedulers": reports.funnel_rows(con, days=30)},
-                                                    "Milestone funnel, last 30 days")
-                each = reports.funnel_chart_png(reports.funnel_rows_by_scheduler(con, days=30),
-                                                "Milestone funnel per scheduler, last 30 days")
-                metadata["funnel_chart"] = dg.MetadataValue.md(reports.png_markdown(everyone, "milestone funnel"))
-                metadata["funnel_by_scheduler"] = dg.MetadataValue.md(
-                    reports.png_markdown(each, "milestone funnel per scheduler"))
+                        **_publish(con, mart, warehouse, context.run.run_id),
+                        **EXTRA_METADATA.get(mart.name, lambda _: {})(con)}
         yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _mart
