@@ -73,6 +73,7 @@ GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or mo
 PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.", *_from_sessions("session_date"))
 JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job"))
 BOOKINGS = _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking"))
+WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
 
 SESSIONS = Mart(
     "sessions",
@@ -337,8 +338,6 @@ SCHEDULERS = Mart(
         _c("updated_at", "TIMESTAMPTZ", "When it was last modified.", "raw/schedulers:modified_on"),
     ),
 )
-
-WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
 
 BLOCKER_IMPACT = Mart(
     "blocker_impact",

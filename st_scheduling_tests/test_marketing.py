@@ -1,0 +1,57 @@
+"""Campaign identity and attribution windows on the simulator's data (hand-built cases are in test_marts)."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from st_scheduling import vocabulary
+from st_scheduling.defs.marts.assets import MART_ASSETS
+from st_scheduling.defs.marts.checks import one_name_per_campaign
+from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.warehouse import marts
+from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling_tests.conftest import materialize, raw_assets, serve
+
+FIRST, LAST = "2026-09-01", "2026-10-15"
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> DuckDBWarehouse:
+    served = serve()
+    try:
+        warehouse = DuckDBWarehouse(path=str(tmp_path_factory.mktemp("marketing") / "w.duckdb"))
+        assert materialize(raw_assets(), served.resource(), warehouse, FIRST, LAST).success
+    finally:
+        served.close()
+    result = dg.materialize([*MART_ASSETS.values(), one_name_per_campaign], resources={"warehouse": warehouse})
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "one_name_per_campaign"]
+    assert check.passed
+    return warehouse
+
+
+def test_every_simulated_campaign_appears_under_one_name_with_its_utm_only_sessions(warehouse):
+    with duckdb.connect(warehouse.path, read_only=True) as con:
+        named = con.execute("""SELECT tenant_id, campaign_id, count(DISTINCT campaign) FROM marts.sessions
+                               WHERE campaign_id IS NOT NULL GROUP BY ALL""").fetchall()
+        unnamed = con.execute("""SELECT count(*) FROM marts.sessions AS s JOIN raw.scheduler_sessions AS r
+                                 ON r.tenant_id = s.tenant_id AND r.id = s.session_id
+                                 WHERE s.campaign_id IS NOT NULL AND nullif(r.campaign_name, '') IS NULL""").fetchone()
+    assert named and all(n == 1 for *_, n in named)
+    assert unnamed[0] > 0, "sessions without a campaignName still carry their campaign's one name"
+
+
+def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up_to_the_bookings(warehouse):
+    def first_touch(days: int) -> tuple[dict, dict]:
+        with connect(WarehouseSettings(warehouse.path)) as con:
+            marts.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(),
+                                                                             attribution_days=days))
+            credits = dict(con.execute("""SELECT attribution_model, sum(credit) FROM marts.campaign_attribution
+                                          GROUP BY ALL""").fetchall())
+            by_campaign = dict(con.execute("""SELECT campaign, sum(credit) FROM marts.campaign_attribution
+                                              WHERE attribution_model = 'first_touch' GROUP BY ALL""").fetchall())
+        return credits, by_campaign
+
+    wide, wide_first = first_touch(90)
+    narrow, narrow_first = first_touch(1)
+    assert len(set(wide.values())) == 1 and wide == narrow  # session, first, last and linear: the same bookings
+    assert wide_first != narrow_first  # returning customers' earlier sessions fall out of a one-day window
