@@ -20,6 +20,8 @@ from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.simulator import FaultRates, ManualClock, Simulator
 from st_scheduling.simulator.faults import KINDS, FaultInjector
 from st_scheduling.simulator.model import Window
+from st_scheduling.warehouse import marts
+from st_scheduling.warehouse.raw_tables import RAW_TABLES
 from st_scheduling_tests.conftest import NOW, SMALL, Served, materialize, raw_assets
 
 FIRST, LAST = "2026-10-11", "2026-10-15"
