@@ -17,6 +17,8 @@ import duckdb
 from st_scheduling.vocabulary import Vocabulary
 
 SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
+# Marts per scheduler read the sessions, and the scheduler inventory for names beside the ids.
+SESSIONS_AND_SCHEDULER_NAMES = ("marts/sessions", "raw/schedulers")
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ MILESTONE_FUNNEL = Mart(
     "Where customers drop off: for every tenant, scheduler and day (with week and month rollups), how many "
     "sessions reached each milestone, the conversion from the previous milestone, and how many left after "
     "it. Bots are left out (counted in bot_sessions) unless the vocabulary file says ServiceTitan counts them.",
-    ("marts/sessions", "raw/schedulers"),
+    SESSIONS_AND_SCHEDULER_NAMES,
     (
         TENANT, SCHEDULER, GRAIN, PERIOD,
         _c("milestone_index", "INTEGER", "0 (opened) to 7 (booked).", *_from_sessions("milestone_index")),
@@ -233,7 +235,7 @@ BOOKING_VOLUME = Mart(
     "How many jobs and bookings come in, per tenant and scheduler, per day, week and month — by the day the "
     "session happened (date_basis session_date) and by the day of the booked arrival window (timeslot_date). "
     "Abandoned sessions sent to the office as bookings or leads are counted apart.",
-    ("marts/sessions", "raw/schedulers"),
+    SESSIONS_AND_SCHEDULER_NAMES,
     (
         TENANT, SCHEDULER,
         _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
@@ -346,7 +348,7 @@ BLOCKER_IMPACT = Mart(
     "blocked and how many would likely have booked. Method: a blocked session that reached milestone M is "
     "credited the booking rate of the same scheduler's unblocked sessions that reached M (all weeks loaded); "
     "estimated_bookings_lost = sessions_blocked × that rate. Bots and booked sessions are left out.",
-    ("marts/sessions", "raw/schedulers"),
+    SESSIONS_AND_SCHEDULER_NAMES,
     (
         TENANT, SCHEDULER, SCHEDULER_NAME,
         _c("blocker_type", "VARCHAR", "The API's blockerType, as sent.", *_from_sessions("blocker_type")),
@@ -368,7 +370,7 @@ BOOKING_LAG = Mart(
     "How long booking takes, per tenant, scheduler and week of the session: minutes from session start to "
     "booking, hours from booking to the booked arrival window, and for recoveries (a booking made more than an "
     "hour after the session started) hours from start to recovery. Median and 90th percentile; bots left out.",
-    ("marts/sessions", "raw/schedulers"),
+    SESSIONS_AND_SCHEDULER_NAMES,
     (
         TENANT, SCHEDULER, SCHEDULER_NAME, WEEK,
         _c("bookings", "BIGINT", "Booked sessions.", *_from_sessions("is_booked")),
