@@ -73,17 +73,28 @@ def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path
     return _bare_loop(base, tenants, window, parse=True)
 
 
-def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
+def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str,
+             options: LoadOptions = LoadOptions()) -> dict:
     """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
     clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), label=f"tenant {t}") for t in tenants}
     try:
         result = load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path),
-                      "bench", LoadOptions())
+                      "bench", options)
     finally:
         for client in clients.values():
             client.close()
     assert not result.problems(), result.problems()
     return {"records": sum(o.stored for o in result.owners), "lock_held_seconds": result.lock_held_seconds}
+
+
+def tenants_serial(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> dict:
+    """The platform reading one tenant after another (each with its own fetch workers)."""
+    return platform(base, tenants, window, path, LoadOptions(parallel_tenants=1))
+
+
+def tenants_parallel(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> dict:
+    """The platform reading every tenant at once (each with its own fetch workers and rate limit)."""
+    return platform(base, tenants, window, path, LoadOptions(parallel_tenants=len(tenants)))
 
 
 def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> int:
@@ -149,7 +160,8 @@ def dlt_fastest(base: str, tenants: list[int], window: tuple[datetime, datetime]
         return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
 
 
-VARIANTS = {f.__name__: f for f in (server, floor, platform, dagster, dlt_fastest)}
+VARIANTS = {f.__name__: f for f in (server, floor, platform, dagster, dlt_fastest, tenants_serial,
+                                    tenants_parallel)}
 
 
 def main(argv: list[str]) -> None:

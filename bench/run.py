@@ -1,12 +1,15 @@
 """`make bench`: ingestion, marts and incremental refresh, each against its baselines in the same run.
 
-    python -m bench.run [--quick] [--sizes 100000,1000000] [--marts-copies 10]
+    python -m bench.run [--quick] [--sizes 100000,1000000] [--marts-copies 10] [--latency-ms 300,1000]
 
 The simulator is served over loopback in its own process with a frozen clock (the same data for every
 variant), behind a replay server (`bench.replay`) that keeps every response as bytes: one untimed pass
 records them, so the timed passes measure the clients, not the simulator, and the replay server's own rate
 is reported beside the floor. Each ingestion variant runs in its own process (its own peak RSS). Figures
 are ratios against baselines measured in this run, on this machine.
+
+Tenants in parallel are measured apart: 8 tenants behind the replay server with `--latency-ms` added to every
+answer, so the API's round trips, as on a real account, and not this machine, bound the read.
 """
 
 import argparse
@@ -31,22 +34,28 @@ FROZEN_AT = datetime(2026, 11, 25, tzinfo=UTC)
 FIRST_DAY = "2026-09-01"
 LAST_DAY = (FROZEN_AT - timedelta(days=1)).date().isoformat()
 TENANTS, SCHEDULERS = 4, 5
+PARALLEL_TENANTS = 8
+# Round trips for a page of the API: a 5,000-record page is about 10 MB, which alone takes 0.8 s at 100 Mbit/s
+# before the API has queried anything. The lower the latency, the more this machine's two cores, not the API,
+# bound the parallel read, so each is reported.
+API_LATENCY_MS = "300,1000"
+QUICK_LATENCY_MS = 50.0
 SESSIONS_PER_DAILY_MEAN = 830  # ~sessions in the history per unit of --daily-sessions at these settings
 VARIANTS = ("server", "floor", "platform", "dagster", "dlt_fastest")
 
 
 class Server:
-    def __init__(self, sessions: int, workdir: Path):
-        daily = max(1.0, sessions / SESSIONS_PER_DAILY_MEAN)
+    def __init__(self, sessions: int, workdir: Path, tenants: int = TENANTS, latency_ms: float = 0.0):
+        daily = max(1.0, sessions / SESSIONS_PER_DAILY_MEAN * TENANTS / tenants)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0", "--tenants", str(TENANTS),
+            [sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0", "--tenants", str(tenants),
              "--schedulers", str(SCHEDULERS), "--daily-sessions", f"{daily:.3f}", "--frozen-at",
-             FROZEN_AT.isoformat(), "--cache", str(workdir / f"days-{sessions}.db")],
+             FROZEN_AT.isoformat(), "--cache", str(workdir / f"days-{sessions}-{tenants}.db")],
             stdout=subprocess.PIPE, text=True)
         lines = [self.process.stdout.readline() for _ in range(5)]
         self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
-        self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1]],
-                                       stdout=subprocess.PIPE, text=True)
+        self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1], "--latency-ms",
+                                        str(latency_ms)], stdout=subprocess.PIPE, text=True)
         self.base = self.replay.stdout.readline().split()[-1]
 
     def close(self) -> None:
@@ -86,6 +95,27 @@ def table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def parallel_tenants(sessions: int, latencies_ms: list[float], workdir: Path) -> tuple[list[list[str]], bool]:
+    """8 tenants behind an API answering every call after a fixed latency: one tenant at a time vs all at once."""
+    rows, agree = [], True
+    for latency in latencies_ms:
+        server = Server(sessions, workdir, tenants=PARALLEL_TENANTS, latency_ms=latency)
+        try:
+            run_variant("floor", server, workdir / "warm-tenants.duckdb")
+            serial, parallel = (run_variant(v, server, workdir / f"{v}-{latency:.0f}.duckdb")
+                                for v in ("tenants_serial", "tenants_parallel"))
+        finally:
+            server.close()
+        label = f"{PARALLEL_TENANTS} tenants, {latency:.0f} ms per call"
+        rows += [["tenants", str(sessions), f"{label}: {variant}", str(r["records"]), f"{r['seconds']:.1f}",
+                  f"{r['records'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:.0f}", ratio]
+                 for variant, r, ratio in (("one at a time", serial, "1.00"),
+                                           ("all at once", parallel, f"{serial['seconds'] / parallel['seconds']:.2f}x "
+                                                                     "faster"))]
+        agree &= serial["records"] == parallel["records"]
+    return rows, agree
 
 
 def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple[list[list[str]], bool]:
@@ -147,11 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
     parser.add_argument("--dlt-max", type=int, default=200_000,
                         help="run the dlt baseline only up to this size")
+    parser.add_argument("--tenants-sessions", type=int, default=200_000,
+                        help="sessions in the parallel-tenants benchmark's history")
+    parser.add_argument("--latency-ms", default=API_LATENCY_MS,
+                        help="the modelled API's latency per call in the parallel-tenants benchmark (comma-separated "
+                             "for several)")
     args = parser.parse_args(argv)
     sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     copies = 2 if args.quick else args.marts_copies
     with tempfile.TemporaryDirectory(prefix="st_scheduling_bench_") as tmp:
         rows, agree = measure(sizes, copies, args.dlt_max, Path(tmp))
+        latencies = [QUICK_LATENCY_MS] if args.quick else [float(ms) for ms in args.latency_ms.split(",")]
+        tenant_rows, same = parallel_tenants(sizes[0] if args.quick else args.tenants_sessions, latencies, Path(tmp))
+        rows, agree = rows + tenant_rows, agree and same
     print(table(rows))
     print(f"\nbaselines agree on the numbers: {agree}")
     return 0 if agree else 1

@@ -27,6 +27,7 @@ API_LIMITS = {
     "ST_API_MAX_DECOMPRESSED_MB": ("max_decompressed_mb", int),
     "ST_API_PAGE_SLACK": ("page_slack", int),
     "ST_API_FETCH_WORKERS": ("fetch_workers", int),
+    "ST_API_PARALLEL_TENANTS": ("parallel_tenants", int),
 }
 
 

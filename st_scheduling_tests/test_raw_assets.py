@@ -1,7 +1,10 @@
 """Raw ingestion: partition ranges in one run, idempotent and atomic writes, drift, tenants, checks."""
 
+import dataclasses
 import hashlib
 import itertools
+import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -12,10 +15,14 @@ import pyarrow.parquet as pq
 
 from st_scheduling.defs.raw.assets import raw_scheduler_sessions
 from st_scheduling.defs.raw.checks import raw_table_checks
+from st_scheduling.ingest import LoadOptions, load, sources
+from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
+from st_scheduling.simulator import ManualClock, Simulator
+from st_scheduling.simulator.app import http_server
 from st_scheduling.simulator.model import Window
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, SCHEDULER_SESSIONS
 from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect, shrinking
-from st_scheduling_tests.conftest import materialize, raw_assets
+from st_scheduling_tests.conftest import NOW, SMALL, materialize, raw_assets
 
 FIRST, LAST = "2026-09-01", "2026-10-15"
 
@@ -234,3 +241,63 @@ def test_each_tenant_is_read_with_its_own_credentials_and_a_token_stays_in_its_t
     assert f"tenant {second}: listing its owners failed: ApiResponseError: /tenant/{second}/schedulers page 1 " \
            "returned 403 Forbidden" in error.to_string()
     assert stored_fingerprint(warehouse.path) == before
+
+
+class InFlight:
+    """The simulator behind a middleware that holds each session request a moment and records the most requests
+    in flight at once, per tenant and in all."""
+
+    HOLD_SECONDS = 0.05
+
+    def __init__(self, app):
+        self.app, self.lock = app, threading.Lock()
+        self.now, self.peak = defaultdict(int), defaultdict(int)
+
+    def __call__(self, environ, start_response):
+        parts = environ["PATH_INFO"].split("/")
+        if "sessions" not in parts:
+            return self.app(environ, start_response)
+        tenant = parts[parts.index("tenant") + 1]
+        with self.lock:
+            self.now[tenant] += 1
+            self.now["all"] += 1
+            for key in (tenant, "all"):
+                self.peak[key] = max(self.peak[key], self.now[key])
+        try:
+            time.sleep(self.HOLD_SECONDS)
+            return list(self.app(environ, start_response))
+        finally:
+            with self.lock:
+                self.now[tenant] -= 1
+                self.now["all"] -= 1
+
+
+def test_tenants_are_read_in_parallel_each_within_its_own_workers_and_store_the_same_rows(tmp_path):
+    simulator = Simulator(dataclasses.replace(SMALL, tenant_count=4), clock=ManualClock(NOW), sleep=lambda s: None)
+    watched = InFlight(simulator)
+    server = http_server(watched)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tenants = [t.id for t in simulator.tenants]
+    creds = simulator.credentials
+    clients = {t: ServiceTitanClient(Endpoints.resolve(f"http://127.0.0.1:{server.server_port}"),
+                                     Credentials(*creds.for_tenant(t), creds.app_key)) for t in tenants}
+    window = (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 16, tzinfo=UTC))
+    peaks, stored = {}, {}
+    try:
+        for parallel in (1, 4):
+            watched.peak.clear()
+            path = str(tmp_path / f"parallel-{parallel}.duckdb")
+            result = load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path),
+                          "run", LoadOptions(workers=2, parallel_tenants=parallel))
+            assert not result.problems()
+            peaks[parallel], stored[parallel] = dict(watched.peak), stored_fingerprint(path)
+    finally:
+        server.shutdown()
+        for client in clients.values():
+            client.close()
+    assert stored[1] == stored[4]
+    served = served_fingerprint(simulator, "2026-09-01", "2026-10-15")
+    assert {key: n for key, (n, _) in stored[4].items()} == {key: n for key, (n, _) in served.items()}
+    for parallel, peak in peaks.items():  # no tenant ever had more than its two workers' requests in flight
+        assert max(v for k, v in peak.items() if k != "all") <= 2, peak
+    assert peaks[1]["all"] <= 2 < peaks[4]["all"], peaks

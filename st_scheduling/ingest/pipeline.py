@@ -1,4 +1,5 @@
-"""One raw table's load: fetch and stage every owner-window of every tenant concurrently, then commit.
+"""One raw table's load: fetch and stage several tenants at once, each reading a few owner-windows at once,
+then commit.
 
 The DuckDB file is opened only once everything has been staged, for one short transaction per tenant, so
 a slow API never holds the warehouse lock. Scope is what was read in full: an owner whose read failed is
@@ -10,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,8 @@ class LoadOptions:
     """How a load runs. `allow_shrink` is the explicit override for real deletions (see the README runbook)."""
 
     allow_shrink: bool = False
-    workers: int = 2  # owner-windows fetched and staged at once (each tenant stays within its rate limit)
+    workers: int = 2  # owner-windows of one tenant fetched and staged at once (within its rate limit)
+    parallel_tenants: int = 4  # tenants read at once: the API's rate limit is per tenant, its latency per call
     staging_dir: str | None = None  # where staged Parquet files live during a run; the system's temp by default
     lock_wait_seconds: float = 120.0
 
@@ -98,21 +100,14 @@ def describe(err: BaseException) -> str:
 def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_id: str,
          options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None,
          count_windows: list[Window] | None = None) -> LoadResult:
-    """Fetch and stage every owner-window of every tenant; then open the warehouse and commit each tenant in
-    one transaction. (Committing while others still fetch would hold the lock longer on a busy machine, and
+    """Fetch and stage every owner-window of every tenant, `parallel_tenants` tenants at a time; then open the
+    warehouse and commit each tenant in one transaction. (Committing while others still fetch would hold the lock longer on a busy machine, and
     add the commit's memory to the fetch's.) `count_windows`: windows (days) to count the stored rows of."""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
     with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area:
-        with ThreadPoolExecutor(max(1, options.workers), thread_name_prefix="stage") as pool:
-            listings = [(t, pool.submit(source.owners_of, t.tenant_id)) for t in result.tenants]
-            staging = [job for t, listing in listings for job in _submit_owners(pool, source, t, listing, Path(area))]
-            for report, future in staging:
-                try:
-                    future.result()
-                except Exception as err:  # noqa: BLE001 - this owner keeps its rows; reported as a problem
-                    report.error = describe(err)
-                    report.files.clear()
+        with ThreadPoolExecutor(max(1, options.parallel_tenants), thread_name_prefix="tenant") as pool:
+            list(pool.map(lambda tenant: _stage_tenant(source, tenant, Path(area), options.workers), result.tenants))
         POOL.release_unused()  # the fetch's buffers go back before DuckDB takes its own
         committable = [t for t in result.tenants if t.error is None]
         if committable:
@@ -129,19 +124,24 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
     return result
 
 
-def _submit_owners(pool: ThreadPoolExecutor, source: Source, tenant: TenantLoad, listing: Future,
-                   area: Path) -> list[tuple[OwnerLoad, Future]]:
+def _stage_tenant(source: Source, tenant: TenantLoad, area: Path, workers: int) -> None:
+    """List the tenant's owners, then fetch and stage `workers` of them at a time. Failures are recorded on
+    the tenant (listing) or the owner (reading), never raised: the other tenants and owners go on."""
     try:
-        tenant.listed = list(listing.result())
+        tenant.listed = list(source.owners_of(tenant.tenant_id))
     except Exception as err:  # noqa: BLE001 - the tenant fails, the others go on
         tenant.error = f"listing its owners failed: {describe(err)}"
-        return []
-    staging = []
-    for number, owner in enumerate(tenant.listed):
-        report = OwnerLoad(tenant.tenant_id, owner)
-        tenant.owners.append(report)
-        staging.append((report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet")))
-    return staging
+        return
+    tenant.owners = [OwnerLoad(tenant.tenant_id, owner) for owner in tenant.listed]
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix=f"stage-{tenant.tenant_id}") as pool:
+        staging = [(report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet"))
+                   for number, report in enumerate(tenant.owners)]
+        for report, future in staging:
+            try:
+                future.result()
+            except Exception as err:  # noqa: BLE001 - this owner keeps its rows; reported as a problem
+                report.error = describe(err)
+                report.files.clear()
 
 
 def _stage_owner(source: Source, report: OwnerLoad, path: Path) -> None:
