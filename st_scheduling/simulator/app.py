@@ -7,13 +7,9 @@ parameters, envelopes, validation and ``ApiErrorResponse`` bodies. The same obje
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +22,7 @@ import orjson
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from st_scheduling.simulator import performance
+from st_scheduling.simulator.auth import Credentials, TokenAuthority
 from st_scheduling.simulator.day_cache import DayCache
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
 from st_scheduling.simulator.model import (
@@ -37,10 +34,10 @@ from st_scheduling.simulator.model import (
     Window,
     epoch_seconds,
 )
+from st_scheduling.simulator.problems import ApiError, parse_bool, parse_datetime, parse_int, problem
 
 API_PREFIX = "/schedulingpro/v2"
 TOKEN_PATH = "/connect/token"
-TOKEN_LIFETIME = 900
 MAX_PAGE_SIZE = 5000
 DEFAULT_PAGE_SIZE = 50
 
@@ -51,31 +48,6 @@ ROUTES = (
     ("router_sessions", re.compile(r"^/tenant/(?P<tenant>[^/]+)/routers/(?P<id>[^/]+)/sessions$")),
     ("router_performance", re.compile(r"^/tenant/(?P<tenant>[^/]+)/routers/(?P<id>[^/]+)/performance$")),
 )
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The app key the simulator accepts and the stem of each tenant's OAuth client (public demo values).
-
-    As on ServiceTitan, every connected tenant has a client id and secret of its own, and the app key is
-    the app's, the same for every tenant.
-    """
-
-    client_id: str = "simulator-client"
-    client_secret: str = "simulator-secret"
-    app_key: str = "simulator-app-key"
-
-    def for_tenant(self, tenant_id: int) -> tuple[str, str]:
-        """The tenant's (client id, client secret)."""
-        return f"{self.client_id}-{tenant_id}", f"{self.client_secret}-{tenant_id}"
-
-    def __repr__(self) -> str:
-        return f"Credentials(client_id={self.client_id!r}, client_secret=***, app_key=***)"
-
-
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 class ManualClock:
@@ -92,49 +64,6 @@ class ManualClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment.timestamp()
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, title: str, errors: dict[str, list[str]] | None = None,
-                 headers: list[tuple[str, str]] | None = None):
-        super().__init__(title)
-        self.status, self.title, self.errors, self.headers = status, title, errors or {}, headers or []
-
-
-def _problem(status: int, title: str, errors: dict[str, list[str]] | None = None) -> dict:
-    return {
-        "type": f"https://httpstatuses.io/{status}",
-        "title": title,
-        "status": status,
-        "traceId": uuid.uuid4().hex,
-        "errors": errors or {},
-        "data": {},
-    }
-
-
-def _parse_datetime(name: str, raw: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the API reads naive times as UTC
-
-
-def _parse_int(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
-    if not low <= value <= high:
-        raise ApiError(400, "One or more validation errors occurred.",
-                       {name: [f"The field {name} must be between {low} and {high}."]})
-    return value
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
 
 
 class Simulator:
@@ -155,11 +84,8 @@ class Simulator:
         self.clock = clock
         self.faults = FaultInjector(faults)
         self.credentials = credentials or Credentials()
+        self.auth = TokenAuthority(self.credentials, self.model.settings.seed, self.now)
         self.sleep = sleep
-        self._signing_key = hashlib.sha256(f"simulator-tokens/{self.model.settings.seed}".encode()).digest()
-        self._token_serial = 0
-        self._revoked_through = 0
-        self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()  # requests served, by route ("token", "scheduler_sessions", ...)
 
     # -- public helpers -------------------------------------------------------------------------------
@@ -182,17 +108,17 @@ class Simulator:
                 self.calls["token"] += 1
                 if method != "POST":
                     raise ApiError(405, "Method not allowed.", headers=[("Allow", "POST")])
-                return self._respond(start_response, 200, self._issue_token(environ))
+                return self._respond(start_response, 200, self.auth.issue(environ, self.model.tenants))
             if not path.startswith(API_PREFIX):
                 raise ApiError(404, "Not found.")
             if method != "GET":
                 raise ApiError(405, "Method not allowed.", headers=[("Allow", "GET")])
             query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
-            scope = self._authenticate(environ, query)
+            scope = self.auth.tenant_of(environ, query)
             return self._serve_api(start_response, path[len(API_PREFIX):], query, scope)
         except ApiError as err:
             headers = [*err.headers, *([("WWW-Authenticate", "Bearer")] if err.status == 401 else [])]
-            return self._respond(start_response, err.status, _problem(err.status, err.title, err.errors), headers)
+            return self._respond(start_response, err.status, problem(err.status, err.title, err.errors), headers)
 
     def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
         payload = orjson.dumps(body)
@@ -207,45 +133,6 @@ class Simulator:
     def _date_header(self) -> tuple[str, str]:
         """The server's own time (the simulated clock), as every HTTP server sends it."""
         return "Date", format_datetime(datetime.fromtimestamp(self.now(), UTC), usegmt=True)
-
-    # -- auth -------------------------------------------------------------------------------------------
-    def _sign(self, serial: int, issued: int, tenant_id: int) -> str:
-        message = f"{serial}.{issued}.{tenant_id}".encode()
-        return f"{serial}.{issued}.{tenant_id}.{hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()}"
-
-    def _issue_token(self, environ: dict) -> dict:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        form = {k: v[-1] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
-        if form.get("grant_type") != "client_credentials":
-            raise ApiError(400, "unsupported_grant_type", {"grant_type": ["Only client_credentials is supported."]})
-        tenant_id = next((t.id for t in self.tenants if all(map(
-            _same, (form.get("client_id", ""), form.get("client_secret", "")), self.credentials.for_tenant(t.id)))),
-            None)
-        if tenant_id is None:
-            raise ApiError(401, "invalid_client")
-        with self._lock:
-            self._token_serial += 1
-            serial = self._token_serial
-        return {"access_token": self._sign(serial, self.now(), tenant_id), "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME}
-
-    def _authenticate(self, environ: dict, query: dict) -> int:
-        """The tenant the request's token was issued for."""
-        app_key = environ.get("HTTP_ST_APP_KEY") or query.get("servicetitanapplicationkey", "")
-        if not _same(app_key, self.credentials.app_key):
-            raise ApiError(401, "Missing or invalid application key.")
-        token = environ.get("HTTP_AUTHORIZATION", "")
-        token = token[7:] if token[:7].lower() == "bearer " else token
-        parts = token.split(".")
-        try:
-            serial, issued, tenant_id = int(parts[0]), int(parts[1]), int(parts[2])
-        except (IndexError, ValueError):
-            raise ApiError(401, "Missing or invalid access token.")
-        if not _same(self._sign(serial, issued, tenant_id), token):
-            raise ApiError(401, "Missing or invalid access token.")
-        if self.now() - issued >= TOKEN_LIFETIME or serial <= self._revoked_through:
-            raise ApiError(401, "The access token has expired.")
-        return tenant_id
 
     # -- API --------------------------------------------------------------------------------------------
     def _serve_api(self, start_response, path: str, query: dict, scope: int) -> Iterable[bytes]:
@@ -286,21 +173,20 @@ class Simulator:
             else:
                 moment = datetime.fromtimestamp(self.clock() + rates.retry_after_seconds, UTC)
                 retry_after = format_datetime(moment, usegmt=True)
-            return self._respond(start_response, 429, _problem(429, "Too many requests."),
+            return self._respond(start_response, 429, problem(429, "Too many requests."),
                                  [("Retry-After", retry_after)])
         if fault == "maintenance":
-            return self._respond(start_response, 409, _problem(409, "The service is under maintenance."))
+            return self._respond(start_response, 409, problem(409, "The service is under maintenance."))
         if fault == "server_error":
             status = (500, 502, 503)[self.faults.injected.total() % 3]
-            return self._respond(start_response, status, _problem(status, "An unexpected error occurred."))
+            return self._respond(start_response, status, problem(status, "An unexpected error occurred."))
         if fault == "html_error":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             start_response("502 Bad Gateway", [("Content-Type", "text/html"), ("Content-Length", str(len(page))),
                                                self._date_header()])
             return [page]
         if fault == "token_expiry":
-            with self._lock:
-                self._revoked_through = self._token_serial
+            self.auth.revoke_issued()
             raise ApiError(401, "The access token has expired.")
         if fault == "slow":
             self.sleep(rates.slow_seconds)
@@ -318,7 +204,7 @@ class Simulator:
 
     def _window(self, query: dict) -> Window:
         def moment(name: str) -> datetime | None:
-            return _parse_datetime(name, query[name]) if query.get(name) else None
+            return parse_datetime(name, query[name]) if query.get(name) else None
 
         created_from, created_before = moment("createdOnOrAfter"), moment("createdBefore")
         modified_from, modified_before = moment("modifiedOnOrAfter"), moment("modifiedBefore")
@@ -330,9 +216,9 @@ class Simulator:
         )
 
     def _page(self, name: str, tenant: Tenant, owner_id: str | None, query: dict, now: int, drift: bool) -> dict:
-        page = _parse_int("page", query["page"], 1, 2**31 - 1) if query.get("page") else 1
-        size = _parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
-        include_total = _parse_bool("includeTotal", query["includeTotal"]) if query.get("includeTotal") else False
+        page = parse_int("page", query["page"], 1, 2**31 - 1) if query.get("page") else 1
+        size = parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
+        include_total = parse_bool("includeTotal", query["includeTotal"]) if query.get("includeTotal") else False
         window = self._window(query)
         # Page drift: one record that belonged on this page moved to an earlier one while the client paged.
         skip = (page - 1) * size + (1 if drift else 0)
@@ -409,8 +295,8 @@ class Simulator:
         if missing:
             raise ApiError(400, "One or more validation errors occurred.",
                            {p: [f"The {p} field is required."] for p in missing})
-        start = epoch_seconds(_parse_datetime("sessionCreatedOnOrAfter", query["sessionCreatedOnOrAfter"]))
-        end = epoch_seconds(_parse_datetime("sessionCreatedBefore", query["sessionCreatedBefore"]))
+        start = epoch_seconds(parse_datetime("sessionCreatedOnOrAfter", query["sessionCreatedOnOrAfter"]))
+        end = epoch_seconds(parse_datetime("sessionCreatedBefore", query["sessionCreatedBefore"]))
         window = Window(created_from=start, created_before=end)
         if name == "scheduler_performance":
             scheduler = self._scheduler(tenant, owner_id, now)

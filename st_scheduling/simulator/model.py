@@ -525,6 +525,8 @@ def _session_plan(
     rng: random.Random, w: v.World, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str,
     created: int,
 ) -> SessionPlan:
+    """One session's whole life, drawn from `rng` in a fixed order (the generated data depends on it): who
+    visits, how far they get, what they entered, and what happened after."""
     bot = rng.random() < 0.03
     channel = "direct" if bot else rng.weighted(CHANNEL_NAMES, CHANNEL_CUM_WEIGHTS)
     source, gbp_name, campaign_name = _source_tracking(rng, channel, scheduler.company_name)
@@ -533,24 +535,44 @@ def _session_plan(
         customer_key = f"{day - rng.randrange(1, 15)}/{rng.randrange(0, 40)}"
     else:
         customer_key = f"{day}/{scheduler.id}/{index}"
-    who = _customer_identity(tenant.id, customer_key)
-    returning = not customer_key.startswith(f"{day}/")
-    opened = _opened_record(w, session_id, created, scheduler.id, not returning, _device(rng, bot), source,
+    visitor = Visitor(_customer_identity(tenant.id, customer_key), returning=not customer_key.startswith(f"{day}/"))
+    opened = _opened_record(w, session_id, created, scheduler.id, not visitor.returning, _device(rng, bot), source,
                             gbp_name, campaign_name)
     finished = created + rng.randrange(60, 25 * 60)
     if bot:
         return SessionPlan(session_id, created, opened, [(finished, {
             "modifiedOn": iso(finished), "sessionOutcome": w.left_anonymously})])
 
-    # How far the visitor gets.
     call_center = scheduler.mode == "Call_Center"
-    intent = CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0)
+    reached = _furthest_milestone(rng, w, CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0))
+    done, customer = _entered(rng, w, tenant, day, reached, visitor)
+    done.update(modifiedOn=iso(finished), lastCheckinDate=iso(finished), lastStep=w.steps[reached])
+    if reached == w.at("booked"):
+        booked_from = {"rwg": "ReserveWithGoogle", "gbp": "GoogleBusinessProfile"}.get(
+            channel, "CallCenter" if call_center else "Website")
+        events, recovery = _booked(rng, w, finished, done, customer, visitor, booked_from, call_center), None
+    else:
+        events, recovery = _abandoned(rng, w, tenant, finished, done, reached, visitor)
+    return SessionPlan(session_id, created, opened, events, via_router=rng.random() < 0.12, recovery=recovery)
+
+
+@dataclass(frozen=True)
+class Visitor:
+    who: dict  # the customer's identity (_customer_identity)
+    returning: bool
+
+
+def _furthest_milestone(rng: random.Random, w: v.World, intent: float) -> int:
     reached = w.at("opened")
     while reached < w.at("booked") and rng.random() < min(0.98, CONTINUE[reached] * intent):
         reached += 1
+    return reached
 
-    done: dict = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "lastStep": w.steps[reached]}
-    customer: dict = {}
+
+def _entered(rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: int,
+             visitor: Visitor) -> tuple[dict, dict]:
+    """The fields the visitor filled in up to `reached`: (session fields, customer fields)."""
+    who, done, customer = visitor.who, {}, {}
     category, business_unit, job_types = rng.choice(v.CATEGORIES)
     if reached >= w.at("zipcode"):
         customer["address"] = {"zip": who["address"]["zip"], "country": "USA"}
@@ -568,7 +590,7 @@ def _session_plan(
                         phone=None if who["email_only"] else who["phone"])
         done.update(mobileNotificationOptIn=rng.random() < 0.6, marketingOptIn=rng.random() < 0.4,
                     customOptIn=rng.random() < 0.2, isLocationTakeover=False)
-        if returning:
+        if visitor.returning:
             customer.update(id=who["id"], locationId=who["locationId"])
     if reached >= w.at("details"):
         customer["address"] = {k: val for k, val in who["address"].items()}
@@ -577,56 +599,63 @@ def _session_plan(
         done["membershipInterest"] = rng.choice(v.MEMBERSHIP_INTEREST) if rng.random() < 0.3 else None
     if customer:
         done["customer"] = customer
+    return done, customer
 
-    events: list[tuple[int, dict]] = [(finished, done)]
-    recovery = None
-    booked_from = {"rwg": "ReserveWithGoogle", "gbp": "GoogleBusinessProfile"}.get(
-        channel, "CallCenter" if call_center else "Website")
-    if reached == w.at("booked"):
-        as_job = rng.random() < (0.85 if call_center else 0.65)
-        done.update(sessionOutcome=w.job if as_job else w.booking,
-                    paymentInfoCaptured=rng.random() < 0.2,
-                    sourceTracking={"bookedFrom": booked_from})
-        done["jobId" if as_job else "bookingId"] = rng.randrange(10**7, 10**8)
-        customer.setdefault("id", who["id"])
-        customer.setdefault("locationId", who["locationId"])
-        if not as_job and rng.random() < 0.4:  # the office turns the booking request into a job
-            converted = finished + rng.randrange(DAY, 3 * DAY)
-            events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": w.job,
-                                       "jobId": rng.randrange(10**7, 10**8)}))
-    else:
-        contact = reached >= w.at("customer")
-        done["sessionOutcome"] = w.abandoned if contact else w.left_anonymously
-        if reached >= w.at("interacted") and rng.random() < 0.4:
-            done["blockerType"] = rng.choice(v.BLOCKERS)
-            done["blockerToBookAdditionalData"] = "See blocker"
-        roll = rng.random()
-        if contact and roll < 0.35:
-            sent = finished + 1800
-            to_booking = roll < 0.25
-            events.append((sent, {
-                "modifiedOn": iso(sent),
-                "sessionOutcome": w.to_booking if to_booking else w.to_lead,
-                ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
-        elif contact and not who["email_only"] and roll < 0.75:
-            sms_at = finished + 3600
-            recovered = rng.random() < 0.4
-            recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
-                                recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
-                                as_job=rng.random() < 0.7)
-            if recovery.recovered_at is not None:
-                at = recovery.recovered_at
-                slot = (at // DAY + 1) * DAY + (10 - tenant.utc_offset_hours) * 3600
-                events.append((at, {
-                    "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": w.step("booked"),
-                    "sessionOutcome": w.job if recovery.as_job else w.booking,
-                    ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
-                    "blockerType": None, "blockerToBookAdditionalData": None,
-                    "timeslotStart": iso(slot), "timeslotEnd": iso(slot + 7200),
-                    "sourceTracking": {"bookedFrom": "RecoveryLink" if recovery.kind == "link" else "AiAgent"},
-                    "customer": {"id": who["id"], "locationId": who["locationId"]},
-                }))
-    return SessionPlan(session_id, created, opened, events, via_router=rng.random() < 0.12, recovery=recovery)
+
+def _booked(rng: random.Random, w: v.World, finished: int, done: dict, customer: dict, visitor: Visitor,
+            booked_from: str, call_center: bool) -> list[tuple[int, dict]]:
+    """A session that booked: a job or a booking request, which the office may later turn into a job."""
+    events = [(finished, done)]
+    as_job = rng.random() < (0.85 if call_center else 0.65)
+    done.update(sessionOutcome=w.job if as_job else w.booking, paymentInfoCaptured=rng.random() < 0.2,
+                sourceTracking={"bookedFrom": booked_from})
+    done["jobId" if as_job else "bookingId"] = rng.randrange(10**7, 10**8)
+    customer.setdefault("id", visitor.who["id"])
+    customer.setdefault("locationId", visitor.who["locationId"])
+    if not as_job and rng.random() < 0.4:
+        converted = finished + rng.randrange(DAY, 3 * DAY)
+        events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": w.job,
+                                   "jobId": rng.randrange(10**7, 10**8)}))
+    return events
+
+
+def _abandoned(rng: random.Random, w: v.World, tenant: Tenant, finished: int, done: dict, reached: int,
+               visitor: Visitor) -> tuple[list[tuple[int, dict]], Recovery | None]:
+    """A session left before booking: maybe blocked, then maybe sent to the office, or sent a recovery SMS
+    that may bring the customer back to book."""
+    who, events, recovery = visitor.who, [(finished, done)], None
+    contact = reached >= w.at("customer")
+    done["sessionOutcome"] = w.abandoned if contact else w.left_anonymously
+    if reached >= w.at("interacted") and rng.random() < 0.4:
+        done["blockerType"] = rng.choice(v.BLOCKERS)
+        done["blockerToBookAdditionalData"] = "See blocker"
+    roll = rng.random()
+    if contact and roll < 0.35:
+        sent = finished + 1800
+        to_booking = roll < 0.25
+        events.append((sent, {
+            "modifiedOn": iso(sent),
+            "sessionOutcome": w.to_booking if to_booking else w.to_lead,
+            ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
+    elif contact and not who["email_only"] and roll < 0.75:
+        sms_at = finished + 3600
+        recovered = rng.random() < 0.4
+        recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
+                            recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
+                            as_job=rng.random() < 0.7)
+        if recovery.recovered_at is not None:
+            at = recovery.recovered_at
+            slot = (at // DAY + 1) * DAY + (10 - tenant.utc_offset_hours) * 3600
+            events.append((at, {
+                "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": w.step("booked"),
+                "sessionOutcome": w.job if recovery.as_job else w.booking,
+                ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
+                "blockerType": None, "blockerToBookAdditionalData": None,
+                "timeslotStart": iso(slot), "timeslotEnd": iso(slot + 7200),
+                "sourceTracking": {"bookedFrom": "RecoveryLink" if recovery.kind == "link" else "AiAgent"},
+                "customer": {"id": who["id"], "locationId": who["locationId"]},
+            }))
+    return events, recovery
 
 
 def _router_only_plan(rng: random.Random, w: v.World, session_id: str, created: int) -> SessionPlan:
