@@ -8,6 +8,7 @@ or the new one, never half of one. Models read the raw tables, earlier marts, an
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from importlib import resources
@@ -53,10 +54,17 @@ def _c(name: str, type_: str, description: str, *lineage: str) -> MartColumn:
     return MartColumn(name, type_, description, lineage)
 
 
+def _also(column: MartColumn, *lineage: str) -> MartColumn:
+    """A shared column whose value here is computed from more upstream columns."""
+    return dataclasses.replace(column, lineage=column.lineage + lineage)
+
+
 def _from_sessions(*columns: str) -> tuple[str, ...]:
     return tuple(f"marts/sessions:{c}" for c in columns)
 
 
+# The fields a session's outcome is read from: sessionOutcome, and the ids that overrule it.
+OUTCOME = ("session_outcome", "job_id", "booking_id", "lead_id")
 # The fields a session's milestone is read from: lastStep, and the evidence that raises it.
 EVIDENCE = ("last_step", "session_outcome", "job_id", "booking_id", "lead_id", "customer_address_zip", "category",
             "job_type_id", "business_unit_id", "customer_responses", "timeslot_start", "customer_first_name",
@@ -72,7 +80,8 @@ SCHEDULER = _c("scheduler_id", "VARCHAR", "Scheduler the sessions belong to.", "
 SCHEDULER_NAME = _c("scheduler_name", "VARCHAR", "The scheduler's current name (empty for a scheduler no longer "
                     "listed).", "raw/schedulers:name")
 GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or month.")
-PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.", *_from_sessions("session_date"))
+PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.",
+            *_from_sessions("session_date", "session_week", "session_month"))
 JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job"))
 BOOKINGS = _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking"))
 WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
@@ -111,19 +120,18 @@ SESSIONS = Mart(
         _c("unknown_outcome", "BOOLEAN", "sessionOutcome is a value the vocabulary file does not list.",
            *_from_raw_sessions("session_outcome")),
         _c("is_booked", "BOOLEAN", "Created a job or booking, and the outcome is not an abandonment.",
-           *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
+           *_from_raw_sessions(*OUTCOME)),
         _c("booked_at", "TIMESTAMPTZ", "When a booked session booked (its last check-in; later than its creation "
-           "for a recovered session).", *_from_raw_sessions("last_checkin_date", "modified_on")),
-        _c("booked_date", "DATE", "booked_at's day in ST_TIMEZONE.", *_from_raw_sessions("last_checkin_date")),
+           "for a recovered session).", *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on")),
+        _c("booked_date", "DATE", "booked_at's day in ST_TIMEZONE.",
+           *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on")),
         _c("is_abandoned", "BOOLEAN", "The outcome is an abandonment (including sent to booking/lead).",
-           *_from_raw_sessions("session_outcome", "lead_id")),
-        _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions("session_outcome", "job_id")),
-        _c("is_booking", "BOOLEAN", "Booked as a booking request without a job (yet).",
-           *_from_raw_sessions("session_outcome", "job_id", "booking_id")),
+           *_from_raw_sessions(*OUTCOME)),
+        _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions(*OUTCOME)),
+        _c("is_booking", "BOOLEAN", "Booked as a booking request without a job (yet).", *_from_raw_sessions(*OUTCOME)),
         _c("sent_to_booking", "BOOLEAN", "Abandoned, then sent to the office as a booking.",
-           *_from_raw_sessions("session_outcome")),
-        _c("sent_to_lead", "BOOLEAN", "Abandoned, then sent to the office as a lead.",
-           *_from_raw_sessions("session_outcome")),
+           *_from_raw_sessions(*OUTCOME)),
+        _c("sent_to_lead", "BOOLEAN", "Abandoned, then sent to the office as a lead.", *_from_raw_sessions(*OUTCOME)),
         _c("job_id", "BIGINT", "ServiceTitan job created by the session.", *_from_raw_sessions("job_id")),
         _c("booking_id", "BIGINT", "ServiceTitan booking created by the session.", *_from_raw_sessions("booking_id")),
         _c("lead_id", "BIGINT", "ServiceTitan lead created by the session.", *_from_raw_sessions("lead_id")),
@@ -189,7 +197,7 @@ MILESTONE_FUNNEL = Mart(
         _c("sessions", "BIGINT", "Non-bot sessions opened in the period.", *_from_sessions("is_bot")),
         _c("bot_sessions", "BIGINT", "Bot sessions in the period (not in the funnel).", *_from_sessions("is_bot")),
         _c("abandoned_sessions", "BIGINT", "Non-bot sessions whose outcome is an abandonment.",
-           *_from_sessions("is_abandoned")),
+           *_from_sessions("is_abandoned", "is_bot")),
         SCHEDULER_NAME,
     ),
 )
@@ -214,19 +222,19 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign")),
         _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source")),
         _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium")),
-        _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("is_bot")),
+        _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("session_id", "is_bot")),
         _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
-           *_from_sessions("milestone_index")),
+           *_from_sessions("session_id", "milestone_index", "is_job")),
         _c("booked_sessions", "BIGINT", "Booked sessions credited to (linear: touched by) these sessions.",
-           *_from_sessions("is_booked")),
-        JOBS, BOOKINGS,
+           *_from_sessions("session_id", "is_booked", "is_booking")),
+        *(_also(c, *_from_sessions("tenant_id", "session_id")) for c in (JOBS, BOOKINGS)),  # counted once per booking
         _c("credit", "DOUBLE", "Bookings credited: one per booking for session, first and last touch; for linear, "
            "each booking's 1 shared equally among its touches, so every model's credits add up to the bookings.",
            *_from_sessions("is_booked", "customer_key")),
         _c("opened_completion_rate", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
-           *_from_sessions("is_booked")),
+           *_from_sessions("session_id", "is_booked", "is_booking")),
         _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
-           *_from_sessions("is_booked", "milestone_index")),
+           *_from_sessions("session_id", "is_booked", "is_booking", "is_job", "milestone_index")),
     ),
 )
 
@@ -239,9 +247,9 @@ BOOKING_VOLUME = Mart(
     (
         TENANT, SCHEDULER,
         _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
-        GRAIN, PERIOD,
+        GRAIN, _also(PERIOD, *_from_sessions("timeslot_date")),
         JOBS, BOOKINGS,
-        _c("booked", "BIGINT", "jobs + bookings.", *_from_sessions("is_booked")),
+        _c("booked", "BIGINT", "jobs + bookings.", *_from_sessions("is_booked", "is_job", "is_booking")),
         _c("abandoned_sent_to_bookings", "BIGINT", "Abandoned sessions sent as bookings (session_date basis).",
            *_from_sessions("sent_to_booking")),
         _c("abandoned_sent_to_leads", "BIGINT", "Abandoned sessions sent as leads (session_date basis).",
@@ -274,10 +282,11 @@ CUSTOMER_FOLLOW_UPS = Mart(
         _c("category", "VARCHAR", "Service requested.", *_from_sessions("category")),
         _c("last_seen_at", "TIMESTAMPTZ", "When that session was created.", *_from_sessions("created_at")),
         _c("last_session_id", "VARCHAR", "That session's id.", *_from_sessions("session_id")),
-        _c("booked_since", "BOOLEAN", "The customer booked in a later session.", *_from_sessions("is_booked")),
+        _c("booked_since", "BOOLEAN", "The customer booked in a later session.",
+           *_from_sessions("is_booked", "created_at")),
         _c("booked_since_at", "TIMESTAMPTZ", "When that later booking session was created.",
            *_from_sessions("created_at")),
-        _c("needs_follow_up", "BOOLEAN", "Not booked since: call them back.", *_from_sessions("is_booked")),
+        _c("needs_follow_up", "BOOLEAN", "Not booked since: call them back.", *_from_sessions("is_booked", "created_at")),
     ),
     contains_pii=True,
 )
