@@ -120,3 +120,14 @@ def test_loading_definitions_with_a_bad_setting_fails_naming_it(tmp_path):
     loaded = subprocess.run([sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert loaded.returncode != 0 and "ST_LOOKBACK_DAYS='thirty' must be a positive whole number" in loaded.stderr
+
+
+def test_run_time_settings_reach_runs_through_resource_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("ST_TIMEZONE", "America/Chicago")
+    monkeypatch.setenv("ST_ATTRIBUTION_WINDOW_DAYS", "30")
+    monkeypatch.setenv("ST_API_PARALLEL_TENANTS", "8")
+    resources = build_resources(Settings.from_env())
+    warehouse, api = resources["warehouse"], resources["servicetitan"]
+    assert warehouse.model_settings().timezone == "America/Chicago"
+    assert warehouse.model_settings().attribution_days == 30
+    assert warehouse.load_options(api, allow_shrink=False).parallel_tenants == 8

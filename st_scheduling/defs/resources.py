@@ -43,8 +43,11 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
     max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
     page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")
-    fetch_workers: int = Field(default=2, description="Owner-windows (scheduler or router and days) fetched and "
-                                                      "staged at once; each tenant stays under 60 calls/s")
+    fetch_workers: int = Field(default=2, description="Owner-windows (scheduler or router and days) of one tenant "
+                                                      "fetched and staged at once; each tenant stays under 60 "
+                                                      "calls/s (ST_API_FETCH_WORKERS)")
+    parallel_tenants: int = Field(default=4, description="Tenants read at once, each with its own fetch workers "
+                                                         "and rate limit (ST_API_PARALLEL_TENANTS)")
 
     def tenants(self) -> list[int]:
         if not self.tenant_ids.strip():
@@ -175,11 +178,13 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     attribution_window_days: int = Field(default=90, description="Look-back window of the first-touch, last-touch "
                                                                  "and linear attribution models "
                                                                  "(ST_ATTRIBUTION_WINDOW_DAYS)")
+    timezone: str = Field(default="UTC", description="The local day, week and hour of the marts and the alarm "
+                                                     "(ST_TIMEZONE, the partitions' own time zone)")
 
-    def model_settings(self, timezone: str) -> marts.ModelSettings:
+    def model_settings(self) -> marts.ModelSettings:
         """What the mart models read. The customer-key salt is ST_CUSTOMER_KEY_SALT, read at run time and never
         stored; unset, the warehouse keeps its own."""
-        return marts.ModelSettings(timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None,
+        return marts.ModelSettings(self.timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None,
                                    self.attribution_window_days)
 
     @property
@@ -188,6 +193,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     def load_options(self, servicetitan: ServiceTitanResource, allow_shrink: bool) -> LoadOptions:
         return LoadOptions(allow_shrink=allow_shrink, workers=servicetitan.fetch_workers,
+                           parallel_tenants=servicetitan.parallel_tenants,
                            staging_dir=self.staging_dir, lock_wait_seconds=self.lock_wait_seconds)
 
     @contextmanager
@@ -213,7 +219,8 @@ def build_resources(settings: Settings) -> dict:
     return {"servicetitan": api,
             "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file,
                                          publish_dir=settings.publish_dir, publish_pii=settings.publish_pii,
-                                         attribution_window_days=settings.attribution_window_days)}
+                                         attribution_window_days=settings.attribution_window_days,
+                                         timezone=settings.timezone)}
 
 
 @dg.definitions

@@ -7,7 +7,6 @@ import duckdb
 
 from st_scheduling import reports
 from st_scheduling.defs.code_links import linked, sql_reference
-from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import Vocabulary
@@ -107,7 +106,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         },
     )
     def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
-        settings = warehouse.model_settings(TIMEZONE)
+        settings = warehouse.model_settings()
         vocabulary = settings.vocabulary
         check_results = []
         with warehouse.connect() as con:

@@ -3,7 +3,6 @@
 import dagster as dg
 
 from st_scheduling.defs.check_results import check_result
-from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import precision
 from st_scheduling.warehouse import checks, marts, reconciliation
@@ -38,7 +37,7 @@ def rates_check(mart: str) -> dg.AssetChecksDefinition:
                             "rates within the rounding the API uses (read from its values). A gap that a definition "
                             "switch of the vocabulary file would close is reported as such.")
 def reconciled_with_performance_api(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
-    settings = warehouse.model_settings(TIMEZONE)
+    settings = warehouse.model_settings()
     vocabulary = settings.vocabulary
     with warehouse.connect() as con:
         marts.prepare(con, settings)

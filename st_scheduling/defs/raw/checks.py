@@ -3,7 +3,6 @@
 import dagster as dg
 
 from st_scheduling.defs.check_results import check_result
-from st_scheduling.defs.partitions import TIMEZONE
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.warehouse import checks, volume
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
@@ -68,7 +67,7 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
                             "link). Rule: st_scheduling/warehouse/volume.py; quiet on normal nights and weekends.")
 def scheduler_volume_alarm(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
-        found = volume.alarms(con, TIMEZONE)
+        found = volume.alarms(con, warehouse.timezone)
     return check_result(
         [(a.tenant_id, a.scheduler_id, a.scheduler_name, f"{a.window_start:%Y-%m-%d %H:00}",
           f"{a.window_end:%Y-%m-%d %H:00}", round(a.expected, 1), a.seen) for a in found],
