@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: demo dev sql test bench clean
+.PHONY: demo dev instance sql test bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,17 +12,22 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance: dagster.yaml (SQLite storage under DAGSTER_HOME), with deploy/postgres-storage.yaml appended when
+# DAGSTER_PG_HOST is set. Written on every use, so a change of storage takes effect at the next command.
+INSTANCE_FILES := dagster.yaml $(if $(DAGSTER_PG_HOST),deploy/postgres-storage.yaml)
+
+## instance: write DAGSTER_HOME/dagster.yaml (PostgreSQL storage when the DAGSTER_PG_* variables are set)
+instance:
 	mkdir -p $(DAGSTER_HOME) data
-	cp dagster.yaml $@
+	cat $(INSTANCE_FILES) > $(DAGSTER_HOME)/dagster.yaml
 
 ## demo: run the platform's main job on the embedded simulator and print a summary
-demo: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+demo: $(BIN)/.installed instance
 	$(BIN)/python -m st_scheduling.demo
 
 ## dev: the Dagster UI with schedules, sensors and automation running (make dev PORT=3001 for another port)
 PORT ?= 3000
-dev: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+dev: $(BIN)/.installed instance
 	$(BIN)/dg dev --port $(PORT)
 
 ## sql: a DuckDB prompt over the published marts (never blocks a run)
