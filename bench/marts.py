@@ -1,9 +1,17 @@
 """The marts in DuckDB SQL against a straightforward pandas implementation of funnel, attribution and volume.
 
 Both start from the same raw table in the same DuckDB file, both include reading it, and both must produce
-identical numbers (checked here, not assumed).
+identical numbers (checked here, not assumed). Each variant runs in its own process, so its peak RSS is its own:
+
+    python -m bench.marts sql|sql_same|pandas DUCKDB_PATH
+
+prints one JSON line {"variant", "seconds", "peak_rss_mb"}; `pandas` also leaves its three frames as Parquet
+beside the file, for the comparison.
 """
 
+import json
+import resource
+import sys
 import time
 
 import duckdb
@@ -22,9 +30,14 @@ RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_out
     source_utm_medium, source_marketing_source"""
 
 
-def build_sql_marts(con: duckdb.DuckDBPyConnection) -> float:
+FRAMES = ("funnel", "attribution", "volume")  # what the pandas baseline computes
+# The marts the pandas baseline computes, and the sessions mart they are computed from.
+SAME_AS_PANDAS = (marts.SESSIONS, marts.MILESTONE_FUNNEL, marts.CAMPAIGN_ATTRIBUTION, marts.BOOKING_VOLUME)
+
+
+def build_sql_marts(con: duckdb.DuckDBPyConnection, which: tuple[marts.Mart, ...] = marts.MARTS) -> float:
     started = time.perf_counter()
-    for mart in marts.MARTS:
+    for mart in which:
         marts.build(con, mart, MODEL)
     return time.perf_counter() - started
 
@@ -101,7 +114,7 @@ def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.Da
         sessions=("id", "size"), booked_sessions=("booked", "sum")).reset_index()
     volume = humans.groupby(["tenant_id", "listed_by_id", "day"]).agg(
         jobs=("is_job", "sum"), bookings=("is_booking", "sum")).reset_index()
-    return time.perf_counter() - started, {"funnel": funnel, "attribution": attribution, "volume": volume}
+    return time.perf_counter() - started, dict(zip(FRAMES, (funnel, attribution, volume)))
 
 
 def sql_results(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
@@ -139,13 +152,40 @@ def same_numbers(pandas_frames: dict[str, pd.DataFrame], sql_frames: dict[str, p
 
 
 def replicate(source: str, target: str, times: int) -> int:
-    """A copy of the raw sessions, `times` over with new ids: a larger history generated straight into DuckDB."""
+    """A history `times` as large, generated straight into DuckDB: every raw table copied `times` over, each
+    copy as new tenants (tenant id + copy x 10^9). An agency with more tenants, not the same customers visiting
+    `times` as often, which would make every per-customer computation grow with the square of `times`."""
     with duckdb.connect(target) as con:
         con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        for table in ("schedulers", "scheduler_performance", "router_sessions", "router_performance"):
-            con.execute(f"CREATE TABLE raw.{table} AS SELECT * FROM src.raw.{table}")
-        con.execute(f"""CREATE TABLE raw.scheduler_sessions AS
-                        SELECT * REPLACE (id || '~' || copy AS id) FROM src.raw.scheduler_sessions, range({times}) AS c(copy)""")
+        for table in ("schedulers", "scheduler_performance", "router_sessions", "router_performance",
+                      "scheduler_sessions"):
+            con.execute(f"""CREATE TABLE raw.{table} AS
+                            SELECT * REPLACE (tenant_id + copy * 1000000000 AS tenant_id)
+                            FROM src.raw.{table}, range({times}) AS c(copy)""")
         return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
+
+
+def frames_path(path: str, name: str) -> str:
+    return f"{path}.pandas-{name}.parquet"
+
+
+def main(argv: list[str]) -> None:
+    """One variant on the platform's own warehouse settings (threads, memory limit)."""
+    from st_scheduling.warehouse.store import WarehouseSettings, connect
+
+    variant, path = argv
+    with connect(WarehouseSettings(path)) as con:
+        if variant == "pandas":
+            seconds, frames = pandas_marts(con)
+            for name, frame in frames.items():
+                frame.to_parquet(frames_path(path, name))
+        else:
+            seconds = build_sql_marts(con, SAME_AS_PANDAS if variant == "sql_same" else marts.MARTS)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"variant": variant, "seconds": seconds, "peak_rss_mb": peak}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from bench import marts as mart_bench
 from bench.ingestion import credentials
@@ -69,6 +70,14 @@ def run_variant(variant: str, server: Server, path: Path) -> dict:
                           FIRST_DAY, LAST_DAY], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_marts(variant: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.marts", variant, str(path)], capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"marts {variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -156,16 +165,20 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
     for label, path in (("marts", largest_platform_db), (f"marts x{copies}", workdir / f"copies-{copies}.duckdb")):
         if path != largest_platform_db:
             mart_bench.replicate(str(largest_platform_db), str(path), copies)
-        with duckdb.connect(str(path)) as con:
+        with duckdb.connect(str(path), read_only=True) as con:
             sessions = con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
-            sql_seconds = mart_bench.build_sql_marts(con)
-            pandas_seconds, frames = mart_bench.pandas_marts(con)
+        pandas, same_sql, all_sql = (run_marts(v, path) for v in ("pandas", "sql_same", "sql"))
+        with duckdb.connect(str(path), read_only=True) as con:
+            frames = {name: pd.read_parquet(mart_bench.frames_path(str(path), name)) for name in mart_bench.FRAMES}
             same = mart_bench.same_numbers(frames, mart_bench.sql_results(con))
         agree &= same
-        rows.append([label, str(sessions), "pandas: funnel, attribution, volume", "", f"{pandas_seconds:.1f}", "",
-                     "", "1.00"])
-        rows.append([label, str(sessions), f"DuckDB SQL: all {len(marts.MARTS)} marts", "", f"{sql_seconds:.1f}", "",
-                     "", f"{pandas_seconds / sql_seconds:.1f}x faster; same numbers: {same}"])
+        rows.append([label, str(sessions), "pandas: funnel, attribution, volume", "", f"{pandas['seconds']:.1f}", "",
+                     f"{pandas['peak_rss_mb']:.0f}", "1.00"])
+        rows.append([label, str(sessions), "DuckDB SQL: the same (sessions, funnel, attribution, volume)", "",
+                     f"{same_sql['seconds']:.1f}", "", f"{same_sql['peak_rss_mb']:.0f}",
+                     f"{pandas['seconds'] / same_sql['seconds']:.1f}x faster; same numbers: {same}"])
+        rows.append([label, str(sessions), f"DuckDB SQL: all {len(marts.MARTS)} marts", "", f"{all_sql['seconds']:.1f}",
+                     "", f"{all_sql['peak_rss_mb']:.0f}", f"{pandas['seconds'] / all_sql['seconds']:.1f}x faster"])
 
     return rows, agree
 

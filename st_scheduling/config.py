@@ -7,6 +7,7 @@ them through `dagster.EnvVar`, so they are resolved at launch and never stored i
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,6 +61,13 @@ def _api_limits() -> dict[str, float | int]:
     return found
 
 
+def _memory(variable: str, default: str) -> str:
+    raw = (os.getenv(variable) or default).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, re.IGNORECASE):
+        raise SettingsError(f"{variable}={raw!r} must be an amount of memory such as 8GB or 512MB")
+    return raw
+
+
 def _flag(variable: str) -> bool:
     raw = (os.getenv(variable) or "false").strip().lower()
     if raw not in ("true", "false", "1", "0", "yes", "no"):
@@ -88,6 +96,8 @@ class Settings:
     publish_dir: str | None = None  # ST_PUBLISH_DIR; None: published/<warehouse name>/ beside the warehouse
     publish_pii: bool = False  # ST_PUBLISH_PII: also publish the PII mart (customer_follow_ups)
     attribution_window_days: int = 90  # ST_ATTRIBUTION_WINDOW_DAYS
+    duckdb_threads: int = 2  # ST_DUCKDB_THREADS
+    duckdb_memory_limit: str = "8GB"  # ST_DUCKDB_MEMORY_LIMIT
 
     @property
     def is_simulator(self) -> bool:
@@ -111,4 +121,5 @@ class Settings:
         return cls(environment, timezone, start_date, os.getenv("ST_DUCKDB_PATH") or default_path,
                    os.getenv("ST_ROUTER_IDS") or "", os.getenv("ST_TOKEN_URL") or None, _api_limits(),
                    _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file(), os.getenv("ST_PUBLISH_DIR") or None,
-                   _flag("ST_PUBLISH_PII"), _positive_int("ST_ATTRIBUTION_WINDOW_DAYS", 90))
+                   _flag("ST_PUBLISH_PII"), _positive_int("ST_ATTRIBUTION_WINDOW_DAYS", 90),
+                   _positive_int("ST_DUCKDB_THREADS", 2), _memory("ST_DUCKDB_MEMORY_LIMIT", "8GB"))

@@ -131,3 +131,13 @@ def test_run_time_settings_reach_runs_through_resource_config(monkeypatch, tmp_p
     assert warehouse.model_settings().timezone == "America/Chicago"
     assert warehouse.model_settings().attribution_days == 30
     assert warehouse.load_options(api, allow_shrink=False).parallel_tenants == 8
+
+
+def test_duckdb_settings_reach_the_warehouse_and_a_bad_amount_is_named(monkeypatch):
+    monkeypatch.setenv("ST_DUCKDB_THREADS", "8")
+    monkeypatch.setenv("ST_DUCKDB_MEMORY_LIMIT", "32GB")
+    warehouse = build_resources(Settings.from_env())["warehouse"]
+    assert (warehouse.settings.threads, warehouse.settings.memory_limit) == (8, "32GB")
+    monkeypatch.setenv("ST_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(SettingsError, match="ST_DUCKDB_MEMORY_LIMIT='lots' must be an amount of memory"):
+        Settings.from_env()

@@ -157,8 +157,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     silently and does none of the rest, so the package is not a dependency."""
 
     path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
-    threads: int = Field(default=2, description="DuckDB worker threads")
-    memory_limit: str = Field(default="2GB", description="DuckDB memory limit")
+    threads: int = Field(default=2, description="DuckDB worker threads for mart builds (ST_DUCKDB_THREADS)")
+    memory_limit: str = Field(default="8GB", description="DuckDB memory limit for mart builds "
+                                                         "(ST_DUCKDB_MEMORY_LIMIT)")
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
     staging_dir: str | None = Field(default=None, description="Where a run stages API pages as Parquet before its "
                                                               "commit (removed after); the system temp by default")
@@ -220,7 +221,8 @@ def build_resources(settings: Settings) -> dict:
             "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file,
                                          publish_dir=settings.publish_dir, publish_pii=settings.publish_pii,
                                          attribution_window_days=settings.attribution_window_days,
-                                         timezone=settings.timezone)}
+                                         timezone=settings.timezone, threads=settings.duckdb_threads,
+                                         memory_limit=settings.duckdb_memory_limit)}
 
 
 @dg.definitions

@@ -202,6 +202,9 @@ MILESTONE_FUNNEL = Mart(
     ),
 )
 
+# Which touch is first or last: by creation time, then session id.
+TOUCH_ORDER = ("created_at", "session_id")
+
 CAMPAIGN_ATTRIBUTION = Mart(
     "campaign_attribution",
     "Which campaigns, channels and lead sources book work (bots left out). attribution_model 'session': every "
@@ -216,12 +219,12 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("attribution_model", "VARCHAR", "session, first_touch, last_touch or linear."),
         _c("period_start", "DATE", "Session day (session model) or the day the credited booking was made.",
            *_from_sessions("session_date", "booked_date")),
-        _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel")),
+        _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel", *TOUCH_ORDER)),
         _c("campaign_id", "VARCHAR", "ServiceTitan campaignId (also for UTM-only sessions matched to it by name).",
-           *_from_sessions("campaign_id")),
-        _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign")),
-        _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source")),
-        _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium")),
+           *_from_sessions("campaign_id", *TOUCH_ORDER)),
+        _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign", *TOUCH_ORDER)),
+        _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source", *TOUCH_ORDER)),
+        _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium", *TOUCH_ORDER)),
         _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("session_id", "is_bot")),
         _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
            *_from_sessions("session_id", "milestone_index", "is_job")),

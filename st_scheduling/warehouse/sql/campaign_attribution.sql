@@ -3,7 +3,11 @@
 -- 'first_touch' / 'last_touch' / 'linear': every booked session credited, on the day it booked, to the
 -- first, the last, or equally to each session of the same customer within the attribution window before
 -- it (ST_ATTRIBUTION_WINDOW_DAYS, itself included); a booked session without a customer key credits itself.
-WITH humans AS (SELECT * FROM marts.sessions WHERE NOT is_bot),
+WITH humans AS (
+    SELECT tenant_id, session_id, session_date, created_at, booked_date, channel, campaign_id, campaign, utm_source,
+        utm_medium, milestone_index, is_booked, is_job, is_booking, customer_key
+    FROM marts.sessions WHERE NOT is_bot
+),
 session_level AS (
     SELECT tenant_id, 'session' AS attribution_model, session_date AS period_start, channel, campaign_id, campaign,
         utm_source, utm_medium,
@@ -21,37 +25,47 @@ conversions AS (
 ),
 touches AS (
     SELECT c.tenant_id, c.session_id AS conversion_id, c.booked_date, c.is_job, c.is_booking,
-        h.channel, h.campaign_id, h.campaign, h.utm_source, h.utm_medium, h.created_at AS touched_at, h.session_id AS touch_id
+        {'channel': h.channel, 'campaign_id': h.campaign_id, 'campaign': h.campaign, 'utm_source': h.utm_source,
+         'utm_medium': h.utm_medium} AS touch,
+        h.created_at AS touched_at, h.session_id AS touch_id
     FROM conversions AS c
     JOIN humans AS h ON h.tenant_id = c.tenant_id AND h.customer_key = c.customer_key
         AND h.created_at <= c.created_at
         AND h.created_at >= c.created_at - to_days(CAST(getvariable('st_attribution_days') AS INTEGER))
     UNION ALL
     SELECT c.tenant_id, c.session_id, c.booked_date, c.is_job, c.is_booking,
-        h.channel, h.campaign_id, h.campaign, h.utm_source, h.utm_medium, h.created_at, h.session_id
+        {'channel': h.channel, 'campaign_id': h.campaign_id, 'campaign': h.campaign, 'utm_source': h.utm_source,
+         'utm_medium': h.utm_medium},
+        h.created_at, h.session_id
     FROM conversions AS c JOIN humans AS h ON h.tenant_id = c.tenant_id AND h.session_id = c.session_id
     WHERE c.customer_key IS NULL
 ),
-ranked AS (
-    SELECT *,
-        row_number() OVER (PARTITION BY tenant_id, conversion_id ORDER BY touched_at, touch_id) AS first_rank,
-        row_number() OVER (PARTITION BY tenant_id, conversion_id ORDER BY touched_at DESC, touch_id DESC) AS last_rank,
-        count(*) OVER (PARTITION BY tenant_id, conversion_id) AS touch_count
-    FROM touches
+-- Every booked session's touches in one pass: the first and the last (by time, then session id), and how many.
+-- A touch's five fields travel as one struct, so each model credits one whole touch.
+per_conversion AS (
+    SELECT tenant_id, conversion_id, any_value(booked_date) AS booked_date, any_value(is_job) AS is_job,
+        any_value(is_booking) AS is_booking, count(*) AS touch_count,
+        arg_min(touch, (touched_at, touch_id)) AS first_touch, arg_max(touch, (touched_at, touch_id)) AS last_touch
+    FROM touches GROUP BY tenant_id, conversion_id
 ),
+-- One row per model, booked session and campaign it credits, so counting rows counts booked sessions.
 credited AS (
-    SELECT 'first_touch' AS attribution_model, *, 1.0 AS credit FROM ranked WHERE first_rank = 1
+    SELECT 'first_touch' AS attribution_model, tenant_id, booked_date, is_job, is_booking, first_touch AS touch,
+        1.0 AS credit
+    FROM per_conversion
     UNION ALL
-    SELECT 'last_touch', *, 1.0 FROM ranked WHERE last_rank = 1
+    SELECT 'last_touch', tenant_id, booked_date, is_job, is_booking, last_touch, 1.0 FROM per_conversion
     UNION ALL
-    SELECT 'linear', *, 1.0 / touch_count FROM ranked
+    SELECT 'linear', t.tenant_id, t.booked_date, t.is_job, t.is_booking, t.touch, sum(1.0 / p.touch_count)
+    FROM touches AS t JOIN per_conversion AS p USING (tenant_id, conversion_id)
+    GROUP BY t.tenant_id, t.conversion_id, t.booked_date, t.is_job, t.is_booking, t.touch
 ),
 customer_level AS (
-    SELECT tenant_id, attribution_model, booked_date AS period_start, channel, campaign_id, campaign, utm_source,
-        utm_medium,
-        count(DISTINCT conversion_id) AS booked_sessions,
-        count(DISTINCT conversion_id) FILTER (WHERE is_job) AS jobs,
-        count(DISTINCT conversion_id) FILTER (WHERE is_booking) AS bookings,
+    SELECT tenant_id, attribution_model, booked_date AS period_start, touch.channel, touch.campaign_id,
+        touch.campaign, touch.utm_source, touch.utm_medium,
+        count(*) AS booked_sessions,
+        count(*) FILTER (WHERE is_job) AS jobs,
+        count(*) FILTER (WHERE is_booking) AS bookings,
         sum(credit) AS credit
     FROM credited GROUP BY ALL
 )

@@ -17,11 +17,18 @@ totals AS (
         count(*) FILTER (WHERE NOT is_bot AND is_abandoned) AS abandoned_sessions
     FROM periods GROUP BY ALL
 ),
+-- How many sessions stopped at each milestone, then, per milestone, how many got at least that far: a small
+-- table, so every session is counted once and not once per milestone.
+stopped AS (
+    SELECT tenant_id, scheduler_id, grain, period_start, milestone_index,
+        count(*) FILTER (WHERE NOT is_bot OR getvariable('st_bots_in_milestones')) AS sessions
+    FROM periods GROUP BY ALL
+),
 reached AS (
     SELECT p.tenant_id, p.scheduler_id, p.grain, p.period_start, m.milestone_index, m.milestone,
-        count(*) FILTER (WHERE (NOT p.is_bot OR getvariable('st_bots_in_milestones')) AND p.milestone_index >= m.milestone_index)
+        CAST(coalesce(sum(p.sessions) FILTER (WHERE p.milestone_index >= m.milestone_index), 0) AS BIGINT)
             AS sessions_reached
-    FROM periods AS p CROSS JOIN vocab_milestones AS m
+    FROM stopped AS p CROSS JOIN vocab_milestones AS m
     GROUP BY ALL
 )
 SELECT
