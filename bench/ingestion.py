@@ -7,7 +7,6 @@ Prints one JSON line: {"variant", "records", "seconds", "peak_rss_mb"} (and "loc
 
 import json
 import os
-import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 
+from bench.peak import peak_rss_mb
 from st_scheduling.ingest import LoadOptions, load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings
@@ -171,7 +171,7 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     found = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     found = found if isinstance(found, dict) else {"records": found}
     print(json.dumps({"variant": variant, **found, "seconds": seconds, "peak_rss_mb": peak}))
 

@@ -10,7 +10,6 @@ beside the file, for the comparison.
 """
 
 import json
-import resource
 import sys
 import time
 
@@ -18,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bench.peak import peak_rss_mb
 from st_scheduling import vocabulary
 from st_scheduling.warehouse import marts
 
@@ -183,7 +183,7 @@ def main(argv: list[str]) -> None:
                 frame.to_parquet(frames_path(path, name))
         else:
             seconds = build_sql_marts(con, SAME_AS_PANDAS if variant == "sql_same" else marts.MARTS)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"variant": variant, "seconds": seconds, "peak_rss_mb": peak}))
 
 
