@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 
+from st_scheduling.simulator.__main__ import stop_when_terminated
+
 
 def cache_key(target: str) -> str:
     parts = urlsplit(target)
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
+    stop_when_terminated()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.upstream, args.latency_ms / 1000))
     server.daemon_threads = True
     print(f"replay serving http://127.0.0.1:{server.server_port}", flush=True)

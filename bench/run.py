@@ -53,14 +53,19 @@ class Server:
              "--schedulers", str(SCHEDULERS), "--daily-sessions", f"{daily:.3f}", "--frozen-at",
              FROZEN_AT.isoformat(), "--cache", str(workdir / f"days-{sessions}-{tenants}.db")],
             stdout=subprocess.PIPE, text=True)
-        lines = [self.process.stdout.readline() for _ in range(5)]
-        self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
-        self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1], "--latency-ms",
-                                        str(latency_ms)], stdout=subprocess.PIPE, text=True)
-        self.base = self.replay.stdout.readline().split()[-1]
+        self.replay, lines = None, []
+        try:
+            lines = [self.process.stdout.readline() for _ in range(5)]
+            self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
+            self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1],
+                                            "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
+            self.base = self.replay.stdout.readline().split()[-1]
+        except (IndexError, OSError) as err:
+            self.close()
+            raise RuntimeError(f"the bench servers did not start: {err}; the simulator printed {lines!r}") from err
 
     def close(self) -> None:
-        for process in (self.replay, self.process):
+        for process in filter(None, (self.replay, self.process)):
             process.terminate()
             process.wait(timeout=30)
 

@@ -140,8 +140,8 @@ def test_no_secret_token_or_pii_outside_the_contact_tables(world, tmp_path, caps
     served, _, warehouse = world
     simulator = served.simulator
     tokens = []
-    issue = simulator._issue_token
-    simulator._issue_token = lambda environ: tokens.append(issue(environ)["access_token"]) or {
+    issue = simulator.auth.issue
+    simulator.auth.issue = lambda environ, tenant_ids: tokens.append(issue(environ, tenant_ids)["access_token"]) or {
         "access_token": tokens[-1], "token_type": "Bearer", "expires_in": 900}
     simulator.faults = FaultInjector(FaultRates(token_expiry=0.1, server_error=0.1, malformed_json=0.05,
                                                 html_error=0.05, rate_limit=0.1, seed=2, retry_after_seconds=0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -63,7 +64,14 @@ def _deliver_webhooks(simulator: Simulator, url: str, secret: str, interval: flo
                 print(f"webhooks: delivery to {url} failed ({type(err).__name__}); will retry", flush=True)
 
 
+def stop_when_terminated() -> None:
+    """SIGTERM stops the server even when the process that started it had SIGTERM ignored (an ignored signal is
+    inherited across exec, and some in-process Dagster code leaves it so)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> None:
+    stop_when_terminated()
     args = _parser().parse_args(argv)
     settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
                                  daily_sessions=args.daily_sessions, epoch=args.epoch,
