@@ -8,7 +8,7 @@ from st_scheduling import vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.marts.checks import one_name_per_campaign
 from st_scheduling.defs.resources import DuckDBWarehouse
-from st_scheduling.warehouse import marts
+from st_scheduling.warehouse import incremental, marts
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import materialize, raw_assets, serve
 
@@ -43,7 +43,7 @@ def test_every_simulated_campaign_appears_under_one_name_with_its_utm_only_sessi
 def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up_to_the_bookings(warehouse):
     def first_touch(days: int) -> tuple[dict, dict]:
         with connect(WarehouseSettings(warehouse.path)) as con:
-            marts.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(),
+            incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(),
                                                                              attribution_days=days))
             credits = dict(con.execute("""SELECT attribution_model, sum(credit) FROM marts.campaign_attribution
                                           GROUP BY ALL""").fetchall())

@@ -26,7 +26,7 @@ from st_scheduling.simulator import ManualClock
 from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
 from st_scheduling.vocabulary import Vocabulary, precision
 from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
-from st_scheduling.warehouse import checks, marts, reconciliation
+from st_scheduling.warehouse import checks, incremental, marts, reconciliation
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import SMALL, materialize, put_sessions, raw_assets, serve, session_record
 
@@ -112,7 +112,7 @@ EVIDENCE = [  # (session, milestone, outcome class) — unknown lastStep and out
 def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
     with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
         put_sessions(con, records)
-        marts.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
+        incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
         return {sid: tuple(rest) for sid, *rest in con.execute(
             "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
             "FROM marts.sessions").fetchall()}
@@ -248,7 +248,7 @@ def test_a_gap_a_definition_switch_would_close_is_named_as_such(alt_warehouse, t
     copy = shutil.copy(alt_warehouse, tmp_path / "copy.duckdb")
     with connect(WarehouseSettings(str(copy))) as con:
         for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-            marts.build(con, mart, marts.ModelSettings("UTC", wrong))
+            incremental.build(con, mart, marts.ModelSettings("UTC", wrong))
         tolerance = precision.rate_tolerance(reconciliation.api_rate_decimals(con))
         found = reconciliation.mismatches(con, tolerance)
         gaps = reconciliation.definition_gaps(con, wrong, found, tolerance)

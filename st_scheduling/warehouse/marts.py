@@ -1,25 +1,37 @@
-"""The marts: one SQL model per table in `sql/`, documented column by column, rebuilt atomically.
+"""The marts: one SQL model per table in `sql/`, documented column by column.
 
-Each model is a single `CREATE OR REPLACE TABLE marts.<name> AS <model>`, so readers see the old table
-or the new one, never half of one. Models read the raw tables, earlier marts, and the vocabulary file
-(`st_scheduling.vocabulary`): its maps as temporary tables `vocab_*`, its switches as variables `st_*`, and
-`milestone_position(name)` for a milestone's place in its order.
+Each model is one query; rebuilt in full it is a single `CREATE OR REPLACE TABLE marts.<name> AS <model>`, and
+built incrementally (`incremental.py`) a delete and an insert, each in the caller's transaction, so readers see
+the old table or the new one, never half of one. Models read the raw tables and marts through views naming what
+is being built (`latest_sessions_in_scope`, `router_sessions_in_scope`, `sessions_in_scope`), the campaign
+catalogue, and the vocabulary file (`st_scheduling.vocabulary`): its maps as temporary tables `vocab_*`, its
+switches as variables `st_*`, and `milestone_position(name)` for a milestone's place in its order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+import string
 from dataclasses import dataclass
 from importlib import resources
 
 import duckdb
 
 from st_scheduling.vocabulary import Vocabulary
+from st_scheduling.warehouse import scopes
+from st_scheduling.warehouse.scopes import CUSTOMERS, SCHEDULERS as EACH_SCHEDULER, Periods
 
 SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
 # Marts per scheduler read the sessions, and the scheduler inventory for names beside the ids.
 SESSIONS_AND_SCHEDULER_NAMES = ("marts/sessions", "raw/schedulers")
+# The raw session tables as the sessions model reads them: whole for a full build, else the changed sessions' rows.
+RAW_SESSIONS_IN_SCOPE = {"scheduler_sessions_in_scope": "raw.scheduler_sessions",
+                         "router_sessions_in_scope": "raw.router_sessions"}
+
+
+def sql_file(name: str) -> str:
+    return resources.files("st_scheduling.warehouse").joinpath(f"sql/{name}.sql").read_text()
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,7 @@ class Mart:
     deps: tuple[str, ...]  # asset keys ("raw/scheduler_sessions", "marts/sessions")
     columns: tuple[MartColumn, ...]
     contains_pii: bool = False
+    scope: scopes.Scope | None = None  # the rows a changed session can alter; None: always rebuilt in full
 
     @property
     def qualified(self) -> str:
@@ -47,7 +60,7 @@ class Mart:
         return str(resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql"))
 
     def sql(self) -> str:
-        return resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql").read_text()
+        return sql_file(self.name)
 
 
 def _c(name: str, type_: str, description: str, *lineage: str) -> MartColumn:
@@ -200,6 +213,7 @@ MILESTONE_FUNNEL = Mart(
            *_from_sessions("is_abandoned", "is_bot")),
         SCHEDULER_NAME,
     ),
+    scope=Periods("period_start", "grain"),
 )
 
 # Which touch is first or last: by creation time, then session id.
@@ -239,6 +253,7 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
            *_from_sessions("session_id", "is_booked", "is_booking", "is_job", "milestone_index")),
     ),
+    scope=Periods("period_start", touches=True),
 )
 
 BOOKING_VOLUME = Mart(
@@ -259,6 +274,7 @@ BOOKING_VOLUME = Mart(
            *_from_sessions("sent_to_lead")),
         SCHEDULER_NAME,
     ),
+    scope=Periods("period_start", "grain"),
 )
 
 CUSTOMER_FOLLOW_UPS = Mart(
@@ -292,6 +308,7 @@ CUSTOMER_FOLLOW_UPS = Mart(
         _c("needs_follow_up", "BOOLEAN", "Not booked since: call them back.", *_from_sessions("is_booked", "created_at")),
     ),
     contains_pii=True,
+    scope=CUSTOMERS,
 )
 
 SERVICE_DEMAND = Mart(
@@ -308,7 +325,12 @@ SERVICE_DEMAND = Mart(
         _c("booked", "BIGINT", "Of those, booked.", *_from_sessions("is_booked")),
         _c("booked_share", "DOUBLE", "booked ÷ requests.", *_from_sessions("is_booked")),
     ),
+    scope=Periods("period_start", "grain"),
 )
+
+# The /performance days stored since the scorecard's last build ($since): their rows are recomputed too.
+PERFORMANCE_DAYS = ("SELECT tenant_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) "
+                    "FROM raw.scheduler_performance WHERE $since")
 
 SCHEDULER_SCORECARD = Mart(
     "scheduler_scorecard",
@@ -329,6 +351,7 @@ SCHEDULER_SCORECARD = Mart(
         _c("difference", "DOUBLE", "computed_value - api_value."),
         _c("api_only", "BOOLEAN", "The platform cannot reproduce this metric from sessions."),
     ),
+    scope=Periods("day", raw_days=PERFORMANCE_DAYS),
 )
 
 SCHEDULERS = Mart(
@@ -375,6 +398,7 @@ BLOCKER_IMPACT = Mart(
         _c("estimated_bookings_lost", "DOUBLE", "sessions_blocked × comparable_booking_rate.",
            *_from_sessions("milestone_index", "is_booked", "blocker_type")),
     ),
+    scope=EACH_SCHEDULER,
 )
 
 BOOKING_LAG = Mart(
@@ -401,6 +425,7 @@ BOOKING_LAG = Mart(
         _c("p90_hours_to_recovery", "DOUBLE", "90th percentile of the same.", *_from_sessions("created_at",
                                                                                              "booked_at")),
     ),
+    scope=Periods("week_start", "'week'"),
 )
 
 MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTOMER_FOLLOW_UPS, SERVICE_DEMAND,
@@ -419,7 +444,8 @@ class ModelSettings:
 
 def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
     """Session state the models read: the time zone, the customer-key salt, the attribution window, the
-    vocabulary maps and its definition switches, and the small macros the SQL shares."""
+    vocabulary maps and its definition switches, the small macros the SQL shares, and the views of what is
+    being built, here everything."""
     vocabulary = settings.vocabulary
     con.execute("SET VARIABLE st_timezone = ?", [settings.timezone])
     con.execute("SET VARIABLE st_customer_key_salt = ?", [settings.salt or warehouse_salt(con)])
@@ -428,12 +454,29 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
     con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
                 "list_position(getvariable('st_milestones'), name) - 1")
     con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
+    con.execute("CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
+                "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END")
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
     con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
     con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?)", list(vocabulary.outcomes.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
     con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.milestones)))
+    sessions_built = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
+                                 "AND table_name = 'sessions'").fetchone()[0]
+    for view, query in full_views().items():
+        if sessions_built or "marts.sessions" not in query:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {query}")
+
+
+def full_views() -> dict[str, str]:
+    """The views of what is being built, as a full build defines them: everything."""
+    views = {view: f"SELECT * FROM {table}" for view, table in RAW_SESSIONS_IN_SCOPE.items()}
+    for view, (scheduler, router) in (("latest_sessions", RAW_SESSIONS_IN_SCOPE.values()),
+                                      ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE)):
+        views[view] = string.Template(sql_file("latest_sessions")).substitute(scheduler_sessions=scheduler,
+                                                                             router_sessions=router)
+    return {**views, "sessions_in_scope": "SELECT * FROM marts.sessions"}
 
 
 def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None:
@@ -455,8 +498,9 @@ def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:
     return salt
 
 
-def build(con: duckdb.DuckDBPyConnection, mart: Mart, settings: ModelSettings) -> int:
-    """(Re)build one mart atomically; returns its row count."""
-    prepare(con, settings)
+def rebuild(con: duckdb.DuckDBPyConnection, mart: Mart) -> None:
+    """Rebuild one mart in full from everything, on a connection `prepare` set up (`incremental.build` is the
+    way in: it records what the build read, so the next one can merge only what changed)."""
+    if mart is SESSIONS:
+        con.execute(f"CREATE OR REPLACE TABLE meta.campaign_catalogue AS {sql_file('campaign_catalogue')}")
     con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")
-    return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]

@@ -4,13 +4,14 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
+from pydantic import Field
 
 from st_scheduling import reports
 from st_scheduling.defs.code_links import linked, sql_reference
 from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
 from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import checks, marts, publish
+from st_scheduling.warehouse import checks, incremental, marts, publish
 
 GROUP = "scheduling_pro_marts"
 OWNERS = ["team:scheduling-data"]
@@ -81,6 +82,13 @@ VOCABULARY_CHECK = dg.AssetCheckSpec(
                 "outcomes do not run; the failure lists each unknown value with its count and names the file.")
 
 
+class MartBuild(dg.Config):
+    full_rebuild: bool = Field(
+        default=False, description="Rebuild the whole mart from all of raw instead of merging only what changed "
+        "since its last build (a full rebuild also happens by itself on the first build, after marts/sessions was "
+        "rebuilt in full, and when the SQL, settings, vocabulary or scheduler names change).")
+
+
 def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
     tags = PII_TAG if mart.contains_pii else {}
 
@@ -105,14 +113,14 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
             "dagster/code_references": sql_reference(mart.sql_path),
         },
     )
-    def _mart(context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse):
+    def _mart(context: dg.AssetExecutionContext, config: MartBuild, warehouse: DuckDBWarehouse):
         settings = warehouse.model_settings()
         vocabulary = settings.vocabulary
         check_results = []
         with warehouse.connect() as con:
             con.begin()  # the new table replaces the old one only if its vocabulary check passes
             try:
-                rows = marts.build(con, mart, settings)
+                built = incremental.build(con, mart, settings, full=config.full_rebuild)
             except duckdb.Error as err:  # the cause on the failure's first line, not under Dagster's frames
                 raise dg.Failure(description=f"marts/{mart.name}: {type(err).__name__}: {err}") from None
             if mart is marts.SESSIONS:
@@ -124,7 +132,9 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
                     raise dg.Failure(description=f"marts/sessions: {verdict.message}",
                                      metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values)})
             con.commit()
-            metadata = {"dagster/row_count": dg.MetadataValue.int(rows),
+            metadata = {"dagster/row_count": dg.MetadataValue.int(built.rows),
+                        "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") +
+                                                       built.reason),
                         "preview": dg.MetadataValue.md(_preview(con, mart)),
                         **_publish(con, mart, warehouse, context.run.run_id),
                         **EXTRA_METADATA.get(mart.name, lambda _: {})(con)}

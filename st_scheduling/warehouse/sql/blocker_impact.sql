@@ -1,7 +1,7 @@
 -- What each blocker costs: per tenant, scheduler, blocker type, week and the furthest milestone the blocked
 -- sessions reached, how many were blocked and the bookings they would likely have made. "Likely": the
 -- share of this scheduler's unblocked sessions that reached the same milestone and went on to book.
-WITH humans AS (SELECT * FROM marts.sessions WHERE NOT is_bot AND scheduler_id IS NOT NULL),
+WITH humans AS (SELECT * FROM sessions_in_scope WHERE NOT is_bot AND scheduler_id IS NOT NULL),
 reach AS (
     SELECT h.tenant_id, h.scheduler_id, m.milestone_index, count(*) AS reached, count(*) FILTER (WHERE h.is_booked) AS booked
     FROM humans AS h JOIN vocab_milestones AS m ON h.milestone_index >= m.milestone_index

@@ -7,7 +7,7 @@ WITH booked AS (
         epoch(booked_at - created_at) / 60.0 AS minutes_to_booking,
         epoch(timeslot_start - booked_at) / 3600.0 AS hours_to_arrival_window,
         booked_at - created_at > INTERVAL 1 HOUR AS recovered
-    FROM marts.sessions WHERE is_booked AND NOT is_bot AND scheduler_id IS NOT NULL
+    FROM sessions_in_scope WHERE is_booked AND NOT is_bot AND scheduler_id IS NOT NULL
 )
 SELECT b.tenant_id, b.scheduler_id, s.name AS scheduler_name, b.week_start,
     count(*) AS bookings,

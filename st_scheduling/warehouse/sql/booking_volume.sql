@@ -4,10 +4,10 @@
 WITH dated AS (
     SELECT tenant_id, scheduler_id, 'session_date' AS date_basis, session_date AS day,
         is_job, is_booking, sent_to_booking, sent_to_lead
-    FROM marts.sessions WHERE NOT is_bot AND scheduler_id IS NOT NULL
+    FROM sessions_in_scope WHERE NOT is_bot AND scheduler_id IS NOT NULL
     UNION ALL
     SELECT tenant_id, scheduler_id, 'timeslot_date', timeslot_date, is_job, is_booking, false, false
-    FROM marts.sessions WHERE NOT is_bot AND scheduler_id IS NOT NULL AND is_booked AND timeslot_date IS NOT NULL
+    FROM sessions_in_scope WHERE NOT is_bot AND scheduler_id IS NOT NULL AND is_booked AND timeslot_date IS NOT NULL
 ),
 grains AS (
     SELECT *, 'day' AS grain, day AS period_start FROM dated

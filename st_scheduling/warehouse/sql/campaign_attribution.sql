@@ -6,7 +6,7 @@
 WITH humans AS (
     SELECT tenant_id, session_id, session_date, created_at, booked_date, channel, campaign_id, campaign, utm_source,
         utm_medium, milestone_index, is_booked, is_job, is_booking, customer_key
-    FROM marts.sessions WHERE NOT is_bot
+    FROM sessions_in_scope WHERE NOT is_bot
 ),
 session_level AS (
     SELECT tenant_id, 'session' AS attribution_model, session_date AS period_start, channel, campaign_id, campaign,

@@ -9,14 +9,14 @@ WITH contacts AS (
 ),
 stopped AS (
     SELECT s.*
-    FROM marts.sessions AS s
+    FROM sessions_in_scope AS s
     WHERE NOT s.is_bot AND NOT s.is_booked AND s.customer_key IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY s.tenant_id, s.customer_key ORDER BY s.created_at DESC, s.session_id DESC) = 1
 ),
 booked_since AS (
     SELECT st.tenant_id, st.session_id, max(b.created_at) AS booked_at
     FROM stopped AS st
-    JOIN marts.sessions AS b
+    JOIN sessions_in_scope AS b
       ON b.tenant_id = st.tenant_id AND b.customer_key = st.customer_key AND b.is_booked AND b.created_at > st.created_at
     GROUP BY ALL
 )

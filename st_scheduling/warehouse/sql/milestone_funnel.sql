@@ -2,13 +2,13 @@
 -- vocabulary file says ServiceTitan counts them, so the funnel matches its reports).
 WITH periods AS (
     SELECT tenant_id, scheduler_id, 'day' AS grain, session_date AS period_start, milestone_index, is_abandoned, is_bot
-    FROM marts.sessions WHERE scheduler_id IS NOT NULL
+    FROM sessions_in_scope WHERE scheduler_id IS NOT NULL
     UNION ALL
     SELECT tenant_id, scheduler_id, 'week', session_week, milestone_index, is_abandoned, is_bot
-    FROM marts.sessions WHERE scheduler_id IS NOT NULL
+    FROM sessions_in_scope WHERE scheduler_id IS NOT NULL
     UNION ALL
     SELECT tenant_id, scheduler_id, 'month', session_month, milestone_index, is_abandoned, is_bot
-    FROM marts.sessions WHERE scheduler_id IS NOT NULL
+    FROM sessions_in_scope WHERE scheduler_id IS NOT NULL
 ),
 totals AS (
     SELECT tenant_id, scheduler_id, grain, period_start,

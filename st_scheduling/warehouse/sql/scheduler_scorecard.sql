@@ -5,7 +5,7 @@
 WITH per_session AS (
     SELECT *, session_date AS day, milestone_position(milestone) AS position,
         NOT is_bot OR getvariable('st_bots_in_milestones') AS in_milestones
-    FROM marts.sessions
+    FROM sessions_in_scope
     WHERE scheduler_id IS NOT NULL
 ),
 counted AS (

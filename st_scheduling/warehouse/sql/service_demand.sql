@@ -2,7 +2,7 @@
 -- tenant and day / week / month, with the share that booked.
 WITH requests AS (
     SELECT tenant_id, category, job_type_id, business_unit_id, session_date, session_week, session_month, is_booked
-    FROM marts.sessions WHERE NOT is_bot AND category IS NOT NULL
+    FROM sessions_in_scope WHERE NOT is_bot AND category IS NOT NULL
 ),
 grains AS (
     SELECT *, 'day' AS grain, session_date AS period_start FROM requests

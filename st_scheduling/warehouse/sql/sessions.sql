@@ -1,18 +1,7 @@
--- One clean row per tenant and session. Scheduler sessions first (one row per tenant and id: the raw table's
--- key, held by its blocking unique_key check); router sessions only when no scheduler listed the same id (a
--- router session upgraded to a scheduler appears in both), the latest of several routers' rows.
--- Not materialized: the campaign catalogue below reads four of its columns again, which costs less than
--- keeping every column of every session in memory.
-WITH latest AS NOT MATERIALIZED (
-    SELECT *, nullif(trim(source_campaign_id), '') AS own_campaign_id, nullif(trim(campaign_name), '') AS name_given,
-        nullif(trim(source_utm_campaign), '') AS utm_given
-    FROM (SELECT *, 'scheduler' AS listed_by FROM raw.scheduler_sessions
-          UNION ALL BY NAME
-          (SELECT r.*, 'router' AS listed_by FROM raw.router_sessions AS r
-           ANTI JOIN raw.scheduler_sessions AS s ON s.tenant_id = r.tenant_id AND s.id = r.id
-           QUALIFY row_number() OVER (PARTITION BY r.tenant_id, r.id ORDER BY r.modified_on DESC, r.listed_by_id) = 1))
-),
-routed AS (SELECT DISTINCT tenant_id, id FROM raw.router_sessions),
+-- One clean row per tenant and session, for the sessions being built (all of them, or those that changed), their
+-- campaigns named from the catalogue of every session (`campaign_catalogue.sql`).
+WITH latest AS NOT MATERIALIZED (SELECT * FROM latest_sessions_in_scope),
+routed AS (SELECT DISTINCT tenant_id, id FROM router_sessions_in_scope),
 classified AS (
     SELECT
         l.*,
@@ -52,37 +41,17 @@ reached AS (
         )) END AS milestone_index
     FROM booked
 ),
--- A campaign is its campaignId, shown under its most frequent campaignName (else its most frequent
--- utm_campaign, else the id). A session with only UTMs joins the campaign whose name equals its
--- utm_campaign, else whose slug equals its slug; otherwise it stays a campaign of its own name.
-campaign_labels AS (
-    SELECT tenant_id, own_campaign_id AS campaign_id, label, kind, count(*) AS n
-    FROM (SELECT tenant_id, own_campaign_id, name_given AS label, 1 AS kind FROM latest WHERE name_given IS NOT NULL
-          UNION ALL
-          SELECT tenant_id, own_campaign_id, utm_given, 2 FROM latest WHERE utm_given IS NOT NULL)
-    WHERE own_campaign_id IS NOT NULL
-    GROUP BY ALL
-),
-campaigns AS (
-    SELECT tenant_id, campaign_id, first(label ORDER BY kind, n DESC, label) AS name
-    FROM campaign_labels GROUP BY ALL
-),
-utm_matches AS (
-    SELECT u.tenant_id, u.utm_given,
-        coalesce(min(k.campaign_id) FILTER (WHERE k.name = u.utm_given), min(k.campaign_id)) AS campaign_id
-    FROM (SELECT DISTINCT tenant_id, utm_given FROM latest WHERE own_campaign_id IS NULL AND utm_given IS NOT NULL) AS u
-    JOIN campaigns AS k ON k.tenant_id = u.tenant_id AND (k.name = u.utm_given OR slug(k.name) = slug(u.utm_given))
-    GROUP BY ALL
-),
 attributed AS (
     SELECT t.*, coalesce(t.own_campaign_id, m.campaign_id) AS resolved_campaign_id
     FROM reached AS t
-    LEFT JOIN utm_matches AS m ON t.own_campaign_id IS NULL AND m.tenant_id = t.tenant_id AND m.utm_given = t.utm_given
+    LEFT JOIN meta.campaign_catalogue AS m
+        ON t.own_campaign_id IS NULL AND m.tenant_id = t.tenant_id AND m.utm_campaign = t.utm_given
 ),
 named_campaigns AS (
     SELECT a.*, coalesce(k.name, a.resolved_campaign_id, a.name_given, a.utm_given, '(none)') AS campaign_label
     FROM attributed AS a
-    LEFT JOIN campaigns AS k ON k.tenant_id = a.tenant_id AND k.campaign_id = a.resolved_campaign_id
+    LEFT JOIN meta.campaign_catalogue AS k
+        ON k.tenant_id = a.tenant_id AND k.campaign_id = a.resolved_campaign_id AND k.utm_campaign IS NULL
 )
 SELECT
     tenant_id,

@@ -1,0 +1,233 @@
+"""Mart builds that redo only what changed since the last one.
+
+`marts/sessions` merges the sessions whose raw rows were stored (or removed) since its last build, and those whose
+campaign the catalogue now names or matches differently; it logs each merged session's old and new days,
+customer and scheduler in `meta.session_changes`. A mart above it deletes and recomputes only the rows those
+changes can alter, reading only the sessions that compute them (`scopes.py`). Everything is rebuilt when asked,
+on a mart's first build, after `marts/sessions` was rebuilt in full, and whenever what a model reads besides
+rows changed: its SQL, the time zone, the salt, the attribution window, the vocabulary, the scheduler names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+
+from st_scheduling.warehouse import marts, scopes
+
+STATE_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS meta",
+    "CREATE SEQUENCE IF NOT EXISTS meta.session_build_numbers",
+    """CREATE TABLE IF NOT EXISTS meta.mart_builds (
+        mart VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, sessions_build BIGINT NOT NULL,
+        full_build BIGINT NOT NULL, raw_watermark TIMESTAMPTZ, built_at TIMESTAMPTZ NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS meta.session_changes (
+        build BIGINT NOT NULL, tenant_id BIGINT, session_id VARCHAR, scheduler_id VARCHAR, customer_key VARCHAR,
+        created_at TIMESTAMPTZ, session_date DATE, timeslot_date DATE, booked_date DATE)""",
+)
+CHANGE_COLUMNS = "tenant_id, session_id, scheduler_id, customer_key, created_at, session_date, timeslot_date, booked_date"
+SESSION_KEY = "EXISTS (SELECT 1 FROM sessions_to_build AS b WHERE b.tenant_id = {a}.tenant_id AND b.session_id = {a}.{id})"
+STORED_SINCE = "(ingested_at > getvariable('st_since') OR ingested_at IS NULL OR getvariable('st_since') IS NULL)"
+
+
+@dataclass(frozen=True)
+class BuildState:
+    """What a mart's last build consumed: `sessions_build` is the marts/sessions build it read (for
+    marts/sessions, its own number), `full_build` marts/sessions' last full build."""
+
+    fingerprint: str
+    sessions_build: int
+    full_build: int
+    raw_watermark: object  # the latest ingested_at of the raw tables it read (None: they were empty)
+
+
+@dataclass(frozen=True)
+class Build:
+    rows: int  # rows in the mart after the build
+    full: bool
+    reason: str  # why everything was rebuilt, or what the incremental build covered
+    changed: int = 0  # sessions merged (marts/sessions) or session changes read (the marts above it)
+
+
+def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: str, exists: bool,
+                        scoped: bool, sessions: BuildState | None) -> str | None:
+    """Why this build must rebuild everything, or None when merging the changes is exact. `sessions` is
+    marts/sessions' state (for marts/sessions itself, its own)."""
+    if requested:
+        return "full rebuild requested"
+    if not exists or own is None:
+        return "first build"
+    if not scoped:
+        return "this mart is always rebuilt in full (it is small)"
+    if own.fingerprint != fingerprint:
+        return "its SQL, settings, vocabulary or scheduler names changed since the last build"
+    if sessions is None:
+        return "marts/sessions was rebuilt outside the incremental path"
+    if own.sessions_build < sessions.full_build:
+        return "marts/sessions was rebuilt in full since"
+    return None
+
+
+def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings, *,
+          full: bool = False) -> Build:
+    """Bring one mart up to date with the raw tables, in the caller's transaction; `full` rebuilds it all."""
+    marts.prepare(con, settings)
+    for ddl in STATE_DDL:
+        con.execute(ddl)
+    own, sessions = _state(con, mart.name), _state(con, marts.SESSIONS.name)
+    fingerprint = _fingerprint(con, mart, settings)
+    scoped = mart is marts.SESSIONS or mart.scope is not None
+    reason = full_rebuild_reason(full, own, fingerprint, _exists(con, mart), scoped, sessions)
+    con.execute("SET VARIABLE st_since = ?", [own.raw_watermark if reason is None else None])
+    since_raw = _raw_watermark(con, mart)
+    if mart is marts.SESSIONS:
+        number = con.execute("SELECT nextval('meta.session_build_numbers')").fetchone()[0]
+        if reason:
+            marts.rebuild(con, mart)
+            con.execute("DELETE FROM meta.session_changes")
+            result = Build(_count(con, mart), True, reason)
+        else:
+            result = _merge_sessions(con, number)
+        full_build = number if reason else own.full_build
+        _record(con, mart, fingerprint, number, full_build, since_raw)
+        _prune_changes(con)
+        return result
+    sessions_build = sessions.sessions_build if sessions else 0
+    if reason:
+        marts.rebuild(con, mart)
+        result = Build(_count(con, mart), True, reason)
+    else:
+        result = _recompute_scope(con, mart, own.sessions_build, settings)
+    _record(con, mart, fingerprint, sessions_build, sessions.full_build if sessions else 0, since_raw)
+    return result
+
+
+def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
+    """Replace the sessions whose raw rows were stored or removed since the last build, or whose campaign the
+    catalogue now names or matches differently; log their old and new rows as build `number`'s changes."""
+    stored_since = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {t} WHERE {STORED_SINCE}"
+                                  for t in ("raw.scheduler_sessions", "raw.router_sessions"))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
+        {stored_since}
+        UNION
+        SELECT tenant_id, session_id FROM marts.sessions ANTI JOIN (
+            SELECT tenant_id, id AS session_id FROM raw.scheduler_sessions
+            UNION ALL SELECT tenant_id, id FROM raw.router_sessions) USING (tenant_id, session_id)""")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE catalogue_now AS {marts.sql_file('campaign_catalogue')}")
+    con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
+        (SELECT * FROM catalogue_now EXCEPT SELECT * FROM meta.campaign_catalogue)
+        UNION (SELECT * FROM meta.campaign_catalogue EXCEPT SELECT * FROM catalogue_now)""")
+    con.execute("""INSERT INTO sessions_to_build
+        SELECT tenant_id, session_id FROM marts.sessions AS s WHERE EXISTS (SELECT 1 FROM catalogue_changes AS c
+            WHERE c.utm_campaign IS NULL AND c.tenant_id = s.tenant_id AND c.campaign_id = s.campaign_id)
+        UNION
+        SELECT tenant_id, id FROM latest_sessions AS l WHERE l.own_campaign_id IS NULL AND EXISTS (
+            SELECT 1 FROM catalogue_changes AS c WHERE c.tenant_id = l.tenant_id AND c.utm_campaign = l.utm_given)""")
+    con.execute("CREATE OR REPLACE TEMP TABLE sessions_to_build AS SELECT DISTINCT * FROM sessions_to_build")
+    con.execute("DELETE FROM meta.campaign_catalogue")
+    con.execute("INSERT INTO meta.campaign_catalogue SELECT * FROM catalogue_now")
+    changed = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0]
+    if changed:
+        in_build = SESSION_KEY.format(a="s", id="session_id")
+        log = f"INSERT INTO meta.session_changes SELECT {number}, {CHANGE_COLUMNS} FROM marts.sessions AS s WHERE {in_build}"
+        con.execute(log)
+        con.execute(f"DELETE FROM marts.sessions AS s WHERE {in_build}")
+        for view, table in marts.RAW_SESSIONS_IN_SCOPE.items():
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} AS r "
+                        f"WHERE {SESSION_KEY.format(a='r', id='id')}")
+        con.execute(f"INSERT INTO marts.sessions {marts.SESSIONS.sql()}")
+        con.execute(log)
+    return Build(_count(con, marts.SESSIONS), False, f"merged {changed:,} changed sessions", changed)
+
+
+def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_build: int,
+                     settings: marts.ModelSettings) -> Build:
+    """Delete and recompute the rows of `mart` that the session changes after `since_build` can alter."""
+    con.execute("CREATE OR REPLACE TEMP TABLE changes AS SELECT * FROM meta.session_changes WHERE build > ?",
+                [since_build])
+    scope = mart.scope
+    if isinstance(scope, scopes.Periods):
+        _fill_spans(con, scope, settings)
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {scope.table} AS SELECT DISTINCT tenant_id, {scope.column} "
+                    f"FROM changes WHERE {scope.column} IS NOT NULL")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
+                f"WHERE {scope.sessions('x')}")
+    removed = con.execute(f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}").fetchone()[0]
+    con.execute(f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
+    changes = con.execute("SELECT count(*) FROM changes").fetchone()[0]
+    return Build(_count(con, mart), False, f"recomputed the rows {changes:,} session changes can alter "
+                                           f"({removed:,} rows replaced)", changes)
+
+
+def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings: marts.ModelSettings) -> None:
+    days = ["SELECT tenant_id, unnest([" + ", ".join(scopes.SESSION_DAYS) + "]) AS day FROM changes"]
+    if scope.touches:  # bookings whose look-back window holds a changed session
+        days.append("""SELECT b.tenant_id, b.booked_date FROM changes AS c JOIN marts.sessions AS b
+            ON b.tenant_id = c.tenant_id AND b.customer_key = c.customer_key AND b.is_booked
+            AND b.created_at >= c.created_at AND b.created_at <= c.created_at + to_days(?)""")
+    if scope.raw_days:
+        days.append(scope.raw_days.replace("$since", STORED_SINCE))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE scope_spans AS
+        WITH days AS (SELECT tenant_id, day, CAST(date_trunc('week', day) AS DATE) AS week,
+                          CAST(date_trunc('month', day) AS DATE) AS month
+                      FROM ({' UNION '.join(days)}) WHERE day IS NOT NULL)
+        SELECT tenant_id, min(least(week, month)) AS span_start,
+            max(greatest(period_end(week, 'week'), period_end(month, 'month'))) AS span_end
+        FROM days GROUP BY tenant_id""", [settings.attribution_days] if scope.touches else [])
+    con.execute("""CREATE OR REPLACE TEMP TABLE scope_converters AS
+        SELECT DISTINCT x.tenant_id, x.customer_key FROM marts.sessions AS x JOIN scope_spans AS s USING (tenant_id)
+        WHERE x.is_booked AND x.customer_key IS NOT NULL AND x.booked_date >= s.span_start
+            AND x.booked_date < s.span_end""" if scope.touches else
+                "CREATE OR REPLACE TEMP TABLE scope_converters (tenant_id BIGINT, customer_key VARCHAR)")
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings) -> str:
+    vocabulary = settings.vocabulary
+    parts = [mart.sql(), settings.timezone, str(settings.attribution_days), settings.salt or marts.warehouse_salt(con),
+             repr(sorted(vocabulary.steps.items())), repr(sorted(vocabulary.outcomes.items())),
+             repr(vocabulary.switches())]
+    if mart is marts.SESSIONS:
+        parts += [marts.sql_file("latest_sessions"), marts.sql_file("campaign_catalogue")]
+    if "raw/schedulers" in mart.deps:
+        parts.append(str(con.execute("SELECT string_agg(concat_ws('/', tenant_id, id, name), ',' ORDER BY ALL) "
+                                     "FROM raw.schedulers").fetchone()[0]))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _state(con: duckdb.DuckDBPyConnection, mart: str) -> BuildState | None:
+    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_watermark FROM meta.mart_builds "
+                      "WHERE mart = ?",
+                      [mart]).fetchone()
+    return BuildState(*row) if row else None
+
+
+def _raw_watermark(con: duckdb.DuckDBPyConnection, mart: marts.Mart):
+    """The latest time a raw table this mart reads stored rows: the next build reads what came after."""
+    tables = [f"SELECT max(ingested_at) AS t FROM {d.replace('/', '.')}" for d in mart.deps if d.startswith("raw/")]
+    return con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(tables)})").fetchone()[0] if tables else None
+
+
+def _record(con: duckdb.DuckDBPyConnection, mart: marts.Mart, fingerprint: str, sessions_build: int,
+            full_build: int, watermark) -> None:
+    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, now())",
+                [mart.name, fingerprint, sessions_build, full_build, watermark])
+
+
+def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the changes every mart above marts/sessions has read (a mart never built rebuilds in full)."""
+    above = [m.name for m in marts.MARTS if m is not marts.SESSIONS]
+    con.execute("""DELETE FROM meta.session_changes WHERE build <= coalesce(
+        (SELECT min(sessions_build) FROM meta.mart_builds WHERE list_contains(?, mart)),
+        (SELECT max(build) FROM meta.session_changes))""", [above])
+
+
+def _exists(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = ?",
+                       [mart.name]).fetchone()[0] > 0
+
+
+def _count(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
+    return con.execute(f"SELECT count(*) FROM {mart.qualified}").fetchone()[0]
