@@ -10,7 +10,7 @@ from st_scheduling import vocabulary
 from st_scheduling.warehouse import incremental, marts
 from st_scheduling.warehouse.incremental import BuildState, full_rebuild_reason
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
-from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect
 
 MODEL = marts.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
 TODAY = datetime(2026, 11, 3, 15, tzinfo=UTC)  # a Tuesday: yesterday, last week and last month all differ
@@ -50,51 +50,57 @@ class World:
     """Raw tables of two warehouses, written alike: one built incrementally after every batch, one in full."""
 
     def __init__(self, rng: random.Random, cons: list):
-        self.rng, self.cons, self.stored, self.next_id, self.batch = rng, cons, {}, 0, 0
+        self.rng, self.cons, self.stored, self.next_id = rng, cons, {}, 0
 
     def created(self, days_back: int) -> datetime:
         return TODAY - timedelta(days=self.rng.randrange(days_back + 1), minutes=self.rng.randrange(24 * 60))
 
-    def put(self, table, tenant: int, owner: str, record: dict, at: datetime) -> None:
+    def put(self, table, tenant: int, owner: str, record: dict) -> None:
         for con in self.cons:
             con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND id = ?", [tenant, record["id"]])
             con.register("batch", table.to_arrow([record], {"tenant_id": tenant, "listed_by_id": owner}))
-            con.execute(f"INSERT INTO {table.qualified} BY NAME SELECT *, ? AS ingested_at, 'run' AS run_id "
-                        "FROM batch", [at])
+            con.execute(f"INSERT INTO {table.qualified} BY NAME SELECT *, now() AS ingested_at, 'run' AS run_id "
+                        "FROM batch")
             con.unregister("batch")
         self.stored[(table.name, tenant, record["id"])] = (table, owner, record)
 
-    def new(self, days_back: int, at: datetime) -> None:
+    def new(self, days_back: int) -> None:
         table = self.rng.choice((SCHEDULER_SESSIONS, SCHEDULER_SESSIONS, ROUTER_SESSIONS))
         self.next_id += 1
         self.put(table, self.rng.choice((1, 2)), self.rng.choice(OWNERS[table.name]),
-                 random_session(self.rng, f"x{self.next_id}", self.created(days_back)), at)
+                 random_session(self.rng, f"x{self.next_id}", self.created(days_back)))
+
+    def remove_owner_day(self, key: tuple) -> None:
+        """The API now answers an owner's day with nothing, and the shrink is allowed: the commit removes them."""
+        table, owner, record = self.stored[key]
+        day = datetime.fromisoformat(record["createdOn"]).replace(hour=0, minute=0)
+        window = (day, day + timedelta(days=1))
+        for con in self.cons:
+            commit_tenant(con, table, key[1], window, [StagedOwner(owner, ())], [owner], run_id="r", allow_shrink=True)
+        self.stored = {k: v for k, v in self.stored.items() if not (
+            k[:2] == key[:2] and v[1] == owner and window[0] <= datetime.fromisoformat(v[2]["createdOn"]) < window[1])}
 
     def apply_batch(self) -> None:
         """New sessions of today and yesterday, changes to stored ones, late arrivals, removals, and a router
         session upgraded to a scheduler."""
-        self.batch += 1
-        at = TODAY + timedelta(hours=self.batch)
         for _ in range(self.rng.randrange(3, 12)):
-            self.new(1, at)
+            self.new(1)
         for _ in range(self.rng.randrange(1, 3)):
-            self.new(60, at)  # late: stored now, created weeks ago
+            self.new(60)  # late: stored now, created weeks ago
         keys = sorted(self.stored)
         for key in self.rng.sample(keys, min(len(keys), self.rng.randrange(2, 8))):
             table, owner, record = self.stored[key]
-            changed = random_session(self.rng, record["id"], datetime.fromisoformat(record["createdOn"]))
-            self.put(table, key[1], owner, changed, at)
-        for key in self.rng.sample(keys, min(len(keys), self.rng.randrange(0, 2))):
-            table, tenant, sid = self.stored.pop(key)[0], key[1], key[2]
-            for con in self.cons:
-                con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND id = ?", [tenant, sid])
+            self.put(table, key[1], owner, random_session(self.rng, record["id"],
+                                                          datetime.fromisoformat(record["createdOn"])))
+        if self.rng.random() < 0.5:
+            self.remove_owner_day(self.rng.choice(sorted(self.stored)))
         routed = [k for k in sorted(self.stored) if k[0] == ROUTER_SESSIONS.name]
         if routed and self.rng.random() < 0.5:
             _, owner, record = self.stored[self.rng.choice(routed)]
-            self.put(SCHEDULER_SESSIONS, 1, "s1", record, at)
-        self.performance(at)
+            self.put(SCHEDULER_SESSIONS, 1, "s1", record)
+        self.performance()
 
-    def performance(self, at: datetime) -> None:
+    def performance(self) -> None:
         day, sessions = (TODAY - timedelta(days=self.rng.randrange(5))).date(), self.rng.randrange(9)
         for con in self.cons:
             con.execute(f"DELETE FROM {SCHEDULER_PERFORMANCE.qualified} WHERE tenant_id = 1 AND id = 's1' "
@@ -103,8 +109,8 @@ class World:
                 [{"id": "s1", "schedulerName": "Website", "brandName": "Acme", "totalSessions": sessions,
                   "milestoneFrequencyCount": {"opened": 1}}],
                 {"tenant_id": 1, "window_start": f"{day}T05:00:00Z", "window_end": f"{day + timedelta(days=1)}T05:00:00Z"}))
-            con.execute(f"INSERT INTO {SCHEDULER_PERFORMANCE.qualified} BY NAME SELECT *, ? AS ingested_at FROM batch",
-                        [at])
+            con.execute(f"INSERT INTO {SCHEDULER_PERFORMANCE.qualified} BY NAME SELECT *, now() AS ingested_at "
+                        "FROM batch")
             con.unregister("batch")
 
     def name_schedulers(self, name: str) -> None:
@@ -137,7 +143,7 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
         world = World(random.Random(seed), [con, reference])
         world.name_schedulers("Website")
         for _ in range(60):
-            world.new(70, TODAY)
+            world.new(70)
         merged = 0
         for batch in range(6):
             if batch:
@@ -157,7 +163,7 @@ def test_a_full_rebuild_is_one_setting_away_and_a_merge_with_nothing_changed_cha
         world = World(random.Random(7), [con])
         world.name_schedulers("Website")
         for _ in range(30):
-            world.new(40, TODAY)
+            world.new(40)
         first = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
         again = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
         asked = incremental.build(con, marts.SESSIONS, MODEL, full=True)

@@ -105,16 +105,21 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
 
 
 def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
-    """Replace the sessions whose raw rows were stored or removed since the last build, or whose campaign the
-    catalogue now names or matches differently; log their old and new rows as build `number`'s changes."""
-    stored_since = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {t} WHERE {STORED_SINCE}"
-                                  for t in ("raw.scheduler_sessions", "raw.router_sessions"))
+    """Rebuild the sessions whose raw rows were stored since the last build, those in the windows a commit
+    replaced since (where a session may have gone for good), and those whose campaign the catalogue now names or
+    matches differently; replace the ones that came out different, logging their old and new rows as build
+    `number`'s changes."""
+    stored_since = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {table} WHERE {STORED_SINCE}"
+                                  for table in marts.RAW_SESSIONS_IN_SCOPE.values())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
         {stored_since}
         UNION
-        SELECT tenant_id, session_id FROM marts.sessions ANTI JOIN (
-            SELECT tenant_id, id AS session_id FROM raw.scheduler_sessions
-            UNION ALL SELECT tenant_id, id FROM raw.router_sessions) USING (tenant_id, session_id)""")
+        SELECT s.tenant_id, s.session_id FROM marts.sessions AS s JOIN meta.raw_replaced AS w
+            ON w.tenant_id = s.tenant_id AND (w.window_start IS NULL OR s.created_at >= w.window_start
+                                              AND s.created_at < w.window_end)
+        WHERE list_contains(?, w.table_name) AND {STORED_SINCE.replace('ingested_at', 'w.ingested_at')}""",
+                [[table.split(".")[1] for table in marts.RAW_SESSIONS_IN_SCOPE.values()]])
+    con.execute(f"DELETE FROM meta.raw_replaced WHERE NOT {STORED_SINCE}")  # read by an earlier build
     con.execute(f"CREATE OR REPLACE TEMP TABLE catalogue_now AS {marts.sql_file('campaign_catalogue')}")
     con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
         (SELECT * FROM catalogue_now EXCEPT SELECT * FROM meta.campaign_catalogue)
@@ -128,18 +133,29 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
     con.execute("CREATE OR REPLACE TEMP TABLE sessions_to_build AS SELECT DISTINCT * FROM sessions_to_build")
     con.execute("DELETE FROM meta.campaign_catalogue")
     con.execute("INSERT INTO meta.campaign_catalogue SELECT * FROM catalogue_now")
+    read = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0]
+    for view, table in marts.RAW_SESSIONS_IN_SCOPE.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} AS r "
+                    f"WHERE {SESSION_KEY.format(a='r', id='id')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sessions_rebuilt AS {marts.SESSIONS.sql()}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE sessions_before AS SELECT * FROM marts.sessions AS s "
+                f"WHERE {SESSION_KEY.format(a='s', id='session_id')}")
+    # Most re-read sessions come out as they were: only those that differ are replaced and logged, so the marts
+    # above recompute what really changed.
+    con.execute("""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
+        SELECT DISTINCT tenant_id, session_id FROM (
+            (SELECT * FROM sessions_rebuilt EXCEPT SELECT * FROM sessions_before)
+            UNION ALL (SELECT * FROM sessions_before EXCEPT SELECT * FROM sessions_rebuilt))""")
     changed = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0]
     if changed:
         in_build = SESSION_KEY.format(a="s", id="session_id")
-        log = f"INSERT INTO meta.session_changes SELECT {number}, {CHANGE_COLUMNS} FROM marts.sessions AS s WHERE {in_build}"
-        con.execute(log)
+        log = f"INSERT INTO meta.session_changes SELECT {number}, {CHANGE_COLUMNS} FROM {{}} AS s WHERE {in_build}"
+        con.execute(log.format("sessions_before"))
         con.execute(f"DELETE FROM marts.sessions AS s WHERE {in_build}")
-        for view, table in marts.RAW_SESSIONS_IN_SCOPE.items():
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} AS r "
-                        f"WHERE {SESSION_KEY.format(a='r', id='id')}")
-        con.execute(f"INSERT INTO marts.sessions {marts.SESSIONS.sql()}")
-        con.execute(log)
-    return Build(_count(con, marts.SESSIONS), False, f"merged {changed:,} changed sessions", changed)
+        con.execute(f"INSERT INTO marts.sessions SELECT * FROM sessions_rebuilt AS s WHERE {in_build}")
+        con.execute(log.format("sessions_rebuilt"))
+    return Build(_count(con, marts.SESSIONS), False, f"re-read {read:,} sessions stored or replaced since the last "
+                                                     f"build; {changed:,} changed", changed)
 
 
 def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_build: int,
@@ -153,11 +169,13 @@ def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_bui
     else:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {scope.table} AS SELECT DISTINCT tenant_id, {scope.column} "
                     f"FROM changes WHERE {scope.column} IS NOT NULL")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
-                f"WHERE {scope.sessions('x')}")
-    removed = con.execute(f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}").fetchone()[0]
-    con.execute(f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
     changes = con.execute("SELECT count(*) FROM changes").fetchone()[0]
+    removed = 0
+    if con.execute(f"SELECT count(*) FROM {scope.table}").fetchone()[0]:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
+                    f"WHERE {scope.sessions('x')}")
+        removed = con.execute(f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}").fetchone()[0]
+        con.execute(f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
     return Build(_count(con, mart), False, f"recomputed the rows {changes:,} session changes can alter "
                                            f"({removed:,} rows replaced)", changes)
 

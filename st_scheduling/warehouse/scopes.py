@@ -32,6 +32,7 @@ class Periods:
     # A raw table whose rows the mart also reads per day: (tenant_id, day) of rows stored since the last build,
     # with `$since` standing for that time.
     raw_days: str | None = None
+    table = "scope_spans"  # empty: nothing this mart counts changed
 
     def rows(self, alias: str) -> str:
         return (f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id "
@@ -53,7 +54,7 @@ class Keys:
     that customer's or scheduler's sessions."""
 
     column: str  # customer_key or scheduler_id
-    table: str  # scope_customers or scope_schedulers
+    table: str  # scope_customers or scope_schedulers; empty: nothing this mart counts changed
 
     def rows(self, alias: str) -> str:
         return (f"EXISTS (SELECT 1 FROM {self.table} AS k WHERE k.tenant_id = {alias}.tenant_id "

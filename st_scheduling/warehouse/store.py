@@ -92,8 +92,13 @@ def lock_holder(err: Exception) -> str:
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     for table in RAW_TABLES:
         con.execute(table.ddl())
+    # Which rows each commit replaced, so an incremental mart build also finds the rows it removed for good.
+    con.execute("""CREATE TABLE IF NOT EXISTS meta.raw_replaced (
+        table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL,
+        window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, ingested_at TIMESTAMPTZ NOT NULL)""")
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def commit_tenant(
 ) -> CommitOutcome:
     """Replace, in one transaction, the rows of each staged owner in `window` with its staged rows.
 
-    Scope is what was read in full: only owners in `staged` are replaced. An owner stored before but absent
+    Scope is what was read in full: only owners in `staged` are replaced, and logged in `meta.raw_replaced`. An owner stored before but absent
     from `listed` keeps its rows (reported as unlisted). An owner whose distinct rows would shrink keeps
     its rows (reported as refused) unless `allow_shrink`. Staged rows are deduplicated on the table's key,
     keeping the greatest modified_on; a row stored under another owner or window with the same key is
@@ -149,7 +154,7 @@ def commit_tenant(
     in_window, window_params = "TRUE", []
     if window is not None and table.window_column:
         in_window, window_params = f"{table.window_column} >= ? AND {table.window_column} < ?", list(window)
-    outcome = CommitOutcome()
+    outcome, now = CommitOutcome(), datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
     try:
         files = [f for s in staged for f in s.files]
@@ -171,6 +176,8 @@ def commit_tenant(
         if owners:
             con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN (SELECT unnest(?)) "
                         f"AND {in_window}", [tenant_id, owners, *window_params])
+            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?)",
+                        [table.name, tenant_id, *(window_params or [None, None]), now])
         if accepted_files:
             match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
             con.execute(f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM read_parquet(?) "
@@ -183,7 +190,7 @@ def commit_tenant(
             con.execute(
                 f"""INSERT INTO {table.qualified} BY NAME
                 SELECT *, ? AS ingested_at, ? AS run_id FROM read_parquet(?) WHERE {in_window} {dedupe}""",
-                [datetime.now(UTC), run_id, accepted_files, *window_params])
+                [now, run_id, accepted_files, *window_params])
         if owners:
             counts = dict(con.execute(
                 f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
