@@ -3,14 +3,20 @@ removed sessions; and the decision to rebuild in full, tested on its own."""
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from st_scheduling import vocabulary
+from st_scheduling.defs.marts.assets import MART_ASSETS
+from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.warehouse import incremental, marts
 from st_scheduling.warehouse.incremental import BuildState, full_rebuild_reason
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
 from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect
+from st_scheduling_tests.conftest import materialize, raw_assets, serve
 
 MODEL = marts.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
 TODAY = datetime(2026, 11, 3, 15, tzinfo=UTC)  # a Tuesday: yesterday, last week and last month all differ
@@ -47,38 +53,43 @@ def random_session(rng: random.Random, sid: str, created: datetime) -> dict:
 
 
 class World:
-    """Raw tables of two warehouses, written alike: one built incrementally after every batch, one in full."""
+    """Raw tables of two warehouses, written alike through the platform's own commit (staged Parquet, one owner
+    and day at a time): one warehouse is built incrementally after every batch, the other in full."""
 
-    def __init__(self, rng: random.Random, cons: list):
-        self.rng, self.cons, self.stored, self.next_id = rng, cons, {}, 0
+    def __init__(self, rng: random.Random, cons: list, folder: Path):
+        self.rng, self.cons, self.folder, self.stored, self.next_id, self.files = rng, cons, folder, {}, 0, 0
 
     def created(self, days_back: int) -> datetime:
         return TODAY - timedelta(days=self.rng.randrange(days_back + 1), minutes=self.rng.randrange(24 * 60))
 
-    def put(self, table, tenant: int, owner: str, record: dict) -> None:
+    def commit(self, table, tenant: int, owner: str, window, records: list[dict], lead: dict) -> None:
+        """The API now answers this owner and window with `records`, read in full."""
+        files = ()
+        if records:
+            self.files += 1
+            files = (str(self.folder / f"{self.files}.parquet"),)
+            pq.write_table(table.to_arrow(records, {"tenant_id": tenant, **lead}).cast(table.staged_schema), files[0])
         for con in self.cons:
-            con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND id = ?", [tenant, record["id"]])
-            con.register("batch", table.to_arrow([record], {"tenant_id": tenant, "listed_by_id": owner}))
-            con.execute(f"INSERT INTO {table.qualified} BY NAME SELECT *, now() AS ingested_at, 'run' AS run_id "
-                        "FROM batch")
-            con.unregister("batch")
+            commit_tenant(con, table, tenant, window, [StagedOwner(owner, files)], [owner], run_id="r",
+                          allow_shrink=True)
+
+    def commit_day(self, table, tenant: int, owner: str, created: str) -> None:
+        start = datetime.fromisoformat(created).replace(hour=0, minute=0, second=0, microsecond=0)
+        window = (start, start + timedelta(days=1))
+        records = [r for (name, t, _), (_, o, r) in sorted(self.stored.items())
+                   if (name, t, o) == (table.name, tenant, owner) and window[0] <= datetime.fromisoformat(
+                       r["createdOn"]) < window[1]]
+        self.commit(table, tenant, owner, window, records, {"listed_by_id": owner})
+
+    def put(self, table, tenant: int, owner: str, record: dict) -> None:
         self.stored[(table.name, tenant, record["id"])] = (table, owner, record)
+        self.commit_day(table, tenant, owner, record["createdOn"])
 
     def new(self, days_back: int) -> None:
         table = self.rng.choice((SCHEDULER_SESSIONS, SCHEDULER_SESSIONS, ROUTER_SESSIONS))
         self.next_id += 1
         self.put(table, self.rng.choice((1, 2)), self.rng.choice(OWNERS[table.name]),
                  random_session(self.rng, f"x{self.next_id}", self.created(days_back)))
-
-    def remove_owner_day(self, key: tuple) -> None:
-        """The API now answers an owner's day with nothing, and the shrink is allowed: the commit removes them."""
-        table, owner, record = self.stored[key]
-        day = datetime.fromisoformat(record["createdOn"]).replace(hour=0, minute=0)
-        window = (day, day + timedelta(days=1))
-        for con in self.cons:
-            commit_tenant(con, table, key[1], window, [StagedOwner(owner, ())], [owner], run_id="r", allow_shrink=True)
-        self.stored = {k: v for k, v in self.stored.items() if not (
-            k[:2] == key[:2] and v[1] == owner and window[0] <= datetime.fromisoformat(v[2]["createdOn"]) < window[1])}
 
     def apply_batch(self) -> None:
         """New sessions of today and yesterday, changes to stored ones, late arrivals, removals, and a router
@@ -92,8 +103,10 @@ class World:
             table, owner, record = self.stored[key]
             self.put(table, key[1], owner, random_session(self.rng, record["id"],
                                                           datetime.fromisoformat(record["createdOn"])))
-        if self.rng.random() < 0.5:
-            self.remove_owner_day(self.rng.choice(sorted(self.stored)))
+        if self.rng.random() < 0.5:  # the API no longer lists a session, and the shrink is allowed
+            key = self.rng.choice(sorted(self.stored))
+            table, owner, record = self.stored.pop(key)
+            self.commit_day(table, key[1], owner, record["createdOn"])
         routed = [k for k in sorted(self.stored) if k[0] == ROUTER_SESSIONS.name]
         if routed and self.rng.random() < 0.5:
             _, owner, record = self.stored[self.rng.choice(routed)]
@@ -101,25 +114,16 @@ class World:
         self.performance()
 
     def performance(self) -> None:
-        day, sessions = (TODAY - timedelta(days=self.rng.randrange(5))).date(), self.rng.randrange(9)
-        for con in self.cons:
-            con.execute(f"DELETE FROM {SCHEDULER_PERFORMANCE.qualified} WHERE tenant_id = 1 AND id = 's1' "
-                        "AND window_start = ?", [datetime(day.year, day.month, day.day, 5, tzinfo=UTC)])
-            con.register("batch", SCHEDULER_PERFORMANCE.to_arrow(
-                [{"id": "s1", "schedulerName": "Website", "brandName": "Acme", "totalSessions": sessions,
-                  "milestoneFrequencyCount": {"opened": 1}}],
-                {"tenant_id": 1, "window_start": f"{day}T05:00:00Z", "window_end": f"{day + timedelta(days=1)}T05:00:00Z"}))
-            con.execute(f"INSERT INTO {SCHEDULER_PERFORMANCE.qualified} BY NAME SELECT *, now() AS ingested_at "
-                        "FROM batch")
-            con.unregister("batch")
+        day = (TODAY - timedelta(days=self.rng.randrange(5))).replace(hour=5, minute=0)
+        self.commit(SCHEDULER_PERFORMANCE, 1, "s1", (day, day + timedelta(days=1)),
+                    [{"id": "s1", "schedulerName": "Website", "brandName": "Acme", "totalSessions": self.rng.randrange(9),
+                      "milestoneFrequencyCount": {"opened": 1}}],
+                    {"window_start": day.isoformat(), "window_end": (day + timedelta(days=1)).isoformat()})
 
     def name_schedulers(self, name: str) -> None:
-        for con in self.cons:
-            con.execute(f"DELETE FROM {SCHEDULERS.qualified}")
-            for tenant, sid in ((1, "s1"), (1, "s2"), (2, "s1")):
-                con.register("batch", SCHEDULERS.to_arrow([{"id": sid, "name": f"{name} {sid}"}], {"tenant_id": tenant}))
-                con.execute(f"INSERT INTO {SCHEDULERS.qualified} BY NAME SELECT * FROM batch")
-                con.unregister("batch")
+        for tenant, ids in ((1, ("s1", "s2")), (2, ("s1",))):
+            self.commit(SCHEDULERS, tenant, str(tenant), None, [{"id": sid, "name": f"{name} {sid}"} for sid in ids],
+                        {})
 
 
 def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
@@ -140,11 +144,11 @@ def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
 def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, seed):
     with (connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
           connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference):
-        world = World(random.Random(seed), [con, reference])
+        world = World(random.Random(seed), [con, reference], tmp_path)
         world.name_schedulers("Website")
         for _ in range(60):
             world.new(70)
-        merged = 0
+        rebuilt = set()
         for batch in range(6):
             if batch:
                 world.apply_batch()
@@ -154,38 +158,72 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
                 built = incremental.build(con, mart, MODEL)
                 incremental.build(reference, mart, MODEL, full=True)
                 assert differences(con, reference, mart) == (0, 0), (seed, batch, mart.name, built)
-                merged += not built.full
-        assert merged >= 4 * (len(marts.MARTS) - 1)  # the incremental path ran, not full rebuilds throughout
+                if batch and built.full:
+                    rebuilt.add((batch if mart is not marts.SCHEDULERS else None, built.reason))
+        # After the first build only the small inventory and the renamed schedulers' marts were rebuilt in full.
+        assert rebuilt == {(None, "this mart is always rebuilt in full (it is small)"),
+                           (4, "its SQL, settings, vocabulary or scheduler names changed since the last build")}
 
 
-def test_a_full_rebuild_is_one_setting_away_and_a_merge_with_nothing_changed_changes_nothing(tmp_path):
+def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows_are_deleted_by_hand(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
-        world = World(random.Random(7), [con])
+        world = World(random.Random(7), [con], tmp_path)
         world.name_schedulers("Website")
         for _ in range(30):
             world.new(40)
         first = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
         again = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
         asked = incremental.build(con, marts.SESSIONS, MODEL, full=True)
+        con.execute("DELETE FROM raw.scheduler_sessions WHERE id = (SELECT min(id) FROM raw.scheduler_sessions)")
+        by_hand = incremental.build(con, marts.SESSIONS, MODEL)
     assert all(b.full and b.reason == "first build" for b in first)
     assert [(b.full, b.changed, b.rows) for b in again if b.full is False] == [
         (False, 0, b.rows) for b in first if b is not first[marts.MARTS.index(marts.SCHEDULERS)]]
     assert asked.full and asked.reason == "full rebuild requested"
+    assert by_hand.full and by_hand.rows == asked.rows - 1
+    assert by_hand.reason == "raw rows were added or removed outside the platform's loads since the last build"
 
 
-STATE = BuildState("f", sessions_build=5, full_build=3, raw_watermark=None)
+STATE = BuildState("f", sessions_build=5, full_build=3, raw_watermark=None, raw_rows=10)
 
 
-@pytest.mark.parametrize(("requested", "own", "fingerprint", "exists", "scoped", "sessions", "reason"), [
-    (True, STATE, "f", True, True, STATE, "full rebuild requested"),
-    (False, None, "f", True, True, STATE, "first build"),
-    (False, STATE, "f", False, True, STATE, "first build"),
-    (False, STATE, "f", True, False, STATE, "this mart is always rebuilt in full (it is small)"),
-    (False, STATE, "g", True, True, STATE, "its SQL, settings, vocabulary or scheduler names changed since the last "
-                                           "build"),
-    (False, STATE, "f", True, True, None, "marts/sessions was rebuilt outside the incremental path"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 6, None), "marts/sessions was rebuilt in full since"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 5, None), None),
+@pytest.mark.parametrize(("requested", "own", "fingerprint", "exists", "scoped", "sessions", "edited", "reason"), [
+    (True, STATE, "f", True, True, STATE, False, "full rebuild requested"),
+    (False, None, "f", True, True, STATE, False, "first build"),
+    (False, STATE, "f", False, True, STATE, False, "first build"),
+    (False, STATE, "f", True, False, STATE, False, "this mart is always rebuilt in full (it is small)"),
+    (False, STATE, "g", True, True, STATE, False, "its SQL, settings, vocabulary or scheduler names changed since "
+                                                  "the last build"),
+    (False, STATE, "f", True, True, STATE, True, "raw rows were added or removed outside the platform's loads since "
+                                                 "the last build"),
+    (False, STATE, "f", True, True, None, False, "marts/sessions was rebuilt outside the incremental path"),
+    (False, STATE, "f", True, True, BuildState("x", 9, 6, None, 10), False, "marts/sessions was rebuilt in full since"),
+    (False, STATE, "f", True, True, BuildState("x", 9, 5, None, 10), False, None),
 ])
-def test_when_a_mart_is_rebuilt_in_full(requested, own, fingerprint, exists, scoped, sessions, reason):
-    assert full_rebuild_reason(requested, own, fingerprint, exists, scoped, sessions) == reason
+def test_when_a_mart_is_rebuilt_in_full(requested, own, fingerprint, exists, scoped, sessions, edited, reason):
+    assert full_rebuild_reason(requested, own, fingerprint, exists, scoped, sessions, edited) == reason
+
+
+def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebuild(tmp_path):
+    served = serve()
+    try:
+        warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+        assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-01", "2026-10-04").success
+    finally:
+        served.close()
+    mart_assets = list(MART_ASSETS.values())
+
+    def builds(**kwargs) -> dict[str, str]:
+        result = dg.materialize(mart_assets, resources={"warehouse": warehouse}, **kwargs)
+        return {event.asset_key.to_user_string(): event.materialization.metadata["build"].value
+                for event in result.get_asset_materialization_events()}
+
+    first = builds()
+    again = builds()
+    asked = builds(run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}})
+    assert set(first.values()) == {"full rebuild: first build"}
+    assert again["marts/sessions"] == ("incremental: re-read 0 sessions stored or replaced since the last build; "
+                                       "0 changed")
+    assert again["marts/milestone_funnel"].startswith("incremental: recomputed the rows 0 session changes")
+    assert asked["marts/sessions"] == "full rebuild: full rebuild requested"
+    assert asked["marts/milestone_funnel"] == "full rebuild: marts/sessions was rebuilt in full since"

@@ -22,7 +22,8 @@ STATE_DDL = (
     "CREATE SEQUENCE IF NOT EXISTS meta.session_build_numbers",
     """CREATE TABLE IF NOT EXISTS meta.mart_builds (
         mart VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, sessions_build BIGINT NOT NULL,
-        full_build BIGINT NOT NULL, raw_watermark TIMESTAMPTZ, built_at TIMESTAMPTZ NOT NULL)""",
+        full_build BIGINT NOT NULL, raw_watermark TIMESTAMPTZ, raw_rows BIGINT NOT NULL,
+        built_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS meta.session_changes (
         build BIGINT NOT NULL, tenant_id BIGINT, session_id VARCHAR, scheduler_id VARCHAR, customer_key VARCHAR,
         created_at TIMESTAMPTZ, session_date DATE, timeslot_date DATE, booked_date DATE)""",
@@ -41,6 +42,7 @@ class BuildState:
     sessions_build: int
     full_build: int
     raw_watermark: object  # the latest ingested_at of the raw tables it read (None: they were empty)
+    raw_rows: int  # rows in the raw tables it read
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,10 @@ class Build:
 
 
 def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: str, exists: bool,
-                        scoped: bool, sessions: BuildState | None) -> str | None:
+                        scoped: bool, sessions: BuildState | None, raw_edited: bool = False) -> str | None:
     """Why this build must rebuild everything, or None when merging the changes is exact. `sessions` is
-    marts/sessions' state (for marts/sessions itself, its own)."""
+    marts/sessions' state (for marts/sessions itself, its own); `raw_edited`: the raw tables hold a different
+    number of rows than the platform's own commits since the last build account for."""
     if requested:
         return "full rebuild requested"
     if not exists or own is None:
@@ -63,6 +66,8 @@ def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: st
         return "this mart is always rebuilt in full (it is small)"
     if own.fingerprint != fingerprint:
         return "its SQL, settings, vocabulary or scheduler names changed since the last build"
+    if raw_edited:
+        return "raw rows were added or removed outside the platform's loads since the last build"
     if sessions is None:
         return "marts/sessions was rebuilt outside the incremental path"
     if own.sessions_build < sessions.full_build:
@@ -79,8 +84,10 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
     own, sessions = _state(con, mart.name), _state(con, marts.SESSIONS.name)
     fingerprint = _fingerprint(con, mart, settings)
     scoped = mart is marts.SESSIONS or mart.scope is not None
-    reason = full_rebuild_reason(full, own, fingerprint, _exists(con, mart), scoped, sessions)
-    con.execute("SET VARIABLE st_since = ?", [own.raw_watermark if reason is None else None])
+    con.execute("SET VARIABLE st_since = ?", [own.raw_watermark if own else None])
+    raw_rows = _raw_rows(con, mart)
+    edited = own is not None and raw_rows != own.raw_rows + _rows_committed_since(con, mart)
+    reason = full_rebuild_reason(full, own, fingerprint, _exists(con, mart), scoped, sessions, edited)
     since_raw = _raw_watermark(con, mart)
     if mart is marts.SESSIONS:
         number = con.execute("SELECT nextval('meta.session_build_numbers')").fetchone()[0]
@@ -91,7 +98,7 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
         else:
             result = _merge_sessions(con, number)
         full_build = number if reason else own.full_build
-        _record(con, mart, fingerprint, number, full_build, since_raw)
+        _record(con, mart, fingerprint, number, full_build, since_raw, raw_rows)
         _prune_changes(con)
         return result
     sessions_build = sessions.sessions_build if sessions else 0
@@ -100,7 +107,7 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
         result = Build(_count(con, mart), True, reason)
     else:
         result = _recompute_scope(con, mart, own.sessions_build, settings)
-    _record(con, mart, fingerprint, sessions_build, sessions.full_build if sessions else 0, since_raw)
+    _record(con, mart, fingerprint, sessions_build, sessions.full_build if sessions else 0, since_raw, raw_rows)
     return result
 
 
@@ -119,7 +126,6 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
                                               AND s.created_at < w.window_end)
         WHERE list_contains(?, w.table_name) AND {STORED_SINCE.replace('ingested_at', 'w.ingested_at')}""",
                 [[table.split(".")[1] for table in marts.RAW_SESSIONS_IN_SCOPE.values()]])
-    con.execute(f"DELETE FROM meta.raw_replaced WHERE NOT {STORED_SINCE}")  # read by an earlier build
     con.execute(f"CREATE OR REPLACE TEMP TABLE catalogue_now AS {marts.sql_file('campaign_catalogue')}")
     con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
         (SELECT * FROM catalogue_now EXCEPT SELECT * FROM meta.campaign_catalogue)
@@ -216,30 +222,56 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: mar
 
 
 def _state(con: duckdb.DuckDBPyConnection, mart: str) -> BuildState | None:
-    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_watermark FROM meta.mart_builds "
-                      "WHERE mart = ?",
+    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_watermark, raw_rows "
+                      "FROM meta.mart_builds WHERE mart = ?",
                       [mart]).fetchone()
     return BuildState(*row) if row else None
 
 
+def _raw_tables(mart: marts.Mart) -> list[str]:
+    return [d.split("/")[1] for d in mart.deps if d.startswith("raw/")]
+
+
 def _raw_watermark(con: duckdb.DuckDBPyConnection, mart: marts.Mart):
-    """The latest time a raw table this mart reads stored rows: the next build reads what came after."""
-    tables = [f"SELECT max(ingested_at) AS t FROM {d.replace('/', '.')}" for d in mart.deps if d.startswith("raw/")]
-    return con.execute(f"SELECT max(t) FROM ({' UNION ALL '.join(tables)})").fetchone()[0] if tables else None
+    """The latest time a raw table this mart reads was written (a commit may only have removed rows): the next
+    build reads what came after."""
+    tables = _raw_tables(mart)
+    if not tables:
+        return None
+    stored = " UNION ALL ".join(f"SELECT max(ingested_at) AS t FROM raw.{t}" for t in tables)
+    return con.execute(f"""SELECT max(t) FROM ({stored} UNION ALL
+        SELECT max(ingested_at) FROM meta.raw_replaced WHERE list_contains(?, table_name))""", [tables]).fetchone()[0]
+
+
+def _raw_rows(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
+    tables = [f"SELECT count(*) AS n FROM raw.{t}" for t in _raw_tables(mart)]
+    return con.execute(f"SELECT sum(n) FROM ({' UNION ALL '.join(tables)})").fetchone()[0] or 0 if tables else 0
+
+
+def _rows_committed_since(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
+    """Rows the platform's commits stored less those they removed, in this mart's raw tables since its last
+    build."""
+    return con.execute(f"""SELECT coalesce(sum(rows_stored - rows_removed), 0) FROM meta.raw_replaced
+        WHERE list_contains(?, table_name) AND {STORED_SINCE}""", [_raw_tables(mart)]).fetchone()[0]
 
 
 def _record(con: duckdb.DuckDBPyConnection, mart: marts.Mart, fingerprint: str, sessions_build: int,
-            full_build: int, watermark) -> None:
-    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, now())",
-                [mart.name, fingerprint, sessions_build, full_build, watermark])
+            full_build: int, watermark, raw_rows: int) -> None:
+    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, now())",
+                [mart.name, fingerprint, sessions_build, full_build, watermark, raw_rows])
 
 
 def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the changes every mart above marts/sessions has read (a mart never built rebuilds in full)."""
+    """Drop the session changes every mart above marts/sessions has read, and the raw commits every mart that
+    reads raw tables has read (a mart never built rebuilds in full)."""
     above = [m.name for m in marts.MARTS if m is not marts.SESSIONS]
     con.execute("""DELETE FROM meta.session_changes WHERE build <= coalesce(
         (SELECT min(sessions_build) FROM meta.mart_builds WHERE list_contains(?, mart)),
         (SELECT max(build) FROM meta.session_changes))""", [above])
+    reading_raw = [m.name for m in marts.MARTS if _raw_tables(m)]
+    con.execute("""DELETE FROM meta.raw_replaced WHERE ingested_at <= (
+        SELECT CASE WHEN bool_and(raw_watermark IS NOT NULL) THEN min(raw_watermark) END
+        FROM meta.mart_builds WHERE list_contains(?, mart))""", [reading_raw])
 
 
 def _exists(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> bool:

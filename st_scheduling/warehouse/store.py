@@ -95,10 +95,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     for table in RAW_TABLES:
         con.execute(table.ddl())
-    # Which rows each commit replaced, so an incremental mart build also finds the rows it removed for good.
+    # Which rows each commit replaced and how many it removed and stored: an incremental mart build finds the
+    # rows a commit removed for good, and tells a change made by hand from the commits' own.
     con.execute("""CREATE TABLE IF NOT EXISTS meta.raw_replaced (
-        table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL,
-        window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, ingested_at TIMESTAMPTZ NOT NULL)""")
+        table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
+        ingested_at TIMESTAMPTZ NOT NULL, rows_removed BIGINT NOT NULL, rows_stored BIGINT NOT NULL)""")
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def commit_tenant(
     in_window, window_params = "TRUE", []
     if window is not None and table.window_column:
         in_window, window_params = f"{table.window_column} >= ? AND {table.window_column} < ?", list(window)
-    outcome, now = CommitOutcome(), datetime.now(UTC)
+    outcome, now, removed, inserted = CommitOutcome(), datetime.now(UTC), 0, 0
     con.execute("BEGIN TRANSACTION")
     try:
         files = [f for s in staged for f in s.files]
@@ -174,24 +175,26 @@ def commit_tenant(
         accepted_files = [f for s in accepted for f in s.files]
         owners = [s.owner for s in accepted]
         if owners:
-            con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN (SELECT unnest(?)) "
-                        f"AND {in_window}", [tenant_id, owners, *window_params])
-            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?)",
-                        [table.name, tenant_id, *(window_params or [None, None]), now])
+            removed += con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN "
+                                   f"(SELECT unnest(?)) AND {in_window}", [tenant_id, owners, *window_params]
+                                   ).fetchall()[0][0]
         if accepted_files:
             match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
-            con.execute(f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM read_parquet(?) "
-                        f"WHERE {in_window}) s WHERE {match}", [accepted_files, *window_params])
+            removed += con.execute(f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM "
+                                   f"read_parquet(?) WHERE {in_window}) s WHERE {match}",
+                                   [accepted_files, *window_params]).fetchall()[0][0]
             rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM read_parquet(?) "
                                          f"WHERE {in_window}", [accepted_files, *window_params]).fetchone()
             latest = "modified_on DESC NULLS LAST" if any(c.name == "modified_on" for c in table.columns) else "1"
             # Deduplicating sorts every row; most windows have no duplicate to drop.
             dedupe = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {latest}) = 1" if rows > distinct else ""
-            con.execute(
+            inserted = con.execute(
                 f"""INSERT INTO {table.qualified} BY NAME
                 SELECT *, ? AS ingested_at, ? AS run_id FROM read_parquet(?) WHERE {in_window} {dedupe}""",
-                [now, run_id, accepted_files, *window_params])
+                [now, run_id, accepted_files, *window_params]).fetchall()[0][0]
         if owners:
+            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted])
             counts = dict(con.execute(
                 f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
                 f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL", [tenant_id, *window_params, owners]).fetchall())
