@@ -12,7 +12,7 @@ import pytest
 from st_scheduling import vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
-from st_scheduling.warehouse import incremental, marts
+from st_scheduling.warehouse import incremental, marts, publish
 from st_scheduling.warehouse.incremental import BuildState, full_rebuild_reason
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
 from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect
@@ -218,8 +218,11 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
         return {event.asset_key.to_user_string(): event.materialization.metadata["build"].value
                 for event in result.get_asset_materialization_events()}
 
+    snapshot = publish.snapshot_path(warehouse.publish_directory(), "sessions")
     first = builds()
+    published = snapshot.stat().st_mtime_ns
     again = builds()
+    kept = snapshot.stat().st_mtime_ns
     asked = builds(run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}})
     assert set(first.values()) == {"full rebuild: first build"}
     assert again["marts/sessions"] == ("incremental: re-read 0 sessions stored or replaced since the last build; "
@@ -227,3 +230,4 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
     assert again["marts/milestone_funnel"].startswith("incremental: recomputed the rows 0 session changes")
     assert asked["marts/sessions"] == "full rebuild: full rebuild requested"
     assert asked["marts/milestone_funnel"] == "full rebuild: marts/sessions was rebuilt in full since"
+    assert kept == published != snapshot.stat().st_mtime_ns  # a build that wrote no row leaves the snapshot be

@@ -51,6 +51,7 @@ class Build:
     full: bool
     reason: str  # why everything was rebuilt, or what the incremental build covered
     changed: int = 0  # sessions merged (marts/sessions) or session changes read (the marts above it)
+    rows_written: int | None = None  # rows an incremental build deleted and inserted (None: rebuilt in full)
 
 
 def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: str, exists: bool,
@@ -152,16 +153,16 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
         SELECT DISTINCT tenant_id, session_id FROM (
             (SELECT * FROM sessions_rebuilt EXCEPT SELECT * FROM sessions_before)
             UNION ALL (SELECT * FROM sessions_before EXCEPT SELECT * FROM sessions_rebuilt))""")
-    changed = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0]
+    changed, written = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0], 0
     if changed:
         in_build = SESSION_KEY.format(a="s", id="session_id")
         log = f"INSERT INTO meta.session_changes SELECT {number}, {CHANGE_COLUMNS} FROM {{}} AS s WHERE {in_build}"
         con.execute(log.format("sessions_before"))
-        con.execute(f"DELETE FROM marts.sessions AS s WHERE {in_build}")
-        con.execute(f"INSERT INTO marts.sessions SELECT * FROM sessions_rebuilt AS s WHERE {in_build}")
+        written += _rows(con, f"DELETE FROM marts.sessions AS s WHERE {in_build}")
+        written += _rows(con, f"INSERT INTO marts.sessions SELECT * FROM sessions_rebuilt AS s WHERE {in_build}")
         con.execute(log.format("sessions_rebuilt"))
     return Build(_count(con, marts.SESSIONS), False, f"re-read {read:,} sessions stored or replaced since the last "
-                                                     f"build; {changed:,} changed", changed)
+                                                     f"build; {changed:,} changed", changed, written)
 
 
 def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_build: int,
@@ -176,14 +177,14 @@ def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_bui
         con.execute(f"CREATE OR REPLACE TEMP TABLE {scope.table} AS SELECT DISTINCT tenant_id, {scope.column} "
                     f"FROM changes WHERE {scope.column} IS NOT NULL")
     changes = con.execute("SELECT count(*) FROM changes").fetchone()[0]
-    removed = 0
+    removed = inserted = 0
     if con.execute(f"SELECT count(*) FROM {scope.table}").fetchone()[0]:
         con.execute(f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
                     f"WHERE {scope.sessions('x')}")
-        removed = con.execute(f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}").fetchone()[0]
-        con.execute(f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
+        removed = _rows(con, f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}")
+        inserted = _rows(con, f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
     return Build(_count(con, mart), False, f"recomputed the rows {changes:,} session changes can alter "
-                                           f"({removed:,} rows replaced)", changes)
+                                           f"({removed:,} rows replaced)", changes, removed + inserted)
 
 
 def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings: marts.ModelSettings) -> None:
@@ -277,6 +278,11 @@ def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
 def _exists(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> bool:
     return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = ?",
                        [mart.name]).fetchone()[0] > 0
+
+
+def _rows(con: duckdb.DuckDBPyConnection, statement: str) -> int:
+    """Rows a DELETE or INSERT changed."""
+    return con.execute(statement).fetchall()[0][0]
 
 
 def _count(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:

@@ -21,9 +21,13 @@ def default_directory(duckdb_path: str) -> str | None:
     return str(path.parent / "published" / path.stem)
 
 
+def snapshot_path(directory: str, name: str) -> Path:
+    return Path(directory) / f"{name}.parquet"
+
+
 def publish(con: duckdb.DuckDBPyConnection, table: str, name: str, directory: str, run_id: str) -> Path:
     """Write `table` to `directory/<name>.parquet`, atomically replacing the previous snapshot."""
-    target = Path(directory) / f"{name}.parquet"
+    target = snapshot_path(directory, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.{run_id}.tmp")
     try:
@@ -36,7 +40,7 @@ def publish(con: duckdb.DuckDBPyConnection, table: str, name: str, directory: st
 
 def withdraw(directory: str, name: str) -> None:
     """Remove a snapshot that must no longer be published (a PII mart once publishing it is turned off)."""
-    (Path(directory) / f"{name}.parquet").unlink(missing_ok=True)
+    snapshot_path(directory, name).unlink(missing_ok=True)
 
 
 def reader(directory: str) -> duckdb.DuckDBPyConnection:

@@ -24,12 +24,17 @@ def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
 
 def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float,
                model: str = "marts.scheduler_scorecard") -> list[tuple]:
-    """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree."""
+    """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree, on the days
+    the API was read after they ended (a day still in progress moves between reading /performance and the
+    sessions; the next read, after it ends, reconciles it)."""
     return con.execute(
         f"""
         SELECT tenant_id, scheduler_id, day::VARCHAR, metric, computed_value, api_value
-        FROM {model}
+        FROM {model} AS s
         WHERE NOT api_only AND abs(difference) > CASE WHEN metric LIKE '%rate' THEN ? ELSE 0 END
+            AND NOT EXISTS (SELECT 1 FROM raw.scheduler_performance AS p
+                            WHERE p.tenant_id = s.tenant_id AND p.id = s.scheduler_id AND p.ingested_at < p.window_end
+                                AND CAST(timezone(getvariable('st_timezone'), p.window_start) AS DATE) = s.day)
         ORDER BY day, scheduler_id, metric
         """, [tolerance]).fetchall()
 

@@ -136,23 +136,27 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
                         "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") +
                                                        built.reason),
                         "preview": dg.MetadataValue.md(_preview(con, mart)),
-                        **_publish(con, mart, warehouse, context.run.run_id),
+                        **_publish(con, mart, warehouse, context.run.run_id, built),
                         **EXTRA_METADATA.get(mart.name, lambda _: {})(con)}
         yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
     return _mart
 
 
-def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDBWarehouse, run_id: str) -> dict:
-    """The new mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so)."""
+def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDBWarehouse, run_id: str,
+             built: incremental.Build) -> dict:
+    """The new mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so); a build that
+    wrote no row leaves the snapshot as it is."""
     directory = warehouse.publish_directory()
     if directory is None:
         return {}
     if mart.contains_pii and not warehouse.publish_pii:
         publish.withdraw(directory, mart.name)
         return {"published_snapshot": dg.MetadataValue.text("not published: holds PII (set ST_PUBLISH_PII=true)")}
-    return {"published_snapshot": dg.MetadataValue.path(str(publish.publish(con, mart.qualified, mart.name,
-                                                                             directory, run_id)))}
+    snapshot = publish.snapshot_path(directory, mart.name)
+    if built.rows_written != 0 or not snapshot.exists():
+        publish.publish(con, mart.qualified, mart.name, directory, run_id)
+    return {"published_snapshot": dg.MetadataValue.path(str(snapshot))}
 
 
 def _vocabulary_result(verdict: checks.VocabularyVerdict, vocabulary: Vocabulary) -> dg.AssetCheckResult:
