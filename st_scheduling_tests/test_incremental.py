@@ -128,8 +128,8 @@ class World:
 
 def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
     """Rows only in the incremental mart, rows only in the full one (as multisets)."""
-    ours = con.execute(f"SELECT * FROM {mart.qualified}").to_arrow_table()
-    theirs = reference.execute(f"SELECT * FROM {mart.qualified}").to_arrow_table()
+    ours = con.sql(f"SELECT * FROM {mart.qualified}").to_arrow_table()
+    theirs = reference.sql(f"SELECT * FROM {mart.qualified}").to_arrow_table()
     con.register("theirs", theirs)
     con.register("ours", ours)
     try:
@@ -140,7 +140,7 @@ def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
         con.unregister("ours")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, seed):
     with (connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
           connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference):
