@@ -77,7 +77,7 @@ def test_a_scheduler_missing_from_the_list_keeps_its_rows_and_is_named(baseline)
     assert result.success, "a deleted scheduler keeps its history; every later run would fail otherwise"
     assert stored(warehouse.path) == before
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    assert metadata["owners_not_listed_rows_kept"].value == {f"{hostile.TENANT}/sched-b": hostile.PER_SCHEDULER}
+    assert metadata["run_owners_not_listed_rows_kept"].value == {f"{hostile.TENANT}/sched-b": hostile.PER_SCHEDULER}
     warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
     assert any("not listed by the API now keep their rows" in w and "sched-b" in w for w in warnings)
 

@@ -249,17 +249,53 @@ def test_booking_volume(con):
 
 def test_customer_follow_ups(con):
     got = rows(con, """SELECT tenant_id, first_name, last_name, phone, email, last_milestone, outcome, scheduler_name,
-                              campaign, last_session_id, booked_since, needs_follow_up
+                              campaign, last_session_id, booked_since, office_has, needs_follow_up, follow_up_reason
                        FROM marts.customer_follow_ups ORDER BY tenant_id, last_session_id""")
     assert got == [
         (1, "Bob", "Ray", None, "bob@x.com", "customer", "AbandonedSentToLead", "Website", "newsletter", "a6",
-         False, True),
-        (1, "Gus", "Hall", None, "gus@x.com", "customer", "Abandoned", "Website", "(none)", "a8", True, False),
-        (1, "Dee", None, "5559990000", None, "customer", "Abandoned", "GBP", "(none)", "b2", False, True),
+         False, "lead", False, "office has a lead"),
+        (1, "Gus", "Hall", None, "gus@x.com", "customer", "Abandoned", "Website", "(none)", "a8", True, None, False,
+         "booked since"),
+        (1, "Dee", None, "5559990000", None, "customer", "Abandoned", "GBP", "(none)", "b2", False, None, True,
+         "stopped short, not booked since"),
         (2, "Eve", "Fox", None, "eve@y.com", "details", "AbandonedSentToBooking", "Website", "(none)", "c3",
-         False, True),
+         False, "booking request", False, "office has a booking request"),
     ]
     assert checks.follow_ups_without_contact(con) == 0
+
+
+# Sessions the office already has, however the API says so, beside one real call-back and one booked since:
+# (session, office_has, needs_follow_up, follow_up_reason), worked out by hand.
+OFFICE = [
+    (session("o1", "2026-10-05T09:00:00Z", "BookingSubmitted", ABANDONED, booking=700, email="o1@x.com"),
+     "booking request", False, "office has a booking request"),  # a bookingId under an abandoned outcome
+    (session("o2", "2026-10-05T09:10:00Z", "DetailsConfirmed", ABANDONED, job=701, phone="555-000-0002"),
+     "job", False, "office has a job"),  # a jobId under an abandoned outcome
+    (session("o3", "2026-10-05T09:20:00Z", "ContactInfoEntered", "AbandonedSentToLead", email="o3@x.com"),
+     "lead", False, "office has a lead"),  # sent to lead, the API naming no lead id
+    (session("o4", "2026-10-05T09:30:00Z", "ContactInfoEntered", ABANDONED, lead=702, email="o4@x.com"),
+     "lead", False, "office has a lead"),  # a leadId under a plain abandoned outcome
+    (session("o5", "2026-10-05T09:40:00Z", "BookingSubmitted", "AbandonedSentToBooking", email="o5@x.com"),
+     "booking request", False, "office has a booking request"),  # sent to booking, no id
+    (session("o6", "2026-10-05T09:50:00Z", "DetailsConfirmed", "AbandonedSentToLead", booking=703, lead=704,
+             email="o6@x.com"), "booking request", False, "office has a booking request"),  # the furthest record
+    (session("o7", "2026-10-05T10:00:00Z", "ContactInfoEntered", ABANDONED, email="o7@x.com"),
+     None, True, "stopped short, not booked since"),  # the one call to make
+    (session("o8", "2026-10-05T10:10:00Z", "ContactInfoEntered", "AbandonedSentToLead", lead=705, email="o8@x.com"),
+     "lead", False, "booked since"),  # a lead, then booked: the booking is the reason
+]
+LATER = [session("o8b", "2026-10-06T08:00:00Z", "BookingSubmitted", JOB, job=706, email="o8@x.com")]
+
+
+def test_a_session_the_office_already_has_is_not_called_again(tmp_path):
+    with connect(WarehouseSettings(str(tmp_path / "office.duckdb"))) as con:
+        put_sessions(con, [s for s, *_ in OFFICE] + LATER, "s1")
+        for mart in (marts.SESSIONS, marts.CUSTOMER_FOLLOW_UPS):
+            incremental.build(con, mart, MODEL)
+        got = rows(con, """SELECT last_session_id, office_has, needs_follow_up, follow_up_reason
+                           FROM marts.customer_follow_ups ORDER BY last_session_id""")
+        assert got == [(s["id"], *answer) for s, *answer in OFFICE]
+        assert rows(con, "SELECT last_session_id FROM marts.customer_follow_ups WHERE needs_follow_up") == [("o7",)]
 
 
 def test_service_demand(con):

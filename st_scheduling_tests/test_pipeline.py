@@ -4,14 +4,12 @@ import dagster as dg
 import duckdb
 
 from st_scheduling.defs.marts.assets import MART_ASSETS
-from st_scheduling.defs.marts.checks import mart_check_definitions
 from st_scheduling.defs.raw.checks import raw_check_definitions
 from st_scheduling_tests.conftest import materialize, raw_assets
 
 
 def everything() -> list:
-    checks = [*raw_check_definitions().asset_checks, *mart_check_definitions().asset_checks]
-    return [*raw_assets(), *MART_ASSETS.values(), *checks]
+    return [*raw_assets(), *MART_ASSETS.values(), *raw_check_definitions().asset_checks]
 
 
 def test_marts_reconcile_with_the_api_on_simulator_data_until_a_session_goes_missing(served, warehouse):

@@ -75,8 +75,16 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
     for (_, _, day), (n, _) in stored.items():
         by_day[day] += n
     assert per_day == {day: by_day.get(day, 0) for day in keys} and len(set(per_day.values())) > 10
-    assert metadata["api_calls"].value > 0 and metadata["lock_held_seconds"].value < metadata["duration_seconds"].value
-    report = metadata["load_report"].value
+    # Beside a day's own numbers, the run's say they are the run's (and the table's, the table's).
+    own = {"dagster/partition_row_count", "partition_window", "about_these_numbers", "dagster/row_count"}
+    assert {k for k in metadata if k not in own and not k.startswith("run_")} == set()
+    assert metadata["about_these_numbers"].value == (
+        f"dagster/partition_row_count and partition_window: this day's own. run_*: the whole run (45 days, {FIRST} "
+        f"to {LAST}). dagster/row_count: the whole table after the run.")
+    assert metadata["run_rows_stored"].value == sum(metadata["run_rows_stored_per_tenant"].value.values())
+    assert metadata["run_api_calls"].value > 0
+    assert metadata["run_lock_held_seconds"].value < metadata["run_seconds"].value
+    report = metadata["run_load_report"].value
     assert len(report) == 6 and all(r["stored"] == r["total_count"] == r["distinct_ids"] for r in report.values())
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"complete_against_total_count": True}

@@ -14,7 +14,6 @@ import duckdb
 import pytest
 
 from st_scheduling.defs.marts.assets import MART_ASSETS
-from st_scheduling.defs.marts.checks import mart_check_definitions
 from st_scheduling.defs.raw.checks import raw_check_definitions
 from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.simulator import FaultRates, ManualClock, Simulator
@@ -30,8 +29,7 @@ RATES = {kind: 0.2 for kind in KINDS} | {"token_expiry": 0.1}
 
 
 def everything() -> list:
-    checks = [*raw_check_definitions().asset_checks, *mart_check_definitions().asset_checks]
-    return [*raw_assets(), *MART_ASSETS.values(), *checks]
+    return [*raw_assets(), *MART_ASSETS.values(), *raw_check_definitions().asset_checks]
 
 
 def raw_and_marts() -> list:

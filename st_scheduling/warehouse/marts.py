@@ -277,11 +277,16 @@ BOOKING_VOLUME = Mart(
     scope=Periods("period_start", "grain"),
 )
 
+# The session fields that say the office already has it.
+OFFICE_HAS = _from_sessions("job_id", "booking_id", "lead_id", "sent_to_booking", "sent_to_lead")
+
 CUSTOMER_FOLLOW_UPS = Mart(
     "customer_follow_ups",
     "The call-back list for CSRs: one row per identified customer whose latest session stopped short of "
     "booking — name, phone, email, the milestone and blocker where they stopped, scheduler, campaign, when "
-    "they were last seen, and whether they booked since (needs_follow_up is false then). CONTAINS CUSTOMER PII.",
+    "they were last seen, whether they booked since, and whether the office already has that session as a job, "
+    "booking request or lead. needs_follow_up is true only when neither (so nobody is called twice), and "
+    "follow_up_reason says why. CONTAINS CUSTOMER PII.",
     ("marts/sessions", *SESSIONS_RAW, "raw/schedulers"),
     (
         TENANT,
@@ -305,7 +310,15 @@ CUSTOMER_FOLLOW_UPS = Mart(
            *_from_sessions("is_booked", "created_at")),
         _c("booked_since_at", "TIMESTAMPTZ", "When that later booking session was created.",
            *_from_sessions("created_at")),
-        _c("needs_follow_up", "BOOLEAN", "Not booked since: call them back.", *_from_sessions("is_booked", "created_at")),
+        _c("office_has", "VARCHAR", "What the office already holds from that session: job, booking request or lead "
+           "(a job, booking or lead id on it, or its abandonment sent to the office as a booking or lead; a job first, "
+           "then a booking request); empty when the office has nothing.",
+           *OFFICE_HAS),
+        _c("needs_follow_up", "BOOLEAN", "Call them back: not booked since, and the office does not already have "
+           "the session (office_has empty).", *_from_sessions("is_booked", "created_at"), *OFFICE_HAS),
+        _c("follow_up_reason", "VARCHAR", "Why needs_follow_up is what it is: booked since; office has a job, a "
+           "booking request or a lead; or stopped short, not booked since (the one that needs a call).",
+           *_from_sessions("is_booked", "created_at"), *OFFICE_HAS),
     ),
     contains_pii=True,
     scope=CUSTOMERS,

@@ -8,10 +8,10 @@ from pydantic import Field
 
 from st_scheduling import reports
 from st_scheduling.defs.code_links import linked, sql_reference
+from st_scheduling.defs.marts import checks as mart_checks
 from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import checks, incremental, marts, publish
+from st_scheduling.warehouse import incremental, lineage, marts, publish
 
 GROUP = "scheduling_pro_marts"
 OWNERS = ["team:scheduling-data"]
@@ -19,10 +19,11 @@ PII_COLUMNS = {"first_name", "last_name", "phone", "email"}
 
 # Marts follow raw data whatever launched the raw run. Unlike plain eager(), a raw partition that was
 # never loaded (say, an old day outside the backfilled range) does not hold the marts back.
+# A failed blocking check upstream holds the mart back on the automatic path as it does within one run.
 FOLLOW_UPSTREAM = (
-    dg.AutomationCondition.eager()
-    .without(~dg.AutomationCondition.any_deps_missing())
-    .with_label("eager (ignoring never-loaded raw partitions)")
+    (dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+     & dg.AutomationCondition.all_deps_blocking_checks_passed())
+    .with_label("eager (ignoring never-loaded raw partitions), once upstream blocking checks pass")
 )
 
 
@@ -46,12 +47,10 @@ def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def lineage_table(mart: marts.Mart) -> str:
-    """Column lineage as a markdown table: the open-source UI shows definition metadata, not the lineage graph.
-    Built from the same `MartColumn.lineage` as `dagster/column_lineage`, so the two cannot drift."""
-    rows = [f"| {c.name} | {'<br>'.join(f'`{ref}`' for ref in c.lineage) or '(computed here)'} |"
-            for c in mart.columns]
-    return "| column | computed from (asset:column) |\n|---|---|\n" + "\n".join(rows)
+def lineage_markdown(mart: marts.Mart) -> str:
+    """Column lineage a person can read: the open-source UI shows definition metadata but neither the lineage
+    graph nor `dagster/column_lineage` itself. Traced from the same `MartColumn.lineage`, so the two cannot drift."""
+    return lineage.markdown(marts.MARTS, mart)
 
 
 def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
@@ -75,13 +74,6 @@ def funnel_charts(con: duckdb.DuckDBPyConnection) -> dict:
 # What a mart's materialization shows beyond its row count and preview.
 EXTRA_METADATA = {marts.MILESTONE_FUNNEL.name: funnel_charts}
 
-VOCABULARY_CHECK = dg.AssetCheckSpec(
-    "vocabulary_known", asset=dg.AssetKey(["marts", "sessions"]), blocking=True,
-    description="Unknown lastStep / sessionOutcome values stay under the vocabulary file's threshold on every "
-                "tenant-day. Above it the sessions table is not replaced and the marts that read milestones and "
-                "outcomes do not run; the failure lists each unknown value with its count and names the file.")
-
-
 class MartBuild(dg.Config):
     full_rebuild: bool = Field(
         default=False, description="Rebuild the whole mart from all of raw instead of merging only what changed "
@@ -104,33 +96,29 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         automation_condition=FOLLOW_UPSTREAM,
         backfill_policy=dg.BackfillPolicy.single_run(),  # a range run (make demo) builds each mart once
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=4), warn_window=timedelta(hours=2)),
-        check_specs=[VOCABULARY_CHECK] if mart is marts.SESSIONS else None,
+        check_specs=mart_checks.check_specs(mart),
         metadata={
             "dagster/column_schema": column_schema(mart),
             "dagster/column_lineage": column_lineage(mart),
-            "column_lineage": dg.MetadataValue.md(lineage_table(mart)),
+            "column_lineage": dg.MetadataValue.md(lineage_markdown(mart)),
             "dagster/table_name": mart.qualified,
             "dagster/code_references": sql_reference(mart.sql_path),
         },
     )
     def _mart(context: dg.AssetExecutionContext, config: MartBuild, warehouse: DuckDBWarehouse):
         settings = warehouse.model_settings()
-        vocabulary = settings.vocabulary
-        check_results = []
         with warehouse.connect() as con:
-            con.begin()  # the new table replaces the old one only if its vocabulary check passes
+            con.begin()  # the new table replaces the old one only if its blocking checks pass
             try:
                 built = incremental.build(con, mart, settings, full=config.full_rebuild)
+                check_results = mart_checks.evaluate(con, mart, settings)
             except duckdb.Error as err:  # the cause on the failure's first line, not under Dagster's frames
                 raise dg.Failure(description=f"marts/{mart.name}: {type(err).__name__}: {err}") from None
-            if mart is marts.SESSIONS:
-                verdict = checks.unknown_vocabulary_in_sessions(con, vocabulary)
-                check_results.append(_vocabulary_result(verdict, vocabulary))
-                if not verdict.passed:
-                    con.rollback()
-                    yield check_results[0]
-                    raise dg.Failure(description=f"marts/sessions: {verdict.message}",
-                                     metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values)})
+            if blocked := mart_checks.failed_blocking(mart, check_results):
+                con.rollback()
+                yield from check_results
+                raise dg.Failure(description=f"marts/{mart.name} kept its previous rows: " +
+                                 "; ".join(f"{r.check_name}: {r.description}" for r in blocked))
             con.commit()
             metadata = {"dagster/row_count": dg.MetadataValue.int(built.rows),
                         "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") +
@@ -157,15 +145,6 @@ def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDB
     if built.rows_written != 0 or not snapshot.exists():
         publish.publish(con, mart.qualified, mart.name, directory, run_id)
     return {"published_snapshot": dg.MetadataValue.path(str(snapshot))}
-
-
-def _vocabulary_result(verdict: checks.VocabularyVerdict, vocabulary: Vocabulary) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=VOCABULARY_CHECK.name, passed=verdict.passed, description=verdict.message,
-        metadata={"unknown_values": dg.MetadataValue.json(verdict.unknown_values),
-                  "worst_tenant_day_share": dg.MetadataValue.float(verdict.worst_share),
-                  "threshold": dg.MetadataValue.float(vocabulary.unknown_threshold),
-                  "vocabulary_file": dg.MetadataValue.text(vocabulary.source)})
 
 
 MART_ASSETS = dict(zip((mart.name for mart in marts.MARTS), linked([build_mart_asset(m) for m in marts.MARTS])))

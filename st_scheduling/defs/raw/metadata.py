@@ -18,31 +18,34 @@ def column_schema(table: RawTable) -> dg.TableSchema:
                        tags=PII_TAG if c.name in table.pii_columns else None) for c in table.columns])
 
 
+# Every key a run writes starts with `run_`: a range run records the same numbers on each day it loaded, so on
+# a day's page they must not read as that day's. `dagster/row_count` keeps Dagster's name because it is what it
+# says (every row of the table after the run) and the asset overview shows it as the table's row count.
 def load_metadata(result: LoadResult, stats: CallStats) -> dict:
     owners = result.owners
     metadata: dict = {
-        "api_calls": dg.MetadataValue.int(stats.calls),
-        "api_retries": dg.MetadataValue.int(stats.retries),
-        "api_token_fetches": dg.MetadataValue.int(stats.token_fetches),
-        "api_refetched_windows": dg.MetadataValue.int(stats.refetched_windows),
-        "api_bytes": dg.MetadataValue.int(sum(o.bytes for o in owners)),
-        "duration_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
-        "lock_held_seconds": dg.MetadataValue.float(round(result.lock_held_seconds, 3)),
-        "rows_per_tenant": dg.MetadataValue.json(
+        "run_api_calls": dg.MetadataValue.int(stats.calls),
+        "run_api_retries": dg.MetadataValue.int(stats.retries),
+        "run_api_token_fetches": dg.MetadataValue.int(stats.token_fetches),
+        "run_api_refetched_windows": dg.MetadataValue.int(stats.refetched_windows),
+        "run_api_bytes": dg.MetadataValue.int(sum(o.bytes for o in owners)),
+        "run_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+        "run_lock_held_seconds": dg.MetadataValue.float(round(result.lock_held_seconds, 3)),
+        "run_rows_stored_per_tenant": dg.MetadataValue.json(
             {str(t.tenant_id): sum(o.stored or 0 for o in t.owners) for t in result.tenants}),
-        "load_report": dg.MetadataValue.json({f"{o.tenant_id}/{o.owner}": o.summary() for o in owners}),
+        "run_load_report": dg.MetadataValue.json({f"{o.tenant_id}/{o.owner}": o.summary() for o in owners}),
     }
     if result.table_rows is not None:
         metadata["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
     if result.window is not None:
-        metadata["rows_stored_by_this_run"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
+        metadata["run_rows_stored"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
         metadata["run_window"] = dg.MetadataValue.text(_interval(result.window))
     if unlisted := result.unlisted():
-        metadata["owners_not_listed_rows_kept"] = dg.MetadataValue.json(unlisted)
+        metadata["run_owners_not_listed_rows_kept"] = dg.MetadataValue.json(unlisted)
     if outside := result.outside_window():
-        metadata["records_outside_window_not_stored"] = dg.MetadataValue.int(outside)
+        metadata["run_records_outside_window_not_stored"] = dg.MetadataValue.int(outside)
     if stats.problems:
-        metadata["api_problems"] = dg.MetadataValue.json(dict(stats.problems))
+        metadata["run_api_problems"] = dg.MetadataValue.json(dict(stats.problems))
     return metadata
 
 
@@ -51,9 +54,15 @@ def _interval(window: tuple) -> str:
 
 
 def partition_metadata(partition_keys: list[str], windows: list[tuple] | None, result: LoadResult) -> dict[str, dict]:
-    """Each daily partition's own numbers: its rows in the table after the run, and its window."""
+    """Each daily partition's own numbers (its rows in the table after the run, and its window), and a line saying
+    whose the other numbers on its page are, since Dagster shows the run's beside them."""
     if not windows or result.rows_per_window is None:
         return {}
+    first, last = partition_keys[0], partition_keys[-1]
+    run = f"1 day, {first}" if first == last else f"{len(partition_keys)} days, {first} to {last}"
+    about = (f"dagster/partition_row_count and partition_window: this day's own. run_*: the whole run ({run}). "
+             "dagster/row_count: the whole table after the run.")
     return {key: {"dagster/partition_row_count": dg.MetadataValue.int(rows),
-                  "window": dg.MetadataValue.text(_interval(window))}
+                  "partition_window": dg.MetadataValue.text(_interval(window)),
+                  "about_these_numbers": dg.MetadataValue.text(about)}
             for key, window, rows in zip(partition_keys, windows, result.rows_per_window, strict=True)}
