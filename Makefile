@@ -2,7 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# One Dagster instance per warehouse, so the UI never shows one warehouse's history for another: the warehouse is
+# ST_DUCKDB_PATH, else the default of ST_ENVIRONMENT (as st_scheduling/config.py decides), and its instance is
+# .dagster_home/<its file name>. A DAGSTER_HOME of your own wins; a run still refuses an instance of another warehouse.
+WAREHOUSE := $(or $(ST_DUCKDB_PATH),$(if $(filter-out simulator,$(or $(ST_ENVIRONMENT),simulator)),data/st_scheduling.duckdb,data/simulator.duckdb))
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(basename $(notdir $(WAREHOUSE)))
 
 .PHONY: demo dev instance sql test bench clean
 

@@ -48,17 +48,19 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path):
         "assets": sorted(ASSETS),
         "jobs": ["raw_schedulers_job", "raw_sessions_job", "scheduling_pro_job"],
         "schedules": ["refresh_lookback", "refresh_recent_days"],
-        "sensors": ["alert_on_failed_checks", "alert_on_run_failure", "late_session_updates", "marts_follow_raw",
+        "sensors": ["alert_on_failed_checks", "alert_on_run_failure", "alert_on_stale_assets", "late_session_updates",
+                    "marts_follow_raw",
                     "scheduler_changes"],
     }
     assert not (tmp_path / "never.duckdb").exists(), "loading opened no DuckDB file"
 
 
-def test_live_mode_loads_without_its_secrets_and_reads_none(tmp_path):
+def test_live_mode_loads_without_its_secrets_and_reads_none(tmp_path, monkeypatch):
     env = {"ST_ENVIRONMENT": "production", "ST_DUCKDB_PATH": str(tmp_path / "live.duckdb")}
     for name in ("ST_CLIENT_ID", "ST_CLIENT_SECRET", "ST_APP_KEY", "ST_TENANT_IDS"):
         env[name] = ""
     assert "raw/schedulers" in _load(env, tmp_path)["assets"]
+    monkeypatch.setenv("ST_CLIENT_SECRET", "set")
     resources = build_resources(Settings("production", "UTC", "2026-09-01", "x.duckdb", "", None))
     assert isinstance(resources["servicetitan"].client_secret, dg.EnvVar), "secrets stay unresolved EnvVars"
 
@@ -141,3 +143,63 @@ def test_duckdb_settings_reach_the_warehouse_and_a_bad_amount_is_named(monkeypat
     monkeypatch.setenv("ST_DUCKDB_MEMORY_LIMIT", "lots")
     with pytest.raises(SettingsError, match="ST_DUCKDB_MEMORY_LIMIT='lots' must be an amount of memory"):
         Settings.from_env()
+
+
+def test_per_tenant_credentials_alone_suffice_and_a_tenant_without_any_is_named_in_one_line(served, monkeypatch,
+                                                                                          tmp_path):
+    from st_scheduling.defs.automation import late_session_updates
+
+    credentials, tenants = served.simulator.credentials, [t.id for t in served.simulator.tenants]
+    for name in ("ST_CLIENT_ID", "ST_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    for tenant in tenants:
+        client_id, secret = credentials.for_tenant(tenant)
+        monkeypatch.setenv(f"ST_CLIENT_ID_{tenant}", client_id)
+        monkeypatch.setenv(f"ST_CLIENT_SECRET_{tenant}", secret)
+    monkeypatch.setenv("ST_APP_KEY", credentials.app_key)
+    monkeypatch.setenv("ST_TENANT_IDS", ",".join(map(str, tenants)))
+    settings = Settings(served.base_url, "UTC", "2026-09-01", str(tmp_path / "w.duckdb"), "", None)
+    assert dg.materialize([raw_schedulers], resources=build_resources(settings),
+                          instance=dg.DagsterInstance.ephemeral()).success
+
+    monkeypatch.delenv(f"ST_CLIENT_SECRET_{tenants[1]}")
+    resources = build_resources(settings)
+    failed = dg.materialize([raw_schedulers], resources=resources, instance=dg.DagsterInstance.ephemeral(),
+                            raise_on_error=False)
+    [failure] = failed.get_step_failure_events()
+    expected = (f"tenant {tenants[1]} has no ST_CLIENT_SECRET: set ST_CLIENT_SECRET_{tenants[1]} (its own client), "
+                f"or ST_CLIENT_SECRET (the default for every tenant)")
+    assert failure.event_specific_data.error.message.strip().splitlines()[-1].endswith(f"schedulers: {expected}")
+    tick = late_session_updates(dg.build_sensor_context(resources={"servicetitan": resources["servicetitan"]}))
+    assert tick.skip_message == f"not configured: {expected}"
+
+
+def test_an_instance_belongs_to_the_first_warehouse_it_recorded_and_refuses_another_naming_both(tmp_path):
+    from st_scheduling.defs.marts.assets import MART_ASSETS
+    from st_scheduling.defs.resources import DuckDBWarehouse
+
+    home = tmp_path / "home"
+    home.mkdir()
+    first, second = str(tmp_path / "simulator.duckdb"), str(tmp_path / "live.duckdb")
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        for path in (first, first):  # the same warehouse again is fine
+            assert dg.materialize([MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=path)},
+                                  instance=instance).success
+        other = dg.materialize([MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=second)},
+                               instance=instance, raise_on_error=False)
+    assert not other.success
+    message = str([e.event_specific_data.error for e in other.all_events if e.is_failure])
+    assert f"holds the history of the warehouse {first}" in message and f"this run writes {second}" in message
+    assert not Path(second).exists(), "the refused run opened nothing"
+
+
+def test_the_make_targets_choose_one_instance_per_warehouse():
+    def home(**env) -> str:
+        out = subprocess.run(["make", "-n", "instance"], cwd=ROOT, capture_output=True, text=True, check=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k not in ("DAGSTER_HOME", "ST_DUCKDB_PATH", "ST_ENVIRONMENT")} | env).stdout
+        return out.splitlines()[0].split()[2]
+
+    assert home().endswith(".dagster_home/simulator")
+    assert home(ST_ENVIRONMENT="production").endswith(".dagster_home/st_scheduling")
+    assert home(ST_DUCKDB_PATH="elsewhere/agency.duckdb").endswith(".dagster_home/agency")

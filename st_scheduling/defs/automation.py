@@ -18,7 +18,7 @@ import dagster as dg
 
 from st_scheduling.defs.partitions import FIRST_DAY, LOOKBACK_DAYS, RANGE_END, RANGE_START, TIMEZONE, local_day
 from st_scheduling.defs.resources import ServiceTitanResource
-from st_scheduling.servicetitan import ServiceTitanError
+from st_scheduling.servicetitan import ConfigurationError, ServiceTitanError
 
 LATE_UPDATE_OVERLAP = timedelta(minutes=10)  # re-read this much before the cursor: clocks and commits lag
 RUNNING = dg.DefaultScheduleStatus.RUNNING
@@ -94,12 +94,23 @@ def scheduler_fingerprint(state: list[tuple]) -> str:
     return hashlib.sha256(json.dumps(sorted(state)).encode()).hexdigest()
 
 
+def _unconfigured(servicetitan: ServiceTitanResource) -> dg.SkipReason | None:
+    """A tick with settings missing skips naming them in one line, before any request."""
+    try:
+        servicetitan.check_settings()
+    except ConfigurationError as err:
+        return dg.SkipReason(f"not configured: {err}")
+    return None
+
+
 @dg.sensor(job=raw_sessions_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Re-ingests the days whose sessions changed after the hourly refresh stopped covering them "
                        "(recovered abandonments, bookings turned into jobs): reads sessions modified since its "
                        "cursor, per tenant, and requests each affected day older than yesterday once. Never opens "
                        "DuckDB.")
 def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
+    if unconfigured := _unconfigured(servicetitan):
+        return unconfigured
     cursor = json.loads(context.cursor) if context.cursor else {}
     changed: dict[str, str] = {}
     try:
@@ -132,6 +143,8 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
            description="Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears "
                        "or changes.")
 def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
+    if unconfigured := _unconfigured(servicetitan):
+        return unconfigured
     try:
         with servicetitan.clients() as clients:
             fingerprint = scheduler_fingerprint([(tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -17,7 +18,7 @@ from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
     RetryPolicy, ServiceTitanClient
 from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import marts, publish
+from st_scheduling.warehouse import instance_binding, marts, publish
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -77,12 +78,28 @@ class ServiceTitanResource(dg.ConfigurableResource):
         """The tenant's credentials: `ST_CLIENT_ID_<tenant>` / `ST_CLIENT_SECRET_<tenant>` when set (read at
         run time, like the EnvVar defaults, and never stored), else `ST_CLIENT_ID` / `ST_CLIENT_SECRET`."""
         found = {"ST_CLIENT_ID": os.environ.get(f"ST_CLIENT_ID_{tenant}") or self.client_id,
-                 "ST_CLIENT_SECRET": os.environ.get(f"ST_CLIENT_SECRET_{tenant}") or self.client_secret,
-                 "ST_APP_KEY": self.app_key}
+                 "ST_CLIENT_SECRET": os.environ.get(f"ST_CLIENT_SECRET_{tenant}") or self.client_secret}
         if missing := [name for name, value in found.items() if not value]:
-            raise ConfigurationError(f"tenant {tenant} needs {' and '.join(missing)} (or, for the client, "
-                                     f"ST_CLIENT_ID_{tenant} / ST_CLIENT_SECRET_{tenant})")
-        return Credentials(*found.values())
+            raise ConfigurationError(f"tenant {tenant} has no {' and no '.join(missing)}: set "
+                                     f"{' and '.join(f'{name}_{tenant}' for name in missing)} (its own client), or "
+                                     f"{' and '.join(missing)} (the default for every tenant)")
+        if not self.app_key:
+            raise ConfigurationError("ST_APP_KEY is not set: your ServiceTitan app's key, sent with every call")
+        return Credentials(*found.values(), self.app_key)
+
+    def check_settings(self) -> None:
+        """Every setting a run needs before its first request: the tenants and each one's credentials. Raises one
+        ConfigurationError naming every tenant without a client and the variables to set."""
+        if self.environment == SIMULATOR:
+            return
+        problems = []
+        for tenant in self.tenants():
+            try:
+                self.credentials(tenant)
+            except ConfigurationError as err:
+                problems.append(str(err))
+        if problems:
+            raise ConfigurationError("; ".join(dict.fromkeys(problems)))
 
     @contextmanager
     def clients(self) -> Iterator[TenantClients]:
@@ -197,10 +214,26 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                            parallel_tenants=servicetitan.parallel_tenants,
                            staging_dir=self.staging_dir, lock_wait_seconds=self.lock_wait_seconds)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Every run that opens the warehouse first makes sure the instance recording it belongs to it."""
+        root = context.instance.root_directory if context.instance else None
+        if root:
+            try:
+                instance_binding.claim(Path(root), self.path)
+            except instance_binding.InstanceOfAnotherWarehouse as err:
+                raise dg.Failure(description=str(err)) from None
+
     @contextmanager
     def connect(self, on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.settings, lock_wait=self.lock_wait_seconds, on_wait=on_wait) as con:
             yield con
+
+
+def _env_var(name: str) -> dg.EnvVar | None:
+    """The variable as a `dg.EnvVar`, resolved at launch and never stored, when it is set; None when it is not, so
+    a missing one is named by `ServiceTitanResource.check_settings` in one line rather than by Dagster's config
+    resolution in a stack trace. Only whether it is set is looked at here, never its value."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def build_resources(settings: Settings) -> dict:
@@ -209,10 +242,10 @@ def build_resources(settings: Settings) -> dict:
     else:
         api = ServiceTitanResource(
             environment=settings.environment,
-            client_id=dg.EnvVar("ST_CLIENT_ID"),
-            client_secret=dg.EnvVar("ST_CLIENT_SECRET"),
-            app_key=dg.EnvVar("ST_APP_KEY"),
-            tenant_ids=dg.EnvVar("ST_TENANT_IDS"),
+            client_id=_env_var("ST_CLIENT_ID"),
+            client_secret=_env_var("ST_CLIENT_SECRET"),
+            app_key=_env_var("ST_APP_KEY"),
+            tenant_ids=_env_var("ST_TENANT_IDS") or "",
             token_url=settings.token_url,
             router_ids=settings.router_ids,
             **settings.api_limits,

@@ -16,6 +16,7 @@ from st_scheduling.defs.partitions import daily_partitions, day_windows
 from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
+from st_scheduling.servicetitan import ConfigurationError
 from st_scheduling.warehouse import raw_tables as tables
 
 GROUP = "scheduling_pro_raw"
@@ -125,6 +126,10 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
     def _raw(context: dg.AssetExecutionContext, config: RawLoadConfig, servicetitan: ServiceTitanResource,
              warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
         windows = day_windows(*context.partition_key_range) if spec.partitioned else None
+        try:
+            servicetitan.check_settings()
+        except ConfigurationError as err:  # one line naming what to set, before any request
+            raise dg.Failure(description=f"{spec.table.name}: {err}") from None
         with servicetitan.clients() as clients:
             source = spec.source(servicetitan, clients, windows)
             result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
