@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from st_scheduling import vocabulary
@@ -123,3 +124,20 @@ class Settings:
                    _positive_int("ST_LOOKBACK_DAYS", 30), _vocabulary_file(), os.getenv("ST_PUBLISH_DIR") or None,
                    _flag("ST_PUBLISH_PII"), _positive_int("ST_ATTRIBUTION_WINDOW_DAYS", 90),
                    _positive_int("ST_DUCKDB_THREADS", 2), _memory("ST_DUCKDB_MEMORY_LIMIT", "8GB"))
+
+
+UI_URL = "ST_UI_URL"
+
+
+def ui_url() -> str | None:
+    """ST_UI_URL without its trailing slash, or None when unset. Alerts append /runs/... and /assets/... to it,
+    so a URL with a query or fragment would make broken links and is refused with the rest."""
+    raw = (os.getenv(UI_URL) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment
+            or re.search(r"\s", raw)):
+        raise SettingsError(f"{UI_URL}={raw!r} must be the http(s) address of the Dagster UI, such as "
+                            "http://localhost:3000 or https://dagster.example.com/prefix")
+    return raw.rstrip("/")
