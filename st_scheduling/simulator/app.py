@@ -258,16 +258,18 @@ class Simulator:
     def _day_bodies(self, tenant: Tenant, owner, day: int, window: Window, now: int) -> Iterator[bytes]:
         """The serialized records of one day matching `window`; from the disk cache once the day is settled."""
         if self.day_cache is None or now < (day + 1) * DAY + MAX_LIFETIME:
-            yield from (orjson.dumps(record) for _, record in self.model.day_records(tenant, owner, day, window, now))
+            yield from (orjson.dumps(self.model.served(owner.id, plan, record, now))
+                        for plan, record in self.model.day_records(tenant, owner, day, window, now))
             return
 
         def produce() -> list[tuple[int, str, bytes]]:
             everything = Window()
-            return [(plan.created, record["modifiedOn"], orjson.dumps(record))
+            return [(plan.created, record["modifiedOn"], orjson.dumps(self.model.served(owner.id, plan, record, now)))
                     for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
 
         settings = self.model.settings  # one cache file can serve several seeds and vocabularies
-        key = f"{settings.seed}/{settings.vocabulary}/{settings.silenced}/{owner.id}"
+        key = (f"{settings.seed}/{settings.vocabulary}/{settings.silenced}/{settings.renamed_campaigns}/"
+               f"{settings.relabeled_steps}/{owner.id}")
         for created, modified, body in self.day_cache.day(key, day, produce):
             if window.matches(created, modified):
                 yield body

@@ -143,6 +143,11 @@ class SimulatorSettings:
     # Fault: (scheduler id, epoch seconds) pairs; that scheduler receives no session from then on, as when a
     # website embed breaks. Everything else is unchanged.
     silenced: tuple[tuple[str, int], ...] = ()
+    # Event: (old name, new name, epoch seconds): sessions created from then on carry the campaign's new name.
+    renamed_campaigns: tuple[tuple[str, str, int], ...] = ()
+    # Fault: (scheduler id, lastStep value, from, until): while the clock is in [from, until), that scheduler's
+    # sessions created in the same interval report this lastStep (a release with a new step name, rolled back).
+    relabeled_steps: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def world(self) -> v.World:
@@ -331,6 +336,18 @@ class TenantModel:
             record = window.admits(plan, now)
             if record is not None:
                 yield plan, record
+
+    def served(self, owner_id: str, plan: SessionPlan, record: dict, now: int) -> dict:
+        """The record as /sessions serves it at `now`: the settings' renamed campaigns and relabeled steps applied
+        (/performance keeps counting the sessions' true steps)."""
+        edits = {}
+        for old, new, start in self.settings.renamed_campaigns:
+            if record.get("campaignName") == old and plan.created >= start:
+                edits["campaignName"] = new
+        for scheduler_id, step, start, until in self.settings.relabeled_steps:
+            if scheduler_id == owner_id and start <= plan.created < until and start <= now < until:
+                edits["lastStep"] = step
+        return {**record, **edits} if edits else record
 
     def day_count(self, tenant: Tenant, owner: Scheduler | Router, day: int, window: Window, now: int) -> int:
         """How many of a day's sessions match `window` at `now` (cached: a day stops changing after
