@@ -6,7 +6,6 @@ import pytest
 
 from st_scheduling import vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
-from st_scheduling.defs.marts.checks import one_name_per_campaign
 from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.warehouse import incremental, marts
 from st_scheduling.warehouse.store import WarehouseSettings, connect
@@ -23,7 +22,7 @@ def warehouse(tmp_path_factory) -> DuckDBWarehouse:
         assert materialize(raw_assets(), served.resource(), warehouse, FIRST, LAST).success
     finally:
         served.close()
-    result = dg.materialize([*MART_ASSETS.values(), one_name_per_campaign], resources={"warehouse": warehouse})
+    result = dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse})
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "one_name_per_campaign"]
     assert check.passed
     return warehouse
