@@ -86,11 +86,21 @@ def test_a_shrinking_window_is_refused_by_name_until_the_override_is_set(baselin
     state, base, warehouse, before = baseline
     state.sessions = {s: records[:1] for s, records in state.sessions.items()}
     text = failure(run(base, warehouse))
-    assert f"tenant {hostile.TENANT} owner sched-a: the API now lists 1 distinct rows where 300 are stored" in text
+    assert (f"tenant {hostile.TENANT} owner sched-a: the API now lists 1 distinct rows where 300 are stored, and no "
+            f"longer lists 299 stored ids ({hostile.DAY}: 299)") in text
     assert "allow_shrink" in text
     assert stored(warehouse.path) == before
     assert run(base, warehouse, allow_shrink=True).success, "a real deletion, confirmed in run config"
     assert set(stored(warehouse.path)) == {"sched-a-0000", "sched-b-0000"}
+
+
+def test_ids_replaced_by_as_many_new_ones_are_refused_by_id_not_by_count(baseline):
+    state, base, warehouse, before = baseline
+    state.sessions["sched-a"] = state.sessions["sched-a"][100:] + [
+        hostile.session("sched-a", 1000 + n) for n in range(100)]
+    text = failure(run(base, warehouse))
+    assert f"the API now lists 300 distinct rows where 300 are stored, and no longer lists 100 stored ids" in text
+    assert stored(warehouse.path) == before
 
 
 def endless_new_pages(h, sid, page, size) -> None:
@@ -212,7 +222,7 @@ def test_dg_launch_refuses_a_shrink_and_takes_the_override_as_run_config(baselin
     state.sessions = {s: records[:1] for s, records in state.sessions.items()}
     env = launch_env(base, tmp_path / "home", warehouse.path)
     refused = dg_launch(env)
-    assert refused.returncode != 0 and "refusing to shrink" in refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "refusing to delete them" in refused.stdout + refused.stderr
     assert stored(warehouse.path) == before
     override = {"ops": {"raw__scheduler_sessions": {"config": {"allow_shrink": True}}}}
     allowed = dg_launch(env, "--config-json", json.dumps(override))

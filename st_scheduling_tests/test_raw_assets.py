@@ -21,7 +21,7 @@ from st_scheduling.simulator import ManualClock, Simulator
 from st_scheduling.simulator.app import http_server
 from st_scheduling.simulator.model import Window
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, SCHEDULER_SESSIONS
-from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect, shrinking
+from st_scheduling.warehouse.store import Removal, StagedOwner, WarehouseSettings, commit_tenant, connect, removals
 from st_scheduling_tests.conftest import NOW, SMALL, materialize, raw_assets
 
 FIRST, LAST = "2026-09-01", "2026-10-15"
@@ -141,17 +141,38 @@ def test_a_commit_keeps_the_latest_instant_refuses_to_shrink_and_keeps_unlisted_
         assert stored == [("a", datetime(2026, 10, 1, 10, 5, 0, 500000, tzinfo=UTC))]
         shrunk = _stage(tmp_path, "shrunk", [record])
         refused = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [shrunk], ["s"], run_id="r2")
-        assert refused.refused == {"s": (2, 1)} and refused.unlisted == {"t": 1} and not refused.stored
+        assert refused.refused == {"s": Removal(2, 1, {"2026-10-01": 1})} and refused.unlisted == {"t": 1}
+        assert not refused.stored
         assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 3, "nothing deleted"
         allowed = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [shrunk], ["s"], run_id="r3", allow_shrink=True)
         assert allowed.stored == {"s": 1}
         assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 2, "t kept its row"
 
 
-def test_shrinking_names_only_owners_that_would_lose_rows():
-    assert shrinking({"a": 5, "b": 3}, {"a": 5, "b": 2}, ["a", "b", "c"]) == {"b": (3, 2)}
-    assert shrinking({}, {"a": 1}, ["a"]) == {}
-    assert shrinking({"a": 1}, {}, ["a"]) == {"a": (1, 0)}
+def test_a_commit_that_keeps_the_count_but_loses_ids_is_refused_naming_each_day(tmp_path):
+    settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
+    window = (datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    record = {"createdOn": "2026-05-02T10:00:00Z", "modifiedOn": "2026-05-02T10:05:00Z", "customer": {},
+              "sourceTracking": {}}
+    may = [{**record, "id": f"{day}-{n}", "createdOn": f"2026-05-{day:02d}T10:00:00Z"} for day in (2, 3, 30)
+           for n in range(2 if day < 30 else 1)]
+    grown = [r for r in may if not r["id"].startswith("2-")] + [{**record, "id": f"new-{n}",
+                                                                   "createdOn": "2026-05-30T11:00:00Z"} for n in range(3)]
+    with connect(settings) as con:
+        assert not commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "may", may)], ["s"],
+                                 run_id="r1").refused
+        refused = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "grown", grown)], ["s"],
+                                run_id="r2")
+        assert refused.refused == {"s": Removal(5, 6, {"2026-05-02": 2})}, "more rows than stored, yet two deleted"
+        assert "no longer lists 2 stored ids (2026-05-02: 2)" in refused.refused["s"].describe()
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 5, "nothing deleted"
+
+
+def test_removals_group_the_missing_ids_per_owner_and_day():
+    missing = [("a", "2026-05-02", 3), ("a", "2026-05-03", 1), ("b", "all", 2)]
+    assert removals(missing, {"a": 10, "b": 2}, {"a": 12}) == {
+        "a": Removal(10, 12, {"2026-05-02": 3, "2026-05-03": 1}), "b": Removal(2, 0, {"all": 2})}
+    assert removals([], {"a": 1}, {}) == {}
 
 
 def test_a_schema_drift_page_is_stored_with_nothing_lost(served, simulator, warehouse):
@@ -187,7 +208,7 @@ def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, wareho
     simulator.model._day_counts.cache_clear()
     result = materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01")
     assert not result.success
-    assert "refusing to shrink" in next(
+    assert "refusing to delete them" in next(
         e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.to_string()
     assert stored_fingerprint(warehouse.path) == before
 

@@ -62,9 +62,8 @@ class TenantLoad:
             return [f"tenant {self.tenant_id}: {self.error}"]
         found = [f"tenant {self.tenant_id} owner {o.owner}: not read in full, its rows kept: {o.error}"
                  for o in self.owners if o.error]
-        found += [f"tenant {self.tenant_id} owner {o.owner}: the API now lists {o.refused[1]} distinct rows where "
-                  f"{o.refused[0]} are stored; refusing to shrink (set allow_shrink in the run config if the "
-                  "deletion is real)" for o in self.owners if o.refused]
+        found += [f"tenant {self.tenant_id} owner {o.owner}: {o.refused.describe()}; refusing to delete them (set "
+                  "allow_shrink in the run config if the deletion is real)" for o in self.owners if o.refused]
         return found
 
 

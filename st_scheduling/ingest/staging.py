@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from st_scheduling.ingest.arrow_pages import POOL
 from st_scheduling.servicetitan import Page
+from st_scheduling.warehouse.store import Removal
 
 
 @dataclass
@@ -30,7 +31,7 @@ class OwnerLoad:
     files: list[str] = field(default_factory=list)
     error: str | None = None  # why it was not read in full
     stored: int | None = None  # rows stored after the commit
-    refused: tuple[int, int] | None = None  # (stored, new) when the shrink guard kept the stored rows
+    refused: Removal | None = None  # the stored ids the API no longer lists, when the guard kept them
 
     def summary(self) -> dict:
         """Numbers only, for metadata: no file paths, no values."""
@@ -38,7 +39,7 @@ class OwnerLoad:
         found = {name: getattr(self, name) for name in fields}
         found["seconds"] = round(self.seconds, 3)
         if self.refused:
-            found["refused_stored_vs_new"] = list(self.refused)
+            found["refused_missing_ids_by_day"] = self.refused.missing_by_day
         if self.error:
             found["error"] = self.error
         return found

@@ -110,20 +110,38 @@ class StagedOwner:
     files: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Removal:
+    """Stored rows of one owner that a commit would delete: the API no longer lists their ids."""
+
+    stored: int  # rows of the owner stored in the window
+    new: int  # distinct rows the API lists now
+    missing_by_day: dict[str, int]  # day (UTC, of the window column) -> stored ids the API no longer lists
+
+    def describe(self) -> str:
+        days = ", ".join(f"{day}: {n}" for day, n in sorted(self.missing_by_day.items()))
+        return (f"the API now lists {self.new} distinct rows where {self.stored} are stored, and no longer lists "
+                f"{sum(self.missing_by_day.values())} stored ids ({days})")
+
+
 @dataclass
 class CommitOutcome:
     """What one tenant's commit did."""
 
     stored: dict[str, int] = field(default_factory=dict)  # rows now stored per committed owner, in the window
-    refused: dict[str, tuple[int, int]] = field(default_factory=dict)  # shrinking owners: (stored, new)
+    refused: dict[str, Removal] = field(default_factory=dict)  # owners whose commit would delete stored ids
     unlisted: dict[str, int] = field(default_factory=dict)  # owners stored before but not listed now: rows kept
     outside_window: int = 0  # staged records whose window column fell outside the window: not stored
 
 
-def shrinking(stored: dict[str, int], new: dict[str, int], owners: list[str]) -> dict[str, tuple[int, int]]:
-    """Owners whose distinct rows would fall below what is stored: (stored, new). Sessions are not normally
-    deleted, so a smaller answer is far more likely an API fault than the truth."""
-    return {o: (stored[o], new.get(o, 0)) for o in owners if new.get(o, 0) < stored.get(o, 0)}
+def removals(missing: list[tuple[str, str, int]], stored: dict[str, int], new: dict[str, int]) -> dict[str, Removal]:
+    """Owners with stored ids the API no longer lists, from (owner, day, count) rows. Sessions are not
+    normally deleted, so a missing id is far more likely an API fault than the truth; comparing ids rather
+    than counts catches a day that vanished while another day grew by as much."""
+    by_owner: dict[str, dict[str, int]] = {}
+    for owner, day, count in missing:
+        by_owner.setdefault(owner, {})[day] = count
+    return {o: Removal(stored.get(o, 0), new.get(o, 0), days) for o, days in by_owner.items()}
 
 
 def owner_expression(table: RawTable) -> str:
@@ -169,8 +187,9 @@ def commit_tenant(
             f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
             [tenant_id, *window_params]).fetchall())
         outcome.unlisted = {o: n for o, n in stored.items() if o not in listed}
-        if not allow_shrink:
-            outcome.refused = shrinking(stored, new, [s.owner for s in staged])
+        if not allow_shrink and staged:
+            outcome.refused = removals(_missing_ids(con, table, tenant_id, staged, files, in_window, window_params),
+                                       stored, new)
         accepted = [s for s in staged if s.owner not in outcome.refused]
         accepted_files = [f for s in accepted for f in s.files]
         owners = [s.owner for s in accepted]
@@ -204,6 +223,20 @@ def commit_tenant(
         con.execute("ROLLBACK")
         raise
     return outcome
+
+
+def _missing_ids(con, table: RawTable, tenant_id: int, staged: list[StagedOwner], files: list[str], in_window: str,
+                 window_params: list) -> list[tuple[str, str, int]]:
+    """(owner, day, count) of the staged owners' stored ids in the window that no staged record carries."""
+    key = ", ".join(table.key)
+    day = f"strftime(timezone('UTC', {table.window_column}), '%Y-%m-%d')" if table.window_column else "'all'"
+    staged_keys, staged_params = ((f"SELECT DISTINCT {key} FROM read_parquet(?) WHERE {in_window}", [files, *window_params])
+                                  if files else (f"SELECT {key} FROM {table.qualified} WHERE FALSE", []))
+    return con.execute(
+        f"""WITH kept AS (SELECT {owner_expression(table)} AS owner, {day} AS day, {key} FROM {table.qualified}
+                          WHERE tenant_id = ? AND {owner_expression(table)} IN (SELECT unnest(?)) AND {in_window})
+        SELECT owner, day, count(*) FROM kept ANTI JOIN ({staged_keys}) USING ({key}) GROUP BY ALL ORDER BY ALL""",
+        [tenant_id, [s.owner for s in staged], *window_params, *staged_params]).fetchall()
 
 
 def rows_per_window(con: duckdb.DuckDBPyConnection, table: RawTable, windows: list[tuple]) -> list[int]:
