@@ -4,12 +4,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from st_scheduling.config import API_LIMITS, Settings, SettingsError
+from st_scheduling.config import API_LIMITS, Settings, SettingsError, start_date, tenant_ids
 from st_scheduling.defs.raw.assets import raw_schedulers
 from st_scheduling.defs.resources import build_resources
 
@@ -84,10 +85,14 @@ def test_live_mode_missing_a_variable_fails_at_launch_naming_it(missing, monkeyp
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def _dg_check_defs(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), **settings}
+    return subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_dg_check_defs_passes(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    result = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = _dg_check_defs(tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
@@ -117,11 +122,76 @@ def test_a_bad_number_in_any_setting_is_named(monkeypatch, variable, value):
         Settings.from_env()
 
 
-def test_loading_definitions_with_a_bad_setting_fails_naming_it(tmp_path):
-    env = {**os.environ, "ST_LOOKBACK_DAYS": "thirty", "DAGSTER_HOME": str(tmp_path)}
-    loaded = subprocess.run([sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert loaded.returncode != 0 and "ST_LOOKBACK_DAYS='thirty' must be a positive whole number" in loaded.stderr
+def test_dg_check_defs_refuses_bad_settings_in_one_line_naming_every_one(tmp_path):
+    result = _dg_check_defs(tmp_path, ST_LOOKBACK_DAYS="thirty", ST_TENANT_IDS="4_242", ST_DUCKDB_PATH=":memory:")
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if line.startswith("st_scheduling.config.SettingsError: ")]
+    assert result.returncode != 0 and lines, output[-3000:]
+    line = lines[0]
+    assert "ST_LOOKBACK_DAYS='thirty' must be a positive whole number" in line
+    assert "ST_TENANT_IDS='4_242' must be comma-separated integer tenant ids" in line
+    assert "ST_DUCKDB_PATH=':memory:' is an in-memory database" in line
+
+
+TOMORROW = (date.today() + timedelta(days=2)).isoformat()  # tomorrow in every time zone
+
+
+@pytest.mark.parametrize("variable, value, named", [
+    ("ST_TENANT_IDS", "4_242", "'4_242'"),  # int() takes underscores
+    ("ST_TENANT_IDS", "\u0664\u0662\u0664\u0662", "'\u0664\u0662\u0664\u0662'"),  # and Arabic-Indic digits
+    ("ST_TENANT_IDS", "12345678901234567890", "each 1 to 9223372036854775807"),  # past the API's int64
+    ("ST_TENANT_IDS", "1001,-4242", "(refused: '-4242')"),
+    ("ST_TENANT_IDS", "0", "(refused: '0')"),
+    ("ST_TENANT_IDS", "1001,1001", "lists 1001 more than once"),
+    ("ST_ROUTER_IDS", "\u0664:r1", "ST_ROUTER_IDS entry '\u0664:r1'"),
+    ("ST_API_TIMEOUT_SECONDS", "nan", "must be a positive number no greater than 3600"),
+    ("ST_API_TIMEOUT_SECONDS", "inf", "must be a positive number"),
+    ("ST_API_TIMEOUT_SECONDS", "1e3", "must be a positive number"),
+    ("ST_API_TIMEOUT_SECONDS", "86400", "no greater than 3600"),
+    ("ST_API_MAX_ATTEMPTS", "1_0", "must be a positive whole number no greater than 100"),
+    ("ST_API_MAX_ATTEMPTS", "\u00b2", "must be a positive whole number"),  # isdigit() says yes, int() says no
+    ("ST_LOOKBACK_DAYS", "9" * 30, "must be a positive whole number no greater than 3660"),
+    ("ST_DUCKDB_THREADS", "0", "must be a positive whole number"),
+    ("ST_DUCKDB_MEMORY_LIMIT", "0GB", "must be an amount of memory"),
+    ("ST_TIMEZONE", "posixrules", "is not an IANA time zone"),
+    ("ST_TIMEZONE", "Factory", "is not an IANA time zone"),
+    ("ST_TIMEZONE", "localtime", "is not an IANA time zone"),
+    ("ST_TIMEZONE", "utc", "is not an IANA time zone"),
+    ("ST_START_DATE", "0001-01-01", "must be a day from 2015-01-01 to today"),
+    ("ST_START_DATE", TOMORROW, "must be a day from 2015-01-01 to today"),
+    ("ST_START_DATE", "20260901", "is not a date (YYYY-MM-DD)"),
+    ("ST_START_DATE", "2026-02-30", "is not a date (YYYY-MM-DD)"),
+    ("ST_DUCKDB_PATH", ":memory:", "is an in-memory database"),
+    ("ST_DUCKDB_PATH", ":memory:other", "is an in-memory database"),
+])
+def test_a_bad_setting_is_refused_naming_the_variable(monkeypatch, variable, value, named):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert str(refused.value).startswith(variable) and named in str(refused.value)
+
+
+@pytest.mark.parametrize("setting", ["/dev/zero", "fifo", "folder", "large"])
+def test_a_vocabulary_that_is_no_regular_small_file_is_refused_without_reading_it(tmp_path, monkeypatch, setting):
+    paths = {"fifo": tmp_path / "fifo", "folder": tmp_path, "large": tmp_path / "large.toml"}
+    os.mkfifo(paths["fifo"])  # a FIFO nobody writes to: opening it to read would wait forever
+    paths["large"].write_text("# " + "x" * 2**20)
+    path = str(paths.get(setting, setting))
+    monkeypatch.setenv("ST_VOCABULARY", path)
+    with pytest.raises(SettingsError, match="the vocabulary file (must be a regular file|is larger than 1 MB)"):
+        Settings.from_env()
+
+
+def test_good_settings_are_read_as_given(monkeypatch):
+    for variable, value in {"ST_TENANT_IDS": " 4242, 9223372036854775807 ", "ST_ROUTER_IDS": "4242:r-1",
+                            "ST_API_TIMEOUT_SECONDS": "2.5", "ST_TIMEZONE": "America/Chicago",
+                            "ST_START_DATE": "2015-01-01", "ST_DUCKDB_PATH": "md:st_scheduling"}.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings.from_env()
+    assert (settings.api_limits, settings.timezone, settings.start_date, settings.duckdb_path) == (
+        {"timeout_seconds": 2.5}, "America/Chicago", "2015-01-01", "md:st_scheduling")
+    assert tenant_ids(" 4242, 9223372036854775807 ") == [4242, 2**63 - 1]
+    assert start_date(date.today().isoformat(), date.today()) == date.today().isoformat()
 
 
 def test_run_time_settings_reach_runs_through_resource_config(monkeypatch, tmp_path):

@@ -13,7 +13,7 @@ import duckdb
 from pydantic import Field
 
 from st_scheduling import vocabulary
-from st_scheduling.config import SIMULATOR, Settings
+from st_scheduling.config import SIMULATOR, Settings, SettingsError, router_pairs, tenant_ids
 from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
     RetryPolicy, ServiceTitanClient
@@ -56,9 +56,9 @@ class ServiceTitanResource(dg.ConfigurableResource):
                 return [t.id for t in _simulator().tenants]
             raise ConfigurationError("ST_TENANT_IDS is not set: name the tenant ids to ingest, comma-separated")
         try:
-            return [int(part) for part in self.tenant_ids.split(",") if part.strip()]
-        except ValueError:
-            raise ConfigurationError(f"ST_TENANT_IDS={self.tenant_ids!r} must be comma-separated integer tenant ids")
+            return tenant_ids(self.tenant_ids)
+        except SettingsError as err:  # the same rule as at load: the variable may have changed since
+            raise ConfigurationError(str(err)) from None
 
     def routers(self) -> list[tuple[int, str]]:
         """(tenant, router id) pairs; the simulator's own routers when none are configured in simulator mode."""
@@ -66,13 +66,10 @@ class ServiceTitanResource(dg.ConfigurableResource):
             if self.environment == SIMULATOR:
                 return [(t.id, r.id) for t in _simulator().tenants for r in t.routers]
             return []
-        pairs = []
-        for part in filter(None, (p.strip() for p in self.router_ids.split(","))):
-            tenant, sep, router = part.partition(":")
-            if not sep or not tenant.strip().isdigit() or not router.strip():
-                raise ConfigurationError(f"ST_ROUTER_IDS entry {part!r} must look like <tenant id>:<router id>")
-            pairs.append((int(tenant), router.strip()))
-        return pairs
+        try:
+            return router_pairs(self.router_ids)
+        except SettingsError as err:
+            raise ConfigurationError(str(err)) from None
 
     def credentials(self, tenant: int) -> Credentials:
         """The tenant's credentials: `ST_CLIENT_ID_<tenant>` / `ST_CLIENT_SECRET_<tenant>` when set (read at

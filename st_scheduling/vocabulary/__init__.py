@@ -9,11 +9,12 @@ every error names the file and line. `python -m st_scheduling.vocabulary calibra
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 # Milestones by name; the order is fixed except that zipcode and interacted may swap.
 MILESTONES = ("opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked")
@@ -22,6 +23,7 @@ ABANDONMENTS = frozenset({"abandoned", "sent_to_booking", "sent_to_lead"})
 RATES = ("scheduler_completion_rate", "opened_completion_rate")  # /performance fields, in snake case
 ENV_VAR = "ST_VOCABULARY"
 SHIPPED = "shipped default (st_scheduling/vocabulary/default.toml)"
+MAX_FILE_BYTES = 1024 * 1024  # a calibrated file is a few KB
 
 
 class VocabularyError(ValueError):
@@ -55,11 +57,28 @@ def load(path: str | None = None) -> Vocabulary:
     """The vocabulary in `path`, or the shipped default when `path` is empty."""
     if not path:
         return parse(resources.files(__name__).joinpath("default.toml").read_text(), SHIPPED)
+    return parse(_read(path), path)
+
+
+def _read(path: str) -> str:
+    """The file's text. Only a regular file of at most MAX_FILE_BYTES: the definitions read it when they load, and
+    /dev/zero, a FIFO or a huge file would hang or exhaust that load. Opened without blocking, so a FIFO with no
+    writer is refused rather than waited on."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as err:
         raise VocabularyError(f"{ENV_VAR}={path}: cannot read the vocabulary file ({err.strerror})") from None
-    return parse(text, path)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise VocabularyError(f"{ENV_VAR}={path}: the vocabulary file must be a regular file")
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise VocabularyError(f"{ENV_VAR}={path}: the vocabulary file is larger than {MAX_FILE_BYTES // 2**20} MB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VocabularyError(f"{ENV_VAR}={path}: the vocabulary file is not UTF-8 text") from None
 
 
 def parse(text: str, source: str) -> Vocabulary:
