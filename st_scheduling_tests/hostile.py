@@ -66,6 +66,14 @@ class Hostile:
     trickle_seconds: float = 0.5
     overrides: dict[str, Callable] = field(default_factory=dict)
 
+    def misbehave(self, mode: Callable | str) -> None:
+        """Answer as `mode` from now on: a function answering session pages (one of this module's, or a test's
+        own), or the name of a mode the handler knows (`token_echo`, `token_empty`)."""
+        if callable(mode):
+            self.overrides[mode.__name__] = mode
+            mode = mode.__name__
+        self.mode = mode
+
     def sessions_page(self, sid: str, page: int, size: int) -> dict:
         records = self.sessions.get(sid, [])
         chunk = records[(page - 1) * size: page * size]
@@ -95,6 +103,9 @@ def _handler(state: Hostile) -> type[BaseHTTPRequestHandler]:
             state.requests.append(Request("POST", self.path, False))
             if state.mode == "token_echo":  # a proxy's error page that echoes the request body
                 self.send(500, b"<html>upstream failed for request: " + form + b"</html>", "text/html")
+                return
+            if state.mode == "token_empty":
+                self.send(200, orjson.dumps({"access_token": "", "expires_in": 900, "token_type": "Bearer"}))
                 return
             self.send(200, orjson.dumps({"access_token": TOKEN, "expires_in": 900, "token_type": "Bearer"}))
 
@@ -160,6 +171,21 @@ def bomb() -> bytes:
 
 def gzip_bomb(h, sid, page, size) -> None:
     h.send(200, bomb(), Content_Encoding="gzip")
+
+
+def total_count_lots(h, sid, page, size) -> None:
+    h.send(200, orjson.dumps({**h.server_state.sessions_page(sid, page, size), "totalCount": "lots"}))
+
+
+def forbidden(h, sid, page, size) -> None:
+    """A 403 whose detail names a customer: an error must not quote it."""
+    h.send(403, orjson.dumps({"title": "Forbidden", "detail": f"{h.server_state.pii_canary} is not yours",
+                              "traceId": "t-403"}))
+
+
+def unprocessable(h, sid, page, size) -> None:
+    h.send(422, orjson.dumps({"title": "Unprocessable", "errors": {"createdOnOrAfter": ["out of range"]},
+                              "traceId": "t-422"}))
 
 
 def redirect_with_page(h, sid, page, size) -> None:

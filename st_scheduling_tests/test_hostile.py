@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import duckdb
@@ -152,16 +154,29 @@ def test_a_record_without_its_keys_is_named_by_field_position_and_page(baseline,
     assert stored(warehouse.path) == before
 
 
-def test_a_total_count_that_is_not_a_number_is_named(baseline):
+def asked(state: hostile.Hostile, since: int) -> Counter:
+    """Requests per path (without the query) since the `since`-th request."""
+    return Counter(urlsplit(r.path).path for r in state.requests[since:])
+
+
+@pytest.mark.parametrize("mode, named", [
+    (hostile.total_count_lots, "'totalCount' is str, expected a non-negative integer"),
+    (hostile.forbidden, "returned 403 Forbidden [traceId t-403]"),
+    (hostile.unprocessable, "returned 422 Unprocessable Entity (fields: createdOnOrAfter) [traceId t-422]"),
+    ("token_empty", "token endpoint returned a malformed body: an access_token that is empty"),
+])
+def test_an_answer_that_asking_again_cannot_change_fails_after_one_request(baseline, mode, named):
     state, base, warehouse, before = baseline
-
-    def lots(h, sid, page, size):
-        h.send(200, orjson.dumps({**state.sessions_page(sid, page, size), "totalCount": "lots"}))
-
-    state.overrides["lots"], state.mode = lots, "lots"
-    text = failure(run(base, warehouse))
-    assert "'totalCount' is str, expected a non-negative integer" in text
+    state.misbehave(mode)
+    since = len(state.requests)
+    text = failure(run(base, warehouse, max_attempts=8))
+    assert named in text and state.pii_canary not in text
     assert stored(warehouse.path) == before
+    if mode == "token_empty":
+        assert asked(state, since) == {"/connect/token": 1}
+    else:
+        sessions = [n for path, n in asked(state, since).items() if path.endswith("/sessions")]
+        assert sessions == [1, 1], "one request per scheduler: nothing retried"
 
 
 def test_the_latest_copy_of_a_record_is_kept_as_an_instant_not_as_text(baseline):

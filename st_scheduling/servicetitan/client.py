@@ -8,6 +8,7 @@ import http
 import ipaddress
 import logging
 import random
+import re
 import threading
 import time
 import zlib
@@ -44,6 +45,7 @@ MIB = 1024 * 1024
 T = TypeVar("T")
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 TOKENS_PER_CALL = 3
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750's b64token
 
 # httpx logs every request URL at INFO; keep request lines out of logs entirely.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -389,8 +391,9 @@ class ServiceTitanClient:
 
     def _with_retries(self, path: str, page: int | None, send: Callable[[], _Response],
                       parse: Callable[[bytes], T]) -> tuple[_Response, T | None, int]:
-        """Send and parse, retrying transient failures (malformed bodies included) with exponential backoff
-        and jitter, within the call's budget.
+        """Send and parse, retrying transient failures (429, 409, 5xx, deadlines, connection errors, unreadable
+        bodies) with exponential backoff and jitter, within the call's budget. Anything else is the server's
+        answer and would come back the same, so it is raised at once.
 
         Returns a response of status < 300 with its parsed body, or a 401 (which the caller handles) with
         None, and the attempts made; raises for everything else.
@@ -405,7 +408,13 @@ class ServiceTitanClient:
                 self._note_server_time(response)
                 return response, (parse(response.body) if response.status != 401 else None), attempt
             except MalformedResponseError as err:
+                if not err.retryable:
+                    raise
                 problem = _Transient(err.problem, kind="malformed")
+            except httpx.LocalProtocolError:
+                # Raised before anything is sent; h11's message quotes the offending header value.
+                raise ConfigurationError(f"{where}: the request is not valid HTTP and was not sent; check "
+                                         "ST_APP_KEY for spaces or line breaks") from None
             except (httpx.TimeoutException, httpx.TransportError) as err:
                 problem = _Transient(f"{type(err).__name__} talking to the API", kind="timeout"
                                      if isinstance(err, httpx.TimeoutException) else "transport")
@@ -417,7 +426,7 @@ class ServiceTitanClient:
                 delay = min(policy.max_delay, max(problem.retry_after, 0.0))
             if attempt == policy.max_attempts or self.clock() - started + delay > policy.max_total_seconds:
                 if problem.kind == "malformed":
-                    raise MalformedResponseError(path, page, problem.problem) from None
+                    raise MalformedResponseError(path, page, problem.problem, retryable=True) from None
                 raise RetriesExhaustedError(where, attempt, problem.problem)
             self.stats.count(retries=1)
             self.sleep(delay)
@@ -503,6 +512,9 @@ class ServiceTitanClient:
                                       "check the client id and secret")
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise MalformedResponseError("token endpoint", None, "no access_token string in the body")
+        if not _BEARER_TOKEN.fullmatch(body["access_token"]):
+            raise MalformedResponseError("token endpoint", None, "an access_token that is empty or not a bearer "
+                                         "token (RFC 6750 characters only)")
         self._token = body["access_token"]
         expires = body.get("expires_in")
         self._token_expires = self.clock() + (float(expires) if isinstance(expires, int | float) else 900.0)
@@ -522,14 +534,15 @@ def _inflate(inflate, chunk: bytes, room: int) -> bytes:
     try:
         return inflate.decompress(chunk, max(room, 1))
     except zlib.error:
-        raise MalformedResponseError("response", None, "a compressed body that does not decompress") from None
+        raise MalformedResponseError("response", None, "a compressed body that does not decompress",
+                                     retryable=True) from None
 
 
 def _json(raw: bytes, endpoint: str) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise MalformedResponseError(endpoint, None, "not valid JSON") from None
+        raise MalformedResponseError(endpoint, None, "not valid JSON", retryable=True) from None
 
 
 def _content_type(response: _Response) -> str:

@@ -42,10 +42,15 @@ class ApiResponseError(ServiceTitanError):
 
 
 class MalformedResponseError(ServiceTitanError):
-    """A response body was not the JSON the spec promises."""
+    """A response body was not the JSON the spec promises.
 
-    def __init__(self, endpoint: str, page: int | None, problem: str):
-        self.endpoint, self.page, self.problem = endpoint, page, problem
+    `retryable` when the body could not be read at all (not JSON, or a compressed body that does not
+    decompress): a transfer cut short looks like that, and the next attempt may be whole. JSON of the wrong
+    shape is the server's answer, and asking again gets the same one.
+    """
+
+    def __init__(self, endpoint: str, page: int | None, problem: str, *, retryable: bool = False):
+        self.endpoint, self.page, self.problem, self.retryable = endpoint, page, problem, retryable
         where = f"{endpoint} page {page}" if page else endpoint
         super().__init__(f"{where} returned a malformed body: {problem}")
 

@@ -68,7 +68,7 @@ def parse_records(shape: dict) -> PageParser:
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise MalformedResponseError(endpoint, number, "not valid JSON") from None
+            raise MalformedResponseError(endpoint, number, "not valid JSON", retryable=True) from None
         records, has_more, total = envelope(parsed, endpoint, number)
         for position, record in enumerate(records):
             check_record(record, shape, endpoint, number, position)
