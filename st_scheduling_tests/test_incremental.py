@@ -165,6 +165,30 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
                            (4, "its SQL, settings, vocabulary or scheduler names changed since the last build")}
 
 
+def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
+    """The rows stored so far carry times two hours ahead of this worker's clock (written by a machine whose clock
+    ran ahead): the commits that follow are still read, since builds follow commit numbers, not times."""
+    with (connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
+          connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference):
+        world = World(random.Random(3), [con, reference], tmp_path)
+        world.name_schedulers("Website")
+        for _ in range(40):
+            world.new(40)
+        for table in ("raw.scheduler_sessions", "raw.router_sessions", "raw.schedulers", "meta.raw_replaced"):
+            con.execute(f"UPDATE {table} SET ingested_at = ingested_at + INTERVAL 2 HOUR")
+        for mart in marts.MARTS:
+            incremental.build(con, mart, MODEL)
+        for key in world.rng.sample(sorted(world.stored), 10):  # changed, not added: the row counts stay as they were
+            table, owner, record = world.stored[key]
+            world.put(table, key[1], owner, random_session(world.rng, record["id"],
+                                                           datetime.fromisoformat(record["createdOn"])))
+        for mart in marts.MARTS:
+            built = incremental.build(con, mart, MODEL)
+            incremental.build(reference, mart, MODEL, full=True)
+            assert differences(con, reference, mart) == (0, 0), (mart.name, built)
+            assert not built.full or mart is marts.SCHEDULERS, "found by commit number, not by a full rebuild"
+
+
 def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows_are_deleted_by_hand(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
         world = World(random.Random(7), [con], tmp_path)
@@ -184,7 +208,7 @@ def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows
     assert by_hand.reason == "raw rows were added or removed outside the platform's loads since the last build"
 
 
-STATE = BuildState("f", sessions_build=5, full_build=3, raw_watermark=None, raw_rows=10)
+STATE = BuildState("f", sessions_build=5, full_build=3, raw_commit=None, raw_rows=10)
 
 
 @pytest.mark.parametrize(("requested", "own", "fingerprint", "exists", "scoped", "sessions", "edited", "reason"), [

@@ -22,7 +22,7 @@ STATE_DDL = (
     "CREATE SEQUENCE IF NOT EXISTS meta.session_build_numbers",
     """CREATE TABLE IF NOT EXISTS meta.mart_builds (
         mart VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, sessions_build BIGINT NOT NULL,
-        full_build BIGINT NOT NULL, raw_watermark TIMESTAMPTZ, raw_rows BIGINT NOT NULL,
+        full_build BIGINT NOT NULL, raw_commit BIGINT, raw_rows BIGINT NOT NULL,
         built_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS meta.session_changes (
         build BIGINT NOT NULL, tenant_id BIGINT, session_id VARCHAR, scheduler_id VARCHAR, customer_key VARCHAR,
@@ -30,7 +30,12 @@ STATE_DDL = (
 )
 CHANGE_COLUMNS = "tenant_id, session_id, scheduler_id, customer_key, created_at, session_date, timeslot_date, booked_date"
 SESSION_KEY = "EXISTS (SELECT 1 FROM sessions_to_build AS b WHERE b.tenant_id = {a}.tenant_id AND b.session_id = {a}.{id})"
-STORED_SINCE = "(ingested_at > getvariable('st_since') OR ingested_at IS NULL OR getvariable('st_since') IS NULL)"
+
+
+def stored_since(alias: str = "") -> str:
+    """Rows (of the table aliased `alias`) stored by a commit after the one this build last read, or by hand."""
+    column = f"{alias}.commit_number" if alias else "commit_number"
+    return f"({column} > getvariable('st_since') OR {column} IS NULL OR getvariable('st_since') IS NULL)"
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class BuildState:
     fingerprint: str
     sessions_build: int
     full_build: int
-    raw_watermark: object  # the latest ingested_at of the raw tables it read (None: they were empty)
+    raw_commit: int | None  # the last commit of the raw tables it read (None: they were empty)
     raw_rows: int  # rows in the raw tables it read
 
 
@@ -80,16 +85,17 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
           full: bool = False) -> Build:
     """Bring one mart up to date with the raw tables, in the caller's transaction; `full` rebuilds it all."""
     marts.prepare(con, settings)
+    _drop_state_kept_by_clock(con)
     for ddl in STATE_DDL:
         con.execute(ddl)
     own, sessions = _state(con, mart.name), _state(con, marts.SESSIONS.name)
     fingerprint = _fingerprint(con, mart, settings)
     scoped = mart is marts.SESSIONS or mart.scope is not None
-    con.execute("SET VARIABLE st_since = ?", [own.raw_watermark if own else None])
+    con.execute("SET VARIABLE st_since = ?", [own.raw_commit if own else None])
     raw_rows = _raw_rows(con, mart)
     edited = own is not None and raw_rows != own.raw_rows + _rows_committed_since(con, mart)
     reason = full_rebuild_reason(full, own, fingerprint, _exists(con, mart), scoped, sessions, edited)
-    since_raw = _raw_watermark(con, mart)
+    since_raw = _raw_commit(con, mart)
     if mart is marts.SESSIONS:
         number = con.execute("SELECT nextval('meta.session_build_numbers')").fetchone()[0]
         if reason:
@@ -117,15 +123,15 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
     replaced since (where a session may have gone for good), and those whose campaign the catalogue now names or
     matches differently; replace the ones that came out different, logging their old and new rows as build
     `number`'s changes."""
-    stored_since = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {table} WHERE {STORED_SINCE}"
+    stored = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {table} WHERE {stored_since()}"
                                   for table in marts.RAW_SESSIONS_IN_SCOPE.values())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
-        {stored_since}
+        {stored}
         UNION
         SELECT s.tenant_id, s.session_id FROM marts.sessions AS s JOIN meta.raw_replaced AS w
             ON w.tenant_id = s.tenant_id AND (w.window_start IS NULL OR s.created_at >= w.window_start
                                               AND s.created_at < w.window_end)
-        WHERE list_contains(?, w.table_name) AND {STORED_SINCE.replace('ingested_at', 'w.ingested_at')}""",
+        WHERE list_contains(?, w.table_name) AND {stored_since('w')}""",
                 [[table.split(".")[1] for table in marts.RAW_SESSIONS_IN_SCOPE.values()]])
     con.execute(f"CREATE OR REPLACE TEMP TABLE catalogue_now AS {marts.sql_file('campaign_catalogue')}")
     con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
@@ -194,7 +200,7 @@ def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings:
             ON b.tenant_id = c.tenant_id AND b.customer_key = c.customer_key AND b.is_booked
             AND b.created_at >= c.created_at AND b.created_at <= c.created_at + to_days(?)""")
     if scope.raw_days:
-        days.append(scope.raw_days.replace("$since", STORED_SINCE))
+        days.append(scope.raw_days.replace("$since", stored_since()))
     con.execute(f"""CREATE OR REPLACE TEMP TABLE scope_spans AS
         WITH days AS (SELECT tenant_id, day, CAST(date_trunc('week', day) AS DATE) AS week,
                           CAST(date_trunc('month', day) AS DATE) AS month
@@ -223,7 +229,7 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: mar
 
 
 def _state(con: duckdb.DuckDBPyConnection, mart: str) -> BuildState | None:
-    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_watermark, raw_rows "
+    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_commit, raw_rows "
                       "FROM meta.mart_builds WHERE mart = ?",
                       [mart]).fetchone()
     return BuildState(*row) if row else None
@@ -233,15 +239,23 @@ def _raw_tables(mart: marts.Mart) -> list[str]:
     return [d.split("/")[1] for d in mart.deps if d.startswith("raw/")]
 
 
-def _raw_watermark(con: duckdb.DuckDBPyConnection, mart: marts.Mart):
-    """The latest time a raw table this mart reads was written (a commit may only have removed rows): the next
-    build reads what came after."""
+def _raw_commit(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int | None:
+    """The last commit to a raw table this mart reads (a commit may only have removed rows): the next build
+    reads what later commits stored."""
     tables = _raw_tables(mart)
     if not tables:
         return None
-    stored = " UNION ALL ".join(f"SELECT max(ingested_at) AS t FROM raw.{t}" for t in tables)
-    return con.execute(f"""SELECT max(t) FROM ({stored} UNION ALL
-        SELECT max(ingested_at) FROM meta.raw_replaced WHERE list_contains(?, table_name))""", [tables]).fetchone()[0]
+    stored = " UNION ALL ".join(f"SELECT max(commit_number) AS n FROM raw.{t}" for t in tables)
+    return con.execute(f"""SELECT max(n) FROM ({stored} UNION ALL
+        SELECT max(commit_number) FROM meta.raw_replaced WHERE list_contains(?, table_name))""", [tables]).fetchone()[0]
+
+
+def _drop_state_kept_by_clock(con: duckdb.DuckDBPyConnection) -> None:
+    """Build state from before commits were numbered marked what was read by a worker's clock: dropped, so each
+    mart rebuilds in full once."""
+    if con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'meta' AND table_name = 'mart_builds' "
+                   "AND column_name = 'raw_watermark'").fetchone()[0]:
+        con.execute("DROP TABLE meta.mart_builds")
 
 
 def _raw_rows(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
@@ -253,13 +267,13 @@ def _rows_committed_since(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> i
     """Rows the platform's commits stored less those they removed, in this mart's raw tables since its last
     build."""
     return con.execute(f"""SELECT coalesce(sum(rows_stored - rows_removed), 0) FROM meta.raw_replaced
-        WHERE list_contains(?, table_name) AND {STORED_SINCE}""", [_raw_tables(mart)]).fetchone()[0]
+        WHERE list_contains(?, table_name) AND {stored_since()}""", [_raw_tables(mart)]).fetchone()[0]
 
 
 def _record(con: duckdb.DuckDBPyConnection, mart: marts.Mart, fingerprint: str, sessions_build: int,
-            full_build: int, watermark, raw_rows: int) -> None:
+            full_build: int, raw_commit: int | None, raw_rows: int) -> None:
     con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, now())",
-                [mart.name, fingerprint, sessions_build, full_build, watermark, raw_rows])
+                [mart.name, fingerprint, sessions_build, full_build, raw_commit, raw_rows])
 
 
 def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
@@ -270,8 +284,8 @@ def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
         (SELECT min(sessions_build) FROM meta.mart_builds WHERE list_contains(?, mart)),
         (SELECT max(build) FROM meta.session_changes))""", [above])
     reading_raw = [m.name for m in marts.MARTS if _raw_tables(m)]
-    con.execute("""DELETE FROM meta.raw_replaced WHERE ingested_at <= (
-        SELECT CASE WHEN bool_and(raw_watermark IS NOT NULL) THEN min(raw_watermark) END
+    con.execute("""DELETE FROM meta.raw_replaced WHERE commit_number <= (
+        SELECT CASE WHEN bool_and(raw_commit IS NOT NULL) THEN min(raw_commit) END
         FROM meta.mart_builds WHERE list_contains(?, mart))""", [reading_raw])
 
 

@@ -91,7 +91,8 @@ class RawTable:
 
     @functools.cached_property
     def staged_schema(self) -> pa.Schema:
-        """The staged Parquet files' schema: every column but the writer's own (ingested_at, run_id)."""
+        """The staged Parquet files' schema: every column but the writer's own (ingested_at, run_id,
+        commit_number)."""
         return pa.schema([(c.name, STAGED_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
                          + [("extra", pa.string())])
 
@@ -208,6 +209,8 @@ TRAILING_COLUMNS = (
     Column("extra", (), models.JSON, "Fields the spec does not know, keyed by dotted path (schema drift)."),
     Column("ingested_at", (), models.DATETIME, "When the platform stored this row."),
     Column("run_id", (), models.STRING, "Dagster run that stored this row."),
+    Column("commit_number", (), models.INT, "The warehouse commit that stored this row, numbered in the order "
+           "commits happened: the marts find new rows by it, never by a clock."),
 )
 
 SCHEDULERS = RawTable("schedulers", models.SCHEDULER, SPEC_SCHEMAS["scheduler"], (TENANT,), None,

@@ -93,13 +93,21 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    for table in RAW_TABLES:
-        con.execute(table.ddl())
+    # Commits are numbered in the order they happen (one writing process at a time), so what is new to a mart
+    # never depends on a worker's clock.
+    con.execute("CREATE SEQUENCE IF NOT EXISTS meta.raw_commit_numbers")
     # Which rows each commit replaced and how many it removed and stored: an incremental mart build finds the
     # rows a commit removed for good, and tells a change made by hand from the commits' own.
     con.execute("""CREATE TABLE IF NOT EXISTS meta.raw_replaced (
         table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
-        ingested_at TIMESTAMPTZ NOT NULL, rows_removed BIGINT NOT NULL, rows_stored BIGINT NOT NULL)""")
+        ingested_at TIMESTAMPTZ NOT NULL, rows_removed BIGINT NOT NULL, rows_stored BIGINT NOT NULL,
+        commit_number BIGINT NOT NULL)""")
+    for table in RAW_TABLES:
+        con.execute(table.ddl())
+    # A warehouse from before commits were numbered: its rows count as commit 0 (the marts' build state goes
+    # with it, so each mart rebuilds in full once).
+    for table in (*(t.qualified for t in RAW_TABLES), "meta.raw_replaced"):
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS commit_number BIGINT DEFAULT 0")
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,7 @@ def commit_tenant(
     outcome, now, removed, inserted = CommitOutcome(), datetime.now(UTC), 0, 0
     con.execute("BEGIN TRANSACTION")
     try:
+        number = con.execute("SELECT nextval('meta.raw_commit_numbers')").fetchone()[0]
         files = [f for s in staged for f in s.files]
         new = dict(con.execute(
             f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
@@ -209,11 +218,11 @@ def commit_tenant(
             dedupe = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {latest}) = 1" if rows > distinct else ""
             inserted = con.execute(
                 f"""INSERT INTO {table.qualified} BY NAME
-                SELECT *, ? AS ingested_at, ? AS run_id FROM read_parquet(?) WHERE {in_window} {dedupe}""",
-                [now, run_id, accepted_files, *window_params]).fetchall()[0][0]
+                SELECT *, ? AS ingested_at, ? AS run_id, ? AS commit_number FROM read_parquet(?)
+                WHERE {in_window} {dedupe}""", [now, run_id, number, accepted_files, *window_params]).fetchall()[0][0]
         if owners:
-            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted])
+            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted, number])
             counts = dict(con.execute(
                 f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
                 f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL", [tenant_id, *window_params, owners]).fetchall())
