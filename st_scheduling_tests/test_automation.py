@@ -144,6 +144,17 @@ def test_late_changes_are_the_days_older_than_yesterday_and_the_cursor_moves_to_
         "late-update:2026-10-02:2026-10-15T17:30:00Z"]
 
 
+def test_a_modified_on_in_the_future_is_reported_and_never_moves_the_cursor_past_the_api_clock():
+    records = [{"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2099-01-01T00:00:00Z"},
+               {"createdOn": "2026-10-03T10:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"}]
+    found = automation.tenant_changes("2026-10-15T16:50:00Z", NOW_UTC, records)
+    assert found == automation.TenantChanges(
+        "2026-10-15T17:30:00Z", {"2026-10-02": "2099-01-01T00:00:00Z", "2026-10-03": "2026-10-15T17:30:00Z"}, 1)
+    later = automation.tenant_changes(found.cursor, NOW_UTC + timedelta(hours=1),
+                                      [{"createdOn": "2026-10-04T10:00:00Z", "modifiedOn": "2026-10-15T18:40:00Z"}])
+    assert later.days == {"2026-10-04": "2026-10-15T18:40:00Z"}, "a real change after the future one is still seen"
+
+
 def test_the_scheduler_fingerprint_changes_with_any_scheduler_and_not_with_order():
     a, b = (1, "s1", "2026-10-01T00:00:00Z"), (1, "s2", "2026-10-02T00:00:00Z")
     assert automation.scheduler_fingerprint([a, b]) == automation.scheduler_fingerprint([b, a])

@@ -21,6 +21,7 @@ from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.servicetitan import ConfigurationError, ServiceTitanError
 
 LATE_UPDATE_OVERLAP = timedelta(minutes=10)  # re-read this much before the cursor: clocks and commits lag
+FUTURE_TOLERANCE = timedelta(minutes=5)  # a modifiedOn this far past the API's own clock is not followed
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
 raw_daily = dg.AssetSelection.groups("scheduling_pro_raw") - dg.AssetSelection.assets(["raw", "schedulers"])
@@ -68,20 +69,29 @@ def refresh_lookback(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 class TenantChanges:
     cursor: str  # where this tenant's cursor moves: the latest modifiedOn seen (the API's clock on a first tick)
     days: dict[str, str]  # partition key older than yesterday -> the latest modifiedOn of its changed sessions
+    future: int = 0  # sessions modified after the API's own clock: their days are read, the cursor never follows
 
 
 def tenant_changes(since: str | None, now: datetime, records: Iterable[dict]) -> TenantChanges:
     """Which days older than yesterday (in ST_TIMEZONE, at the API's `now`) hold sessions modified since the
-    cursor `since`. A first tick (no cursor) starts watching from now: the nightly look-back covers the past."""
+    cursor `since`. A first tick (no cursor) starts watching from now: the nightly look-back covers the past.
+    The cursor never passes the API's clock: one session stamped in 2099 would otherwise hide every later change."""
     if since is None:
         return TenantChanges(now.strftime("%Y-%m-%dT%H:%M:%SZ"), {})
-    oldest_recent, latest, days = local_day(now, -1), since, {}
+    oldest_recent, latest, days, future = local_day(now, -1), since, {}, 0
     for record in records:
-        key = local_day(datetime.fromisoformat(record["createdOn"].replace("Z", "+00:00")))
-        latest = max(latest, record["modifiedOn"])
+        key = local_day(_instant(record["createdOn"]))
+        if _instant(record["modifiedOn"]) > now + FUTURE_TOLERANCE:
+            future += 1
+        else:
+            latest = max(latest, record["modifiedOn"])
         if FIRST_DAY <= key < oldest_recent:
             days[key] = max(days.get(key, ""), record["modifiedOn"])
-    return TenantChanges(latest, days)
+    return TenantChanges(latest, days, future)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def late_update_requests(days: dict[str, str]) -> list[dg.RunRequest]:
@@ -113,6 +123,7 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
         return unconfigured
     cursor = json.loads(context.cursor) if context.cursor else {}
     changed: dict[str, str] = {}
+    future: list[str] = []
     try:
         with servicetitan.clients() as clients:
             for tenant in servicetitan.tenants():
@@ -129,14 +140,19 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
                     for record in batch)
                 found = tenant_changes(since, now, records)
                 cursor[str(tenant)] = found.cursor
+                if found.future:
+                    future.append(f"tenant {tenant}: {found.future} sessions modified after the API's own clock "
+                                  f"({now:%Y-%m-%d %H:%M} UTC); their days are read, the cursor stays at {found.cursor}")
                 for key, modified in found.days.items():
                     changed[key] = max(changed.get(key, ""), modified)
     except ServiceTitanError as err:
         return dg.SkipReason(f"could not read the API ({type(err).__name__}: {err}); cursor left where it was")
+    for line in future:
+        context.log.warning(line)
     requests = late_update_requests(changed)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True),
-                           skip_reason=None if requests else "no sessions older than yesterday changed since the "
-                                                              "last check")
+                           skip_reason=None if requests else "; ".join(
+                               ["no sessions older than yesterday changed since the last check", *future]))
 
 
 @dg.sensor(job=raw_schedulers_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
