@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import itertools
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -14,6 +15,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from st_scheduling.defs.raw.assets import raw_scheduler_sessions
+from st_scheduling.defs.raw.metadata import not_configured_text
 from st_scheduling.defs.raw.checks import raw_table_checks
 from st_scheduling.ingest import LoadOptions, load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
@@ -199,6 +201,32 @@ def test_a_failing_tenant_keeps_the_others_rows_and_is_named(served, simulator, 
     with duckdb.connect(warehouse.path, read_only=True) as con:
         tenants = dict(con.execute("SELECT tenant_id, count(*) FROM raw.scheduler_sessions GROUP BY ALL").fetchall())
     assert set(tenants) == {good} and tenants[good] > 0
+
+
+def test_a_tenant_dropped_from_the_settings_is_named_with_its_rows_kept(served, simulator, warehouse):
+    kept, dropped = (t.id for t in simulator.tenants)
+    assert materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-03").success
+    before = stored_fingerprint(warehouse.path)
+    rows = sum(count for (tenant, _, _), (count, _) in before.items() if tenant == dropped)
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize([raw_scheduler_sessions], served.resource(tenant_ids=str(kept)), warehouse, "2026-10-01",
+                         "2026-10-03", instance=instance)
+    assert result.success and rows > 0
+    said = {event.materialization.metadata["tenants_not_configured"].value
+            for event in result.get_asset_materialization_events()}
+    assert said == {not_configured_text(SCHEDULER_SESSIONS, "ST_TENANT_IDS", {dropped: rows})}
+    assert f"tenant {dropped}: {rows:,} rows. Not in ST_TENANT_IDS" in said.pop()
+    warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
+    assert any(f"tenant {dropped}: {rows:,} rows" in message for message in warnings)
+    assert {key: row for key, row in stored_fingerprint(warehouse.path).items() if key[0] == dropped} == {
+        key: row for key, row in before.items() if key[0] == dropped}, "its rows are kept as they were"
+
+
+def test_the_dropped_tenants_text_says_what_is_kept_and_how_to_erase_it():
+    assert not_configured_text(SCHEDULER_SESSIONS, "ST_ROUTER_IDS", {9: 5, 7: 1234}) == (
+        "tenant 7: 1,234 rows, tenant 9: 5 rows. Not in ST_ROUTER_IDS: their rows in raw.scheduler_sessions are kept as "
+        "they are and no run refreshes them. To erase them, DELETE FROM raw.scheduler_sessions WHERE tenant_id IN "
+        "(7, 9), then materialize the marts (README runbook: a tenant left the settings).")
 
 
 def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, warehouse):

@@ -74,8 +74,13 @@ class LoadResult:
     tenants: list[TenantLoad]
     seconds: float = 0.0
     lock_held_seconds: float = 0.0
-    table_rows: int | None = None  # every row of the table after the commit
+    rows_per_tenant: dict[int, int] | None = None  # every tenant's rows in the table after the commit
     rows_per_window: list[int] | None = None  # rows of the table in each of the windows asked for, after the commit
+
+    @property
+    def table_rows(self) -> int | None:
+        """Every row of the table after the commit."""
+        return None if self.rows_per_tenant is None else sum(self.rows_per_tenant.values())
 
     @property
     def owners(self) -> list[OwnerLoad]:
@@ -87,6 +92,12 @@ class LoadResult:
     def unlisted(self) -> dict[str, int]:
         """Owners stored before but not listed now ("tenant/owner" -> rows kept)."""
         return {f"{t.tenant_id}/{o}": n for t in self.tenants if t.outcome for o, n in t.outcome.unlisted.items()}
+
+    def not_configured(self) -> dict[int, int]:
+        """Tenants whose rows the table holds but this load was not given (dropped from the settings since): tenant ->
+        rows, which no load refreshes or removes."""
+        given = {t.tenant_id for t in self.tenants}
+        return {tenant: rows for tenant, rows in (self.rows_per_tenant or {}).items() if tenant not in given}
 
     def outside_window(self) -> int:
         return sum(t.outcome.outside_window for t in self.tenants if t.outcome)
@@ -115,7 +126,8 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
                 for tenant in committable:
                     _commit(con, source, tenant, run_id, options.allow_shrink)
                 checkpoint(con, warehouse)
-                result.table_rows = con.execute(f"SELECT count(*) FROM {source.table.qualified}").fetchone()[0]
+                result.rows_per_tenant = dict(con.execute(
+                    f"SELECT tenant_id, count(*) FROM {source.table.qualified} GROUP BY tenant_id").fetchall())
                 if count_windows:
                     result.rows_per_window = rows_per_window(con, source.table, count_windows)
             result.lock_held_seconds = time.monotonic() - locked

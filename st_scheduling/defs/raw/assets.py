@@ -13,7 +13,8 @@ from pydantic import Field
 
 from st_scheduling.defs.code_links import linked
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, partition_metadata
+from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, not_configured_text, \
+    partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.servicetitan import ConfigurationError
@@ -50,6 +51,7 @@ class RawSpec:
     description: str
     source: Callable[[ServiceTitanResource, Callable, Windows | None], Source]
     tenants: Callable[[ServiceTitanResource], list[int]]
+    tenant_setting: str = "ST_TENANT_IDS"  # the variable naming those tenants, for a run to point at
     partitioned: bool = True
     freshness: dg.FreshnessPolicy = HOURLY
     completeness: bool = False
@@ -85,11 +87,11 @@ SPECS = (
             "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
             "same id). Holds customer PII.",
             lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
-            lambda st: sorted(_routers(st)), completeness=True),
+            lambda st: sorted(_routers(st)), tenant_setting="ST_ROUTER_IDS", completeness=True),
     RawSpec(tables.ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
             "interacted, and sessions handed to each scheduler.",
             lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
-            lambda st: sorted(_routers(st))),
+            lambda st: sorted(_routers(st)), tenant_setting="ST_ROUTER_IDS"),
 )
 
 
@@ -135,7 +137,7 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
             result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
                           warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning,
                           count_windows=windows)
-            metadata = load_metadata(result, clients.stats)
+            metadata = load_metadata(result, clients.stats, spec.tenant_setting)
         # A single run over a range records each day's own numbers, not the run's total on every day.
         for partition_key, day_metadata in partition_metadata(context.partition_keys if windows else [], windows,
                                                               result).items():
@@ -143,6 +145,8 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         if unlisted := result.unlisted():
             context.log.warning(f"{spec.table.name}: owners stored before but not listed by the API now keep their "
                                 f"rows: {', '.join(unlisted)}")
+        if dropped := result.not_configured():
+            context.log.warning(f"{spec.table.name}: {not_configured_text(spec.table, spec.tenant_setting, dropped)}")
         if problems := result.problems():
             raise dg.Failure(description="\n".join([
                 f"{spec.table.name}: {problems[0]}",

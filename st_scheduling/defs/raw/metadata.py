@@ -21,7 +21,7 @@ def column_schema(table: RawTable) -> dg.TableSchema:
 # Every key a run writes starts with `run_`: a range run records the same numbers on each day it loaded, so on
 # a day's page they must not read as that day's. `dagster/row_count` keeps Dagster's name because it is what it
 # says (every row of the table after the run) and the asset overview shows it as the table's row count.
-def load_metadata(result: LoadResult, stats: CallStats) -> dict:
+def load_metadata(result: LoadResult, stats: CallStats, tenant_setting: str) -> dict:
     owners = result.owners
     metadata: dict = {
         "run_api_calls": dg.MetadataValue.int(stats.calls),
@@ -46,7 +46,21 @@ def load_metadata(result: LoadResult, stats: CallStats) -> dict:
         metadata["run_records_outside_window_not_stored"] = dg.MetadataValue.int(outside)
     if stats.problems:
         metadata["run_api_problems"] = dg.MetadataValue.json(dict(stats.problems))
+    if dropped := result.not_configured():
+        metadata["tenants_not_configured"] = dg.MetadataValue.text(
+            not_configured_text(result.table, tenant_setting, dropped))
     return metadata
+
+
+def not_configured_text(table: RawTable, tenant_setting: str, rows: dict[int, int]) -> str:
+    """What a run says of tenants whose rows the table holds though `tenant_setting` no longer names them: nothing
+    refreshes or removes those rows, and the marts go on counting them, so whoever dropped the tenant has to choose."""
+    tenants = sorted(rows)
+    counts = ", ".join(f"tenant {tenant}: {rows[tenant]:,} rows" for tenant in tenants)
+    return (f"{counts}. Not in {tenant_setting}: their rows in {table.qualified} are kept as they are and no run "
+            f"refreshes them. To erase them, DELETE FROM {table.qualified} WHERE tenant_id IN "
+            f"({', '.join(map(str, tenants))}), then materialize the marts (README runbook: a tenant left the "
+            "settings).")
 
 
 def _interval(window: tuple) -> str:
