@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from dagster._core.events import StepMaterializationData
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
@@ -27,6 +28,7 @@ from st_scheduling.defs.raw.checks import scheduler_volume_alarm
 from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.simulator import ManualClock
 from st_scheduling.simulator.model import SimulatorSettings, TenantModel, Window
+from st_scheduling.vocabulary import load, render
 from st_scheduling.warehouse import volume
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import materialize, put_sessions, raw_assets, serve, session_record
@@ -154,6 +156,47 @@ def test_a_failed_run_is_posted_with_its_failed_step_and_checks_and_a_link(tmp_p
     assert "step marts__sessions failed" in text
     assert ("<http://dagster.test/assets/marts/sessions?view=checks&amp;checkDetail=vocabulary_known|marts/sessions "
             "vocabulary_known>: 2 unknown vocabulary value(s)") in text
+
+
+def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quoted(tmp_path, receiver):
+    """A lastStep holding a name, an email and a phone reaches neither the check, the event log, the alert nor the
+    published snapshot: the check describes it by its shape, and the mart says only that it was unknown."""
+    canary = "Jane Doe jane@example.com 555-0100"
+    path, published, home = str(tmp_path / "w.duckdb"), tmp_path / "published", tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with connect(WarehouseSettings(path)) as con:
+        put_sessions(con, [*(session_record(f"c{n}", canary, "Abandoned") for n in range(3)),
+                           session_record("z", "zip-checked", "Abandoned"),
+                           *(session_record(f"k{n}", "DetailsConfirmed", "Abandoned") for n in range(2))])
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text(render(dataclasses.replace(load(), unknown_threshold=0.9)))
+    shape = "a value of 34 characters with letters, digits, spaces, '@' and other symbols (first in tenant 1's session c0)"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        failed = dg.materialize([MART_ASSETS["sessions"]], instance=instance, raise_on_error=False,
+                                resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(published))})
+        [check] = failed.get_asset_check_evaluations()
+        assert not check.passed
+        assert f"lastStep {shape} × 3; lastStep 'zip-checked' × 1" in check.description
+        alerts.alert_on_run_failure(dg.build_run_status_sensor_context(
+            sensor_name="alert_on_run_failure", dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(failed.run_id), dagster_event=failed.get_run_failure_event(),
+        ).for_run_failure())
+        passed = dg.materialize([MART_ASSETS["sessions"]], instance=instance, resources={"warehouse": DuckDBWarehouse(
+            path=path, publish_dir=str(published), vocabulary_file=str(lenient))})
+        assert passed.success
+    [message] = receiver.received
+    assert "2 unknown vocabulary value(s) cover 66.7%" in message["text"] and canary not in json.dumps(message)
+    # The instance's own files: the event log (SQLite, events as JSON text), run storage and compute logs.
+    stored = {f: f.read_bytes() for f in home.rglob("*") if f.is_file()}
+    assert [f for f, data in stored.items() if shape.encode() in data], "the finding is in the event log, by its shape"
+    assert not [f for f, data in stored.items() if canary.encode() in data]
+    snapshot = pq.read_table(published / "sessions.parquet")
+    assert sorted(snapshot.column("last_step").to_pylist()) == ["(unknown)"] * 4 + ["DetailsConfirmed"] * 2
+    assert canary not in json.dumps(snapshot.to_pylist(), default=str)
+    assert not [f for f in published.iterdir() if canary.encode() in f.read_bytes()]
+    with duckdb.connect(path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions WHERE last_step = ?", [canary]).fetchone()[0] == 3
 
 
 @dg.asset(key=["raw", "customers"])

@@ -26,6 +26,7 @@ from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
 from st_scheduling.vocabulary import Vocabulary, precision
 from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
 from st_scheduling.warehouse import checks, incremental, marts, reconciliation
+from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import SMALL, materialize, put_sessions, raw_assets, serve, session_record
 
@@ -148,13 +149,38 @@ def test_a_failed_vocabulary_gate_is_one_failed_run_that_is_not_retried(tmp_path
 
 def test_unknown_values_pass_below_the_threshold_and_fail_above_it_naming_each_value_and_the_file():
     vocab = dataclasses.replace(SHIPPED, source="my/vocabulary.toml")
-    values = [("lastStep", "zip-checked", 7), ("sessionOutcome", "Lead", 3)]
+    values = [("lastStep", "zip-checked", 7, (1, "s1")), ("sessionOutcome", "Lead", 3, (2, "s2"))]
     assert checks.vocabulary_verdict([(1, "2026-10-05", 1, 200)], values[:1], vocab).passed  # 0.5% < 1%
     failed = checks.vocabulary_verdict([(1, "2026-10-05", 1, 200), (2, "2026-10-06", 10, 40)], values, vocab)
     assert not failed.passed and failed.worst_share == 0.25
     assert "25.0% of tenant 2's sessions on 2026-10-06" in failed.message
     assert "lastStep 'zip-checked' × 7; sessionOutcome 'Lead' × 3" in failed.message
     assert "my/vocabulary.toml" in failed.message
+
+
+@pytest.mark.parametrize("value, described", [
+    ("zip-checked", "'zip-checked'"),
+    ("Step2_of_8", "'Step2_of_8'"),
+    ("Jane Doe jane@example.com 555-0100",
+     "a value of 34 characters with letters, digits, spaces, '@' and other symbols (first in tenant 7's session s9)"),
+    ("jane@example.com",
+     "a value of 16 characters with letters, '@' and other symbols (first in tenant 7's session s9)"),
+    ("Jane Doe", "a value of 8 characters with letters and spaces (first in tenant 7's session s9)"),
+    ("Suite400", "a value of 8 characters with letters and digits (first in tenant 7's session s9)"),
+    ("", "a value of 0 characters (first in tenant 7's session s9)"),
+])
+def test_an_unknown_value_is_quoted_only_when_it_reads_like_vocabulary(value, described):
+    assert checks.describe_value(value, (7, "s9")) == described
+
+
+def test_the_raw_check_describes_unknown_values_with_their_rows(tmp_path):
+    canary = "Jane Doe jane@example.com 555-0100"
+    with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
+        put_sessions(con, [session_record("b", canary, "Abandoned"), session_record("a", canary, "Abandoned"),
+                           session_record("c", "zip-checked", "Abandoned")])
+        found = checks.unknown_vocabulary(con, SCHEDULER_SESSIONS, SHIPPED)
+    assert found == {"last_step": {"a value of 34 characters with letters, digits, spaces, '@' and other symbols "
+                                   "(first in tenant 1's session a)": 2, "'zip-checked'": 1}}
 
 
 @pytest.mark.parametrize("values, decimals", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -28,14 +29,35 @@ def modified_before_created(con: duckdb.DuckDBPyConnection, table: RawTable) -> 
         "ORDER BY ALL LIMIT 20").fetchall()
 
 
-def unknown_vocabulary(con: duckdb.DuckDBPyConnection, table: RawTable, vocabulary: Vocabulary) -> dict[str, list[str]]:
-    """lastStep and sessionOutcome values the vocabulary file does not map."""
+# A vocabulary value reads like an identifier (`ZipCodeEntered`, `zip-checked`, `Lead`). Anything else in lastStep
+# or sessionOutcome may be a customer's details typed into the wrong field (a name, an email, a phone), and a check's
+# description and metadata reach the event log and the alert webhook: such a value is described, never quoted.
+_VOCABULARY_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+_DIGIT_RUN = re.compile(r"[0-9]{3}")  # part of a phone, house or card number, not of a step's name
+_CHARACTER_KINDS = (("letters", str.isalpha), ("digits", str.isdigit), ("spaces", str.isspace),
+                    ("'@'", "@".__eq__), ("other symbols", lambda c: not (c.isalnum() or c.isspace() or c == "@")))
+
+
+def describe_value(value: str, first: tuple[int, str]) -> str:
+    """An unknown vocabulary value as a check may report it: quoted when it reads like a vocabulary value, else
+    its shape and `first`, the (tenant, session id) of the first session carrying it, where raw keeps it."""
+    if _VOCABULARY_LIKE.fullmatch(value) and not _DIGIT_RUN.search(value):
+        return repr(value)
+    kinds = [name for name, is_kind in _CHARACTER_KINDS if any(is_kind(c) for c in value)]
+    listed = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
+    tenant, session = first
+    return (f"a value of {len(value)} characters" + (f" with {listed}" if listed else "") +
+            f" (first in tenant {tenant}'s session {session})")
+
+
+def unknown_vocabulary(con: duckdb.DuckDBPyConnection, table: RawTable, vocabulary: Vocabulary
+                       ) -> dict[str, dict[str, int]]:
+    """lastStep and sessionOutcome values the vocabulary file does not map: column -> described value -> rows."""
     found = {}
     for column, known in (("last_step", vocabulary.steps), ("session_outcome", vocabulary.outcomes)):
-        values = [v for (v,) in con.execute(
-            f"SELECT DISTINCT {column} FROM {table.qualified} WHERE {column} IS NOT NULL ORDER BY 1").fetchall()]
-        unknown = [v for v in values if v not in known]
-        if unknown:
+        rows = con.execute(f"SELECT {column}, count(*), min((tenant_id, id)) FROM {table.qualified} "
+                           f"WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 3").fetchall()
+        if unknown := {describe_value(value, first): n for value, n, first in rows if value not in known}:
             found[column] = unknown
     return found
 
@@ -45,7 +67,7 @@ class VocabularyVerdict:
     passed: bool
     message: str
     worst_share: float  # the largest share of one tenant-day's sessions with an unknown value
-    unknown_values: dict[str, int]  # "lastStep 'X'" -> sessions
+    unknown_values: dict[str, int]  # "lastStep 'X'" (or its shape, see `describe_value`) -> sessions
 
 
 def unknown_vocabulary_in_sessions(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> VocabularyVerdict:
@@ -55,18 +77,28 @@ def unknown_vocabulary_in_sessions(con: duckdb.DuckDBPyConnection, vocabulary: V
         SELECT tenant_id, session_date::VARCHAR, count(*) FILTER (WHERE unknown_last_step OR unknown_outcome), count(*)
         FROM marts.sessions GROUP BY ALL HAVING count(*) FILTER (WHERE unknown_last_step OR unknown_outcome) > 0
         """).fetchall()
+    # The mart keeps a placeholder for an unknown value (sessions.sql); the value itself is read back from raw, only
+    # when there is one, to be described.
     values = con.execute(
         """
-        SELECT 'lastStep', last_step, count(*) FROM marts.sessions WHERE unknown_last_step GROUP BY ALL
+        WITH unknown AS MATERIALIZED (
+            SELECT s.tenant_id, s.session_id, s.unknown_last_step, s.unknown_outcome, l.last_step, l.session_outcome
+            FROM marts.sessions AS s JOIN latest_sessions AS l ON l.tenant_id = s.tenant_id AND l.id = s.session_id
+            WHERE s.unknown_last_step OR s.unknown_outcome)
+        SELECT 'lastStep', last_step, count(*), min((tenant_id, session_id)) FROM unknown WHERE unknown_last_step
+        GROUP BY ALL
         UNION ALL
-        SELECT 'sessionOutcome', outcome, count(*) FROM marts.sessions WHERE unknown_outcome GROUP BY ALL
-        """).fetchall()
+        SELECT 'sessionOutcome', session_outcome, count(*), min((tenant_id, session_id)) FROM unknown
+        WHERE unknown_outcome GROUP BY ALL
+        """).fetchall() if windows else []
     return vocabulary_verdict(windows, values, vocabulary)
 
 
 def vocabulary_verdict(windows: list[tuple], values: list[tuple], vocabulary: Vocabulary) -> VocabularyVerdict:
-    """windows: (tenant, day, sessions with an unknown value, sessions); values: (field, value, sessions)."""
-    counts = {f"{field} {value[:60]!r}": n for field, value, n in sorted(values, key=lambda v: (-v[2], v[0], v[1]))}
+    """windows: (tenant, day, sessions with an unknown value, sessions); values: (field, value, sessions, (tenant,
+    session id) of the first session with it)."""
+    counts = {f"{field} {describe_value(value, first)}": n
+              for field, value, n, first in sorted(values, key=lambda v: (-v[2], v[0], v[1]))}
     over = sorted(((unknown / total, tenant, day) for tenant, day, unknown, total in windows
                    if unknown / total > vocabulary.unknown_threshold), reverse=True)
     worst = max((unknown / total for *_, unknown, total in windows), default=0.0)

@@ -118,7 +118,9 @@ SESSIONS = Mart(
         _c("session_week", "DATE", "Monday of the creation week in ST_TIMEZONE.", *_from_raw_sessions("created_on")),
         _c("session_month", "DATE", "First day of the creation month in ST_TIMEZONE.",
            *_from_raw_sessions("created_on")),
-        _c("last_step", "VARCHAR", "The API's lastStep, as sent.", *_from_raw_sessions("last_step")),
+        _c("last_step", "VARCHAR", "The API's lastStep, as sent when the vocabulary file lists it; '(unknown)' "
+           "when it does not (the value itself stays in raw: it may be anything, a customer's details included).",
+           *_from_raw_sessions("last_step")),
         _c("milestone_index", "INTEGER", "Furthest milestone reached, 0 (opened) to 7 (booked), in the vocabulary "
            "file's order: what lastStep means, raised to what the session's own fields prove.",
            *_from_raw_sessions(*EVIDENCE)),
@@ -126,7 +128,8 @@ SESSIONS = Mart(
            "customer, details, booked.", *_from_raw_sessions(*EVIDENCE)),
         _c("unknown_last_step", "BOOLEAN", "lastStep is a value the vocabulary file does not list.",
            *_from_raw_sessions("last_step")),
-        _c("outcome", "VARCHAR", "The API's sessionOutcome.", *_from_raw_sessions("session_outcome")),
+        _c("outcome", "VARCHAR", "The API's sessionOutcome when the vocabulary file lists it; '(unknown)' when it "
+           "does not (as last_step).", *_from_raw_sessions("session_outcome")),
         _c("outcome_class", "VARCHAR", "booked, abandoned, sent_to_booking, sent_to_lead or in_progress, from the "
            "vocabulary file; sent_to_lead whenever the session has a lead id and no job or booking.",
            *_from_raw_sessions("session_outcome", "lead_id", "job_id", "booking_id")),

@@ -52,8 +52,8 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
             vocabulary = warehouse.vocabulary()
             with warehouse.connect() as con:
                 unknown = checks.unknown_vocabulary(con, table, vocabulary)
-            rows = [(column, value) for column, values in unknown.items() for value in values]
-            return check_result(rows, ("column", "value"), f"every value is listed in {vocabulary.source}",
+            rows = [(column, value, n) for column, values in unknown.items() for value, n in values.items()]
+            return check_result(rows, ("column", "value", "rows"), f"every value is listed in {vocabulary.source}",
                                 severity=dg.AssetCheckSeverity.WARN,
                                 unknown_values=dg.MetadataValue.json(unknown))
 

@@ -63,11 +63,13 @@ SELECT
     CAST(timezone(getvariable('st_timezone'), created_on) AS DATE) AS session_date,
     CAST(date_trunc('week', timezone(getvariable('st_timezone'), created_on)) AS DATE) AS session_week,
     CAST(date_trunc('month', timezone(getvariable('st_timezone'), created_on)) AS DATE) AS session_month,
-    last_step,
+    -- An unlisted value may be anything the API put in the field, a customer's details included: it stays in
+    -- raw (tagged PII), and this mart, published as it is, says only that it was unknown.
+    CASE WHEN step_milestone IS NULL AND last_step IS NOT NULL THEN '(unknown)' ELSE last_step END AS last_step,
     c.milestone_index,
     getvariable('st_milestones')[c.milestone_index + 1] AS milestone,
     step_milestone IS NULL AND last_step IS NOT NULL AS unknown_last_step,
-    session_outcome AS outcome,
+    CASE WHEN unknown_outcome THEN '(unknown)' ELSE session_outcome END AS outcome,
     outcome_class,
     unknown_outcome,
     is_booked,
