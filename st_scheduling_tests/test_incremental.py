@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -208,7 +209,7 @@ def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows
     assert by_hand.reason == "raw rows were added or removed outside the platform's loads since the last build"
 
 
-STATE = BuildState("f", sessions_build=5, full_build=3, raw_commit=None, raw_rows=10)
+STATE = BuildState("f", sessions_build=5, full_build=3, raw_commit=None, raw_rows=10, content=1)
 
 
 @pytest.mark.parametrize(("requested", "own", "fingerprint", "exists", "scoped", "sessions", "edited", "reason"), [
@@ -221,8 +222,8 @@ STATE = BuildState("f", sessions_build=5, full_build=3, raw_commit=None, raw_row
     (False, STATE, "f", True, True, STATE, True, "raw rows were added or removed outside the platform's loads since "
                                                  "the last build"),
     (False, STATE, "f", True, True, None, False, "marts/sessions was rebuilt outside the incremental path"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 6, None, 10), False, "marts/sessions was rebuilt in full since"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 5, None, 10), False, None),
+    (False, STATE, "f", True, True, BuildState("x", 9, 6, None, 10, 1), False, "marts/sessions was rebuilt in full since"),
+    (False, STATE, "f", True, True, BuildState("x", 9, 5, None, 10, 1), False, None),
 ])
 def test_when_a_mart_is_rebuilt_in_full(requested, own, fingerprint, exists, scoped, sessions, edited, reason):
     assert full_rebuild_reason(requested, own, fingerprint, exists, scoped, sessions, edited) == reason
@@ -255,3 +256,50 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
     assert asked["marts/sessions"] == "full rebuild: full rebuild requested"
     assert asked["marts/milestone_funnel"] == "full rebuild: marts/sessions was rebuilt in full since"
     assert kept == published != snapshot.stat().st_mtime_ns  # a build that wrote no row leaves the snapshot be
+
+
+def test_a_snapshot_left_behind_by_a_crash_or_a_full_disk_is_republished_by_the_next_run(tmp_path):
+    """A crash between the table's commit and the snapshot's rename leaves a snapshot of an older build and a
+    temporary file; a publish folder that cannot be written fails the step naming the snapshot. Either way the
+    mart's next run, even one that changes no row, republishes what the table holds."""
+    path, published = str(tmp_path / "w.duckdb"), tmp_path / "published"
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    warehouse = DuckDBWarehouse(path=path, publish_dir=str(published))
+    unwritable = DuckDBWarehouse(path=path, publish_dir=str(blocked / "published"))
+    sessions, snapshot = MART_ASSETS["sessions"], published / "sessions.parquet"
+
+    def build(on: DuckDBWarehouse) -> dg.ExecuteInProcessResult:
+        return dg.materialize([sessions], resources={"warehouse": on}, raise_on_error=False)
+
+    def table_rows() -> int:
+        with duckdb.connect(path, read_only=True) as con:
+            return con.execute("SELECT count(*) FROM marts.sessions").fetchone()[0]
+
+    served = serve()
+    try:
+        for first, last in (("2026-10-01", "2026-10-01"), ("2026-10-02", "2026-10-02")):
+            assert materialize(raw_assets(), served.resource(), warehouse, first, last).success
+            assert build(warehouse).success
+            if first == "2026-10-01":
+                older = snapshot.read_bytes()
+        snapshot.write_bytes(older)  # the rename never happened
+        (published / "sessions.parquet.crashed-run.tmp").write_bytes(older[:100])
+        assert pq.read_metadata(snapshot).num_rows < table_rows()
+        again = build(warehouse)
+        assert again.success and pq.read_metadata(snapshot).num_rows == table_rows()
+        assert again.get_asset_materialization_events()[0].materialization.metadata["build"].value.endswith(
+            "0 changed"), "nothing changed in the table: the snapshot was republished for its state alone"
+        assert sorted(p.name for p in published.iterdir()) == ["sessions.parquet"]
+
+        assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-03", "2026-10-03").success
+        full = build(unwritable)
+    finally:
+        served.close()
+    assert not full.success
+    failure = next(e for e in full.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    assert "marts/sessions: the table is current, but its snapshot" in failure and "republishes it" in failure
+    materialized = full.get_asset_materialization_events()[0].materialization.metadata
+    assert materialized["dagster/row_count"].value == table_rows(), "the table's build is recorded all the same"
+    assert pq.read_metadata(snapshot).num_rows < table_rows()
+    assert build(warehouse).success and pq.read_metadata(snapshot).num_rows == table_rows()

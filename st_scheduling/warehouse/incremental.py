@@ -10,6 +10,7 @@ rows changed: its SQL, the time zone, the salt, the attribution window, the voca
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -20,14 +21,17 @@ from st_scheduling.warehouse import marts, scopes
 STATE_DDL = (
     "CREATE SCHEMA IF NOT EXISTS meta",
     "CREATE SEQUENCE IF NOT EXISTS meta.session_build_numbers",
+    "CREATE SEQUENCE IF NOT EXISTS meta.mart_content_numbers",
     """CREATE TABLE IF NOT EXISTS meta.mart_builds (
         mart VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, sessions_build BIGINT NOT NULL,
-        full_build BIGINT NOT NULL, raw_commit BIGINT, raw_rows BIGINT NOT NULL,
+        full_build BIGINT NOT NULL, raw_commit BIGINT, raw_rows BIGINT NOT NULL, content BIGINT NOT NULL,
         built_at TIMESTAMPTZ NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS meta.session_changes (
         build BIGINT NOT NULL, tenant_id BIGINT, session_id VARCHAR, scheduler_id VARCHAR, customer_key VARCHAR,
         created_at TIMESTAMPTZ, session_date DATE, timeslot_date DATE, booked_date DATE)""",
 )
+MART_BUILD_COLUMNS = ["mart", "fingerprint", "sessions_build", "full_build", "raw_commit", "raw_rows", "content",
+                      "built_at"]
 CHANGE_COLUMNS = "tenant_id, session_id, scheduler_id, customer_key, created_at, session_date, timeslot_date, booked_date"
 SESSION_KEY = "EXISTS (SELECT 1 FROM sessions_to_build AS b WHERE b.tenant_id = {a}.tenant_id AND b.session_id = {a}.{id})"
 
@@ -48,6 +52,7 @@ class BuildState:
     full_build: int
     raw_commit: int | None  # the last commit of the raw tables it read (None: they were empty)
     raw_rows: int  # rows in the raw tables it read
+    content: int  # the build that last changed the mart's rows
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Build:
     reason: str  # why everything was rebuilt, or what the incremental build covered
     changed: int = 0  # sessions merged (marts/sessions) or session changes read (the marts above it)
     rows_written: int | None = None  # rows an incremental build deleted and inserted (None: rebuilt in full)
+    content: int = 0  # the build that last changed the mart's rows: what its published snapshot must hold
 
 
 def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: str, exists: bool,
@@ -85,7 +91,7 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
           full: bool = False) -> Build:
     """Bring one mart up to date with the raw tables, in the caller's transaction; `full` rebuilds it all."""
     marts.prepare(con, settings)
-    _drop_state_kept_by_clock(con)
+    _drop_state_of_an_older_layout(con)
     for ddl in STATE_DDL:
         con.execute(ddl)
     own, sessions = _state(con, mart.name), _state(con, marts.SESSIONS.name)
@@ -104,18 +110,20 @@ def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.Mode
             result = Build(_count(con, mart), True, reason)
         else:
             result = _merge_sessions(con, number)
-        full_build = number if reason else own.full_build
-        _record(con, mart, fingerprint, number, full_build, since_raw, raw_rows)
-        _prune_changes(con)
-        return result
-    sessions_build = sessions.sessions_build if sessions else 0
-    if reason:
-        marts.rebuild(con, mart)
-        result = Build(_count(con, mart), True, reason)
+        sessions_build, full_build = number, number if reason else own.full_build
     else:
-        result = _recompute_scope(con, mart, own.sessions_build, settings)
-    _record(con, mart, fingerprint, sessions_build, sessions.full_build if sessions else 0, since_raw, raw_rows)
-    return result
+        sessions_build, full_build = (sessions.sessions_build, sessions.full_build) if sessions else (0, 0)
+        if reason:
+            marts.rebuild(con, mart)
+            result = Build(_count(con, mart), True, reason)
+        else:
+            result = _recompute_scope(con, mart, own.sessions_build, settings)
+    unchanged = own is not None and not result.full and result.rows_written == 0
+    content = own.content if unchanged else con.execute("SELECT nextval('meta.mart_content_numbers')").fetchone()[0]
+    _record(con, mart, fingerprint, sessions_build, full_build, since_raw, raw_rows, content)
+    if mart is marts.SESSIONS:
+        _prune_changes(con)
+    return dataclasses.replace(result, content=content)
 
 
 def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
@@ -229,7 +237,7 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: mar
 
 
 def _state(con: duckdb.DuckDBPyConnection, mart: str) -> BuildState | None:
-    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_commit, raw_rows "
+    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_commit, raw_rows, content "
                       "FROM meta.mart_builds WHERE mart = ?",
                       [mart]).fetchone()
     return BuildState(*row) if row else None
@@ -250,11 +258,12 @@ def _raw_commit(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int | None:
         SELECT max(commit_number) FROM meta.raw_replaced WHERE list_contains(?, table_name))""", [tables]).fetchone()[0]
 
 
-def _drop_state_kept_by_clock(con: duckdb.DuckDBPyConnection) -> None:
-    """Build state from before commits were numbered marked what was read by a worker's clock: dropped, so each
-    mart rebuilds in full once."""
-    if con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'meta' AND table_name = 'mart_builds' "
-                   "AND column_name = 'raw_watermark'").fetchone()[0]:
+def _drop_state_of_an_older_layout(con: duckdb.DuckDBPyConnection) -> None:
+    """Build state kept by an older version (one that marked what it read by a worker's clock, say) is dropped,
+    so each mart rebuilds in full once."""
+    columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' AND "
+                                         "table_name = 'mart_builds' ORDER BY column_index").fetchall()]
+    if columns and columns != MART_BUILD_COLUMNS:
         con.execute("DROP TABLE meta.mart_builds")
 
 
@@ -271,9 +280,9 @@ def _rows_committed_since(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> i
 
 
 def _record(con: duckdb.DuckDBPyConnection, mart: marts.Mart, fingerprint: str, sessions_build: int,
-            full_build: int, raw_commit: int | None, raw_rows: int) -> None:
-    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, now())",
-                [mart.name, fingerprint, sessions_build, full_build, raw_commit, raw_rows])
+            full_build: int, raw_commit: int | None, raw_rows: int, content: int) -> None:
+    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [mart.name, fingerprint, sessions_build, full_build, raw_commit, raw_rows, content])
 
 
 def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:

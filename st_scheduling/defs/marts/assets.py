@@ -124,27 +124,38 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
                         "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") +
                                                        built.reason),
                         "preview": dg.MetadataValue.md(_preview(con, mart)),
-                        **_publish(con, mart, warehouse, context.run.run_id, built),
                         **EXTRA_METADATA.get(mart.name, lambda _: {})(con)}
-        yield dg.MaterializeResult(metadata=metadata, check_results=check_results)
+            published, unpublished = _publish(con, mart, warehouse, context.run.run_id, built, context.log)
+        yield dg.MaterializeResult(metadata={**metadata, **published}, check_results=check_results)
+        if unpublished:  # the table is materialized; the step fails so the run's alert says the snapshot is behind
+            raise dg.Failure(description=unpublished)
 
     return _mart
 
 
 def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDBWarehouse, run_id: str,
-             built: incremental.Build) -> dict:
-    """The new mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so); a build that
-    wrote no row leaves the snapshot as it is."""
+             built: incremental.Build, log) -> tuple[dict, str | None]:
+    """The mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so), written whenever the
+    snapshot holds another build than the table, whoever built it: its metadata, and why it could not be."""
     directory = warehouse.publish_directory()
     if directory is None:
-        return {}
+        return {}, None
     if mart.contains_pii and not warehouse.publish_pii:
         publish.withdraw(directory, mart.name)
-        return {"published_snapshot": dg.MetadataValue.text("not published: holds PII (set ST_PUBLISH_PII=true)")}
+        return {"published_snapshot": dg.MetadataValue.text("not published: holds PII (set ST_PUBLISH_PII=true)")}, None
     snapshot = publish.snapshot_path(directory, mart.name)
-    if built.rows_written != 0 or not snapshot.exists():
-        publish.publish(con, mart.qualified, mart.name, directory, run_id)
-    return {"published_snapshot": dg.MetadataValue.path(str(snapshot))}
+    try:
+        if swept := publish.sweep(directory, mart.name, run_id):
+            log.info(f"removed {swept} temporary snapshot files of marts/{mart.name} left by crashed runs")
+        if publish.published_build(directory, mart.name) != built.content:
+            publish.publish(con, mart.qualified, mart.name, directory, run_id, built.content)
+    except (OSError, duckdb.Error) as err:
+        why = (f"marts/{mart.name}: the table is current, but its snapshot {snapshot} could not be written "
+               f"({type(err).__name__}: {err}); readers see the previous build until the next run of this mart "
+               "republishes it")
+        return {"published_snapshot": dg.MetadataValue.text(f"stale: {why}")}, why
+    return {"published_snapshot": dg.MetadataValue.path(str(snapshot)),
+            "published_build": dg.MetadataValue.int(built.content)}, None
 
 
 MART_ASSETS = dict(zip((mart.name for mart in marts.MARTS), linked([build_mart_asset(m) for m in marts.MARTS])))
