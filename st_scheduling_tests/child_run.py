@@ -1,9 +1,11 @@
 """A materialization in its own process, for tests that kill it or run two at once.
 
     python -m st_scheduling_tests.child_run BASE_URL TENANT_IDS DUCKDB_PATH FIRST LAST [--pause-in-transaction]
+                                            [--pause-while-staging]
 
 With --pause-in-transaction, the first DELETE of a window write prints IN_TRANSACTION and waits, so the
-test can SIGKILL the process inside the open transaction.
+test can SIGKILL the process inside the open transaction. With --pause-while-staging, each owner-window prints
+STAGING after its first page is staged and waits, so the test can SIGKILL the process while it stages.
 """
 
 import sys
@@ -13,6 +15,7 @@ import dagster as dg
 
 from st_scheduling.defs.raw.assets import raw_scheduler_sessions
 from st_scheduling.defs.resources import DuckDBWarehouse, ServiceTitanResource
+from st_scheduling.ingest import pipeline
 from st_scheduling.warehouse import store
 
 
@@ -42,10 +45,25 @@ class _PausingDuckDB:
         return getattr(self._module, name)
 
 
+def _pausing_stage(stage):
+    def paused(pages, path, schema, report):
+        def first_then_wait():
+            for page in pages:
+                yield page
+                print("STAGING", flush=True)
+                time.sleep(600)
+
+        return stage(first_then_wait(), path, schema, report)
+
+    return paused
+
+
 def main(argv: list[str]) -> int:
     base_url, tenants, path, first, last = argv[:5]
     if "--pause-in-transaction" in argv:
         store.duckdb = _PausingDuckDB(store.duckdb)
+    if "--pause-while-staging" in argv:
+        pipeline.stage = _pausing_stage(pipeline.stage)
     resource = ServiceTitanResource(environment=base_url, client_id="simulator-client",
                                     client_secret="simulator-secret", app_key="simulator-app-key",
                                     tenant_ids=tenants, max_attempts=3, retry_base_seconds=0.01)

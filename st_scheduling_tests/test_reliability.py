@@ -3,8 +3,10 @@ and bad configuration. Each ends with the warehouse either as it was or exactly 
 
 import os
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.raw.checks import raw_check_definitions
 from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.ingest.staging import AREA_PREFIX, staging_area, sweep
 from st_scheduling.simulator import FaultRates, ManualClock, Simulator
 from st_scheduling.simulator.faults import KINDS, FaultInjector
 from st_scheduling.simulator.model import Window
@@ -125,6 +128,42 @@ def test_a_run_killed_inside_a_write_leaves_the_previous_state_and_the_next_run_
     rerun = _child(served, warehouse.path)
     assert rerun.wait(timeout=300) == 0 and rerun.stdout.read().strip() == "SUCCESS"
     assert stored(warehouse.path) == truth(served.simulator)
+
+
+def test_a_run_killed_while_staging_leaves_nothing_others_can_read_and_the_next_run_sweeps_it(world):
+    served, _, warehouse = world
+    served.resource()  # each tenant's client in the environment, which the child inherits
+    shared = set(Path(tempfile.gettempdir()).glob("st_scheduling_stage_*"))
+    child = _child(served, warehouse.path, "--pause-while-staging")
+    try:
+        assert child.stdout.readline().strip() == "STAGING"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    root = Path(warehouse.path).parent / ".staging"
+    left = list(root.rglob("*"))
+    assert [f for f in left if f.suffix == ".parquet"], "the killed run left staged customers behind"
+    assert {stat.S_IMODE(f.stat().st_mode) for f in [root, *left]} <= {0o700, 0o600}, "readable by this user alone"
+    assert set(Path(tempfile.gettempdir()).glob("st_scheduling_stage_*")) <= shared, "nothing in the shared temp"
+    rerun = _child(served, warehouse.path)
+    assert rerun.wait(timeout=300) == 0 and rerun.stdout.read().strip() == "SUCCESS"
+    assert list(root.iterdir()) == [], "the next run swept the dead run's area, and removed its own"
+    assert stored(warehouse.path) == truth(served.simulator)
+
+
+def test_a_sweep_removes_only_the_areas_of_runs_that_are_gone(tmp_path):
+    root = tmp_path / "staging"
+    with staging_area(root) as alive:
+        (alive / "staged.parquet").write_bytes(b"rows")
+        dead = root / f"{AREA_PREFIX}999999-dead"  # no process holds its lock
+        (dead / "inner").mkdir(parents=True)
+        (dead / "inner" / "staged.parquet").write_bytes(b"rows")
+        assert sweep(root) == 1
+        assert not dead.exists() and (alive / "staged.parquet").exists(), "a live run's area is kept"
+        with staging_area(root) as other:
+            assert alive.exists() and other != alive
+    assert list(root.iterdir()) == []
 
 
 def test_two_runs_writing_the_same_warehouse_at_once_both_succeed(world):

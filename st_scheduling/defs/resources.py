@@ -176,7 +176,9 @@ class DuckDBWarehouse(dg.ConfigurableResource):
                                                          "(ST_DUCKDB_MEMORY_LIMIT)")
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
     staging_dir: str | None = Field(default=None, description="Where a run stages API pages as Parquet before its "
-                                                              "commit (removed after); the system temp by default")
+                                                              "commit, in an area of its own only this user can "
+                                                              "read (removed after; a killed run's by the next "
+                                                              "run); .staging/ beside the warehouse by default")
     vocabulary_file: str = Field(default="", description="How the marts read lastStep and sessionOutcome "
                                                          "(ST_VOCABULARY); empty for the shipped default")
     publish_dir: str | None = Field(default=None, description="Where each mart is published as a Parquet snapshot "

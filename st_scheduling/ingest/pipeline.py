@@ -8,7 +8,6 @@ not committed and keeps its rows, and the others of its tenant are committed.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from st_scheduling.ingest.arrow_pages import POOL
 from st_scheduling.ingest.prefetch import ahead
-from st_scheduling.ingest.staging import OwnerLoad, stage
+from st_scheduling.ingest.staging import OwnerLoad, default_root, stage, staging_area
 from st_scheduling.servicetitan import Page
 from st_scheduling.warehouse.raw_tables import RawTable
 from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, checkpoint, commit_tenant, \
@@ -34,7 +33,7 @@ class LoadOptions:
     allow_shrink: bool = False
     workers: int = 2  # owner-windows of one tenant fetched and staged at once (within its rate limit)
     parallel_tenants: int = 4  # tenants read at once: the API's rate limit is per tenant, its latency per call
-    staging_dir: str | None = None  # where staged Parquet files live during a run; the system's temp by default
+    staging_dir: str | None = None  # where runs stage Parquet files; `.staging/` beside the warehouse by default
     lock_wait_seconds: float = 120.0
 
 
@@ -115,9 +114,10 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
     add the commit's memory to the fetch's.) `count_windows`: windows (days) to count the stored rows of."""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
-    with tempfile.TemporaryDirectory(prefix="st_scheduling_stage_", dir=options.staging_dir) as area:
+    root = Path(options.staging_dir) if options.staging_dir else default_root(warehouse.path)
+    with staging_area(root) as area:
         with ThreadPoolExecutor(max(1, options.parallel_tenants), thread_name_prefix="tenant") as pool:
-            list(pool.map(lambda tenant: _stage_tenant(source, tenant, Path(area), options.workers), result.tenants))
+            list(pool.map(lambda tenant: _stage_tenant(source, tenant, area, options.workers), result.tenants))
         POOL.release_unused()  # the fetch's buffers go back before DuckDB takes its own
         committable = [t for t in result.tenants if t.error is None]
         if committable:
