@@ -65,6 +65,30 @@ class Hostile:
     pii_canary: str = "canary.customer@example.test"
     trickle_seconds: float = 0.5
     overrides: dict[str, Callable] = field(default_factory=dict)
+    hung_up: list[bool] = field(default_factory=list)  # per trickled answer: the client left before its end
+    _trickle_ended: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    def trickles(self, count: int, wait: float = 30.0) -> list[bool]:
+        """`hung_up` once `count` trickled answers have ended (the server notices a hang-up at its next
+        byte or two), or as it is after `wait` seconds."""
+        with self._trickle_ended:
+            self._trickle_ended.wait_for(lambda: len(self.hung_up) >= count, wait)
+            return list(self.hung_up)
+
+    def dribble(self, wfile, data: bytes) -> bool:
+        """Write `data` one byte every `trickle_seconds`; False as soon as the client has hung up."""
+        try:
+            for byte in data:
+                wfile.write(bytes([byte]))
+                wfile.flush()
+                time.sleep(self.trickle_seconds)
+            left = False
+        except OSError:
+            left = True
+        with self._trickle_ended:
+            self.hung_up.append(left)
+            self._trickle_ended.notify_all()
+        return not left
 
     def misbehave(self, mode: Callable | str) -> None:
         """Answer as `mode` from now on: a function answering session pages (one of this module's, or a test's
@@ -154,10 +178,16 @@ def trickle(h, sid, page, size) -> None:
     h.send_header("Content-Type", "application/json")
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()
-    for byte in body[:50]:
-        h.wfile.write(bytes([byte]))
-        h.wfile.flush()
-        time.sleep(h.server_state.trickle_seconds)
+    h.server_state.dribble(h.wfile, body[:50])
+
+
+def trickle_headers(h, sid, page, size) -> None:
+    """The status line and headers one byte at a time: a minute of them at 0.5 s a byte, then the page."""
+    body = orjson.dumps(h.server_state.sessions_page(sid, page, size))
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Slow: {'.' * 40}\r\n\r\n").encode()
+    if h.server_state.dribble(h.wfile, head):
+        h.wfile.write(body)
 
 
 @functools.cache

@@ -139,6 +139,24 @@ def test_misbehaving_pages_fail_by_name_in_bounded_time_and_keep_the_rows(baseli
         assert len(sessions) == 2, "a redirect is not retried, and never read as data"
 
 
+@pytest.mark.parametrize("limits, named, attempts", [
+    ({}, "after 2 attempts; last problem: deadline: the response took longer than 2 s", 2),
+    ({"timeout_seconds": 60.0, "max_attempts": 8, "max_retry_seconds": 3.0},
+     "deadline: the response took longer than 3 s (what was left of the call's 3 s budget)", 1),
+])
+def test_headers_trickling_in_are_cut_off_at_the_deadline_within_the_calls_budget(baseline, limits, named, attempts):
+    """A minute of headers at a byte every 0.5 s: the client hangs up while they are still arriving."""
+    state, base, warehouse, before = baseline
+    state.misbehave(hostile.trickle_headers)
+    since = len(state.requests)
+    text = failure(run(base, warehouse, **limits))
+    assert named in text
+    assert stored(warehouse.path) == before
+    sessions = [n for path, n in asked(state, since).items() if path.endswith("/sessions")]
+    assert sessions == [attempts, attempts]
+    assert state.trickles(2 * attempts) == [True] * 2 * attempts, "every answer left before its headers ended"
+
+
 @pytest.mark.parametrize("change, named", [
     (lambda r: {**r, "id": None}, "field 'id' missing or null"),
     (lambda r: {**r, "createdOn": None}, "field 'createdOn' missing or null"),

@@ -39,8 +39,9 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per API call on 429/409/5xx/timeouts")
     retry_base_seconds: float = Field(default=0.5, description="First backoff delay; doubles per attempt")
     max_retry_seconds: float = Field(default=300.0, description="Give up on a call after retrying this long")
-    timeout_seconds: float = Field(default=100.0, description="Wall-clock limit for one whole response, however "
-                                                              "slowly it arrives (the API's own timeout is 100 s)")
+    timeout_seconds: float = Field(default=100.0, description="Wall-clock limit for one whole request, from "
+                                                              "connecting to the last byte, however slowly it "
+                                                              "arrives (the API's own timeout is 100 s)")
     max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
     max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
     page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")

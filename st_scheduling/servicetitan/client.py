@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from st_scheduling.servicetitan import models
+from st_scheduling.servicetitan.deadline import Deadline, DeadlineTransport
 from st_scheduling.servicetitan.errors import (
     ApiResponseError,
     AuthenticationError,
@@ -215,10 +216,11 @@ class ServiceTitanClient:
         self.sleep, self.clock, self.wall_clock, self.jitter = sleep, clock, wall_clock, jitter
         self.label = label  # names whose credentials these are in errors ("tenant 123")
         self.stats = CallStats()
+        self._deadline = Deadline()
+        pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
-            transport=transport, follow_redirects=False,
-            timeout=httpx.Timeout(self.limits.request_seconds, connect=min(10.0, self.limits.request_seconds)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
+            transport=transport or DeadlineTransport(self._deadline, pool), follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.request_seconds, connect=min(10.0, self.limits.request_seconds)))
         self._limiter = RateLimiter(rate_limit_per_second, 1.0, clock, sleep)
         self._margin = token_refresh_margin
         self._token: str | None = None
@@ -339,7 +341,7 @@ class ServiceTitanClient:
         while True:
             token = self._access_token()
             response, parsed, attempts = self._with_retries(
-                path, page, lambda: self._send_api(url, tenant, params, token), parse)
+                path, page, lambda seconds: self._send_api(url, tenant, params, token, seconds), parse)
             retries += attempts - 1
             if response.status != 401:
                 return parsed, retries
@@ -349,51 +351,62 @@ class ServiceTitanClient:
                                           "ST_APP_KEY and that these credentials are connected to this tenant")
             self._invalidate(token)
 
-    def _send_api(self, url: str, tenant: int, params: dict, token: str) -> _Response:
+    def _send_api(self, url: str, tenant: int, params: dict, token: str, seconds: float) -> _Response:
         self._limiter.acquire(tenant)
         headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self._credentials.app_key}
-        return self._read(self._http.build_request("GET", url, params=params, headers=headers))
+        return self._read(self._http.build_request("GET", url, params=params, headers=headers), seconds)
 
-    def _read(self, request: httpx.Request) -> _Response:
-        """Send and read the whole body within the request deadline and the size caps.
+    def _read(self, request: httpx.Request, seconds: float) -> _Response:
+        """Send and read the whole response within `seconds` and the size caps.
 
-        httpx's timeouts apply per network read, so a server trickling one byte at a time could hold a
-        request open for ever; the deadline here covers the whole response. Bodies are decompressed here,
-        in bounded steps, so a small gzip body cannot inflate past the cap before it is noticed.
+        The deadline covers connecting, the status line, the headers and the body, however slowly their bytes
+        arrive (see `deadline`).
         """
-        limits = self.limits
-        deadline = time.monotonic() + limits.request_seconds
         request.headers["Accept-Encoding"] = "gzip, deflate"
-        response = self._http.send(request, stream=True)
-        try:
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > limits.max_wire_bytes:
-                raise ResponseLimitError(f"{request.url.path} announced {int(length)} bytes, more than the "
-                                         f"{limits.max_wire_bytes}-byte cap")
-            inflate = _decompressor(response.headers.get("Content-Encoding", ""), request.url.path)
-            body, received = bytearray(), 0
-            for chunk in response.iter_raw():
-                received += len(chunk)
-                if received > limits.max_wire_bytes:
-                    raise ResponseLimitError(f"{request.url.path} sent more than the {limits.max_wire_bytes}-byte cap")
-                body += _inflate(inflate, chunk, limits.max_body_bytes - len(body) + 1) if inflate else chunk
-                if len(body) > limits.max_body_bytes:
-                    raise ResponseLimitError(f"{request.url.path} decompresses to more than the "
-                                             f"{limits.max_body_bytes}-byte cap")
-                if time.monotonic() > deadline:
-                    break
-            if time.monotonic() > deadline:
-                raise _Transient(f"deadline: the response took longer than {limits.request_seconds:g} s",
-                                 kind="deadline")
-            return _Response(response.status_code, response.headers, body)
-        finally:
-            response.close()
+        with self._deadline.within(seconds) as deadline:
+            try:
+                response = self._http.send(request, stream=True)
+                try:
+                    body = self._body(response, request.url.path, deadline)
+                finally:
+                    response.close()
+            except httpx.TimeoutException:
+                if not deadline.cut:
+                    raise
+                body = None
+        if body is None:
+            raise _Transient(f"deadline: the response took longer than {round(seconds, 1):g} s", kind="deadline")
+        return _Response(response.status_code, response.headers, body)
 
-    def _with_retries(self, path: str, page: int | None, send: Callable[[], _Response],
+    def _body(self, response: httpx.Response, path: str, deadline: Deadline) -> bytearray | None:
+        """The body, decompressed in bounded steps so a small gzip body cannot inflate past the cap before it is
+        noticed; None once the deadline has passed."""
+        limits = self.limits
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limits.max_wire_bytes:
+            raise ResponseLimitError(f"{path} announced {int(length)} bytes, more than the "
+                                     f"{limits.max_wire_bytes}-byte cap")
+        inflate = _decompressor(response.headers.get("Content-Encoding", ""), path)
+        body, received = bytearray(), 0
+        for chunk in response.iter_raw():
+            received += len(chunk)
+            if received > limits.max_wire_bytes:
+                raise ResponseLimitError(f"{path} sent more than the {limits.max_wire_bytes}-byte cap")
+            body += _inflate(inflate, chunk, limits.max_body_bytes - len(body) + 1) if inflate else chunk
+            if len(body) > limits.max_body_bytes:
+                raise ResponseLimitError(f"{path} decompresses to more than the {limits.max_body_bytes}-byte cap")
+            if deadline.passed():  # a transport of the caller's own (the in-process simulator) has no deadline
+                return None
+        return body
+
+    def _with_retries(self, path: str, page: int | None, send: Callable[[float], _Response],
                       parse: Callable[[bytes], T]) -> tuple[_Response, T | None, int]:
         """Send and parse, retrying transient failures (429, 409, 5xx, deadlines, connection errors, unreadable
         bodies) with exponential backoff and jitter, within the call's budget. Anything else is the server's
         answer and would come back the same, so it is raised at once.
+
+        `send` gets the seconds its request may take: the request deadline, or what is left of the budget when
+        that is less, so the call as a whole ends within its budget.
 
         Returns a response of status < 300 with its parsed body, or a 401 (which the caller handles) with
         None, and the attempts made; raises for everything else.
@@ -403,8 +416,9 @@ class ServiceTitanClient:
         where = path if page is None else f"{path} page {page}"
         for attempt in range(1, policy.max_attempts + 1):
             self.stats.count(calls=1)
+            left = policy.max_total_seconds - (self.clock() - started)
             try:
-                response = self._check(send(), where)
+                response = self._check(send(max(0.0, min(self.limits.request_seconds, left))), where)
                 self._note_server_time(response)
                 return response, (parse(response.body) if response.status != 401 else None), attempt
             except MalformedResponseError as err:
@@ -420,6 +434,8 @@ class ServiceTitanClient:
                                      if isinstance(err, httpx.TimeoutException) else "transport")
             except _Transient as transient:
                 problem = transient
+                if problem.kind == "deadline" and left < self.limits.request_seconds:
+                    problem.problem += f" (what was left of the call's {policy.max_total_seconds:g} s budget)"
             self.stats.problem(problem.kind)
             delay = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)) * (0.5 + self.jitter() / 2)
             if problem.retry_after is not None:
@@ -500,7 +516,8 @@ class ServiceTitanClient:
         try:
             response, body, _ = self._with_retries(
                 "token endpoint", None,
-                lambda: self._read(self._http.build_request("POST", self.endpoints.token_url, data=form)),
+                lambda seconds: self._read(self._http.build_request("POST", self.endpoints.token_url, data=form),
+                                           seconds),
                 lambda raw: _json(raw, "token endpoint"))
         except ApiResponseError as err:
             raise AuthenticationError(f"the token endpoint refused the client credentials{self._whose()} "
