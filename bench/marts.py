@@ -26,8 +26,7 @@ MODEL = marts.ModelSettings("UTC", VOCABULARY)
 
 RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_outcome, job_id, booking_id,
     customer_is_bot, campaign_name, source_utm_campaign, source_campaign_id, source_is_rwg_session, gbp_name,
-    source_gclid, source_gbraid, source_wbraid, source_msclkid, source_fbclid, source_sourced_from_marketing_pro,
-    source_utm_medium, source_marketing_source"""
+    source_gclid, source_gbraid, source_wbraid, source_msclkid, source_fbclid, source_utm_source, source_utm_medium"""
 
 
 FRAMES = ("funnel", "attribution", "volume")  # what the pandas baseline computes
@@ -43,21 +42,26 @@ def build_sql_marts(con: duckdb.DuckDBPyConnection, which: tuple[marts.Mart, ...
 
 
 def _channel(df: pd.DataFrame) -> pd.Series:
-    def present(column: str) -> pd.Series:
-        return df[column].fillna("").astype(str) != ""
+    """GA4's channel of each session: source and medium read as sessions.sql reads them, in pandas; the rule
+    table itself (sql/channels.sql) applied to the few distinct (source, medium, campaign) triples."""
+    def given(column: str) -> pd.Series:
+        return df[column].fillna("").astype(str).str.strip().str.lower().replace("", np.nan)
 
-    medium = df["source_utm_medium"].fillna("").str.lower()
-    marketing_pro = ~df["source_sourced_from_marketing_pro"].fillna("false").str.lower().isin(["", "false", "0", "no"])
-    conditions = [
-        df["source_is_rwg_session"].fillna(False).astype(bool), present("gbp_name"),
-        present("source_gclid") | present("source_gbraid") | present("source_wbraid"), present("source_msclkid"),
-        present("source_fbclid"), marketing_pro, medium.isin(["cpc", "ppc", "paid"]), medium == "email",
-        (medium == "organic") | df["source_marketing_source"].fillna("").str.lower().str.contains("organic"),
-        medium == "referral",
-    ]
-    names = ["Reserve with Google", "Google Business Profile", "Google Ads", "Microsoft Ads", "Meta Ads",
-             "Marketing Pro", "Paid (other)", "Email", "Organic", "Referral"]
-    return pd.Series(np.select(conditions, names, default="Direct / unknown"), index=df.index)
+    google_ad = given("source_gclid").notna() | given("source_gbraid").notna() | given("source_wbraid").notna()
+    bing_ad, meta = given("source_msclkid").notna(), given("source_fbclid").notna()
+    google_surface = df["source_is_rwg_session"].fillna(False).astype(bool) | given("gbp_name").notna()
+    surfaces = [google_ad, bing_ad, meta, google_surface]
+    source = given("source_utm_source").fillna(
+        pd.Series(np.select(surfaces, ["google", "bing", "facebook", "google"], default="(direct)"), index=df.index))
+    medium = given("source_utm_medium").fillna(
+        pd.Series(np.select(surfaces, ["cpc", "cpc", "referral", "organic"], default="(none)"), index=df.index))
+    campaign = given("source_utm_campaign").fillna(given("campaign_name")).fillna("")
+    triples = pd.DataFrame({"source": source, "medium": medium, "campaign": campaign})
+    rules = duckdb.connect()
+    rules.execute(marts.sql_file("channels"))
+    rules.register("triples", triples.drop_duplicates())
+    channels = rules.execute("SELECT *, default_channel(source, medium, campaign) AS channel FROM triples").df()
+    return triples.merge(channels, how="left", on=["source", "medium", "campaign"])["channel"].set_axis(df.index)
 
 
 def _slug(values: pd.Series) -> pd.Series:

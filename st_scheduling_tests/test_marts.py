@@ -141,23 +141,57 @@ def test_sessions(con):
 
     assert len(got) == 15, "14 scheduler sessions + 1 router-only; the upgraded router session is not doubled"
     ann, bob, eve = key("email", "ann@x.com"), key("email", "bob@x.com"), key("email", "eve@y.com")
-    assert pick("a1", *columns) == (1, "s1", "booked", True, False, True, False, False, False, "Google Ads",
+    assert pick("a1", *columns) == (1, "s1", "booked", True, False, True, False, False, False, "Paid Search",
                                     "Fall AC", ann, False, False, D5)
     flags = ("milestone", "is_booked", "is_abandoned", "is_job", "is_booking", "sent_to_booking", "sent_to_lead")
     assert pick("a2", *flags, "channel", "campaign", "customer_key") == (
-        "details", False, True, False, False, False, False, "Meta Ads", "fb_fall", bob)
+        "details", False, True, False, False, False, False, "Organic Social", "fb_fall", bob)
     assert pick("a3", "milestone", "via_router") == ("zipcode", True), "a3 came through the router"
-    assert pick("a4", "is_bot", "channel") == (True, "Direct / unknown")
+    assert pick("a4", "is_bot", "channel") == (True, "Direct")
     assert pick("a5", *flags, "channel", "campaign", "customer_key") == (
-        "booked", True, False, False, True, False, False, "Reserve with Google", "(none)", key("phone", "5553334444"))
+        "booked", True, False, False, True, False, False, "Organic Search", "(none)", key("phone", "5553334444"))
     assert pick("a6", *flags, "channel", "campaign", "customer_key") == (
         "customer", False, True, False, False, False, True, "Email", "newsletter", bob)
-    assert pick("a7", "channel", "campaign", "customer_key") == ("Organic", "(none)", ann), "emails are normalised"
-    assert got["b1"]["channel"] == "Google Business Profile" and got["b2"]["channel"] == "Microsoft Ads"
+    assert pick("a7", "channel", "campaign", "customer_key") == ("Organic Search", "(none)", ann), "emails normalised"
+    assert got["b1"]["channel"] == "Organic Search" and got["b2"]["channel"] == "Paid Search"
+    traffic = dict(((sid, (source, medium, entry))) for sid, source, medium, entry in rows(
+        con, "SELECT session_id, traffic_source, traffic_medium, entry_point FROM marts.sessions"))
+    assert traffic["a2"] == ("facebook", "referral", "Website or link"), "Meta tags every link, paid or not"
+    assert traffic["a5"] == ("google", "organic", "Reserve with Google")
+    assert traffic["b1"] == ("google", "organic", "Google Business Profile")
+    assert traffic["b2"] == ("bing", "cpc", "Website or link") and traffic["a3"] == ("(direct)", "(none)", "Website or link")
     assert pick("c3", *flags[:6]) == ("details", False, True, False, False, True), "sent to booking is not booked"
     assert got["c1"]["customer_key"] == got["c3"]["customer_key"] == eve
     assert pick("r1", "scheduler_id", "milestone", "via_router") == (None, "opened", True)
     assert rows(con, "SELECT count(*) FROM marts.sessions WHERE customer_key IS NULL") == [(5,)]
+
+
+@pytest.mark.parametrize(("source", "medium", "campaign", "channel"), [
+    ("(direct)", "(none)", "", "Direct"),
+    ("email", "newsletter", "", "Email"),  # the source alone says email: once "Direct / unknown"
+    ("(direct)", "e-mail", "", "Email"),
+    ("google", "cpc", "", "Paid Search"),
+    ("google", "cpc", "pmax cross-network", "Cross-network"),
+    ("facebook", "paid_social", "", "Paid Social"),
+    ("facebook", "referral", "", "Organic Social"),
+    ("nextdoor", "(none)", "", "Organic Social"),
+    ("youtube", "cpc", "", "Paid Video"),
+    ("angi", "cpm", "", "Display"),
+    ("angi", "ppc", "", "Paid Other"),
+    ("angi", "(none)", "spring shop sale", "Organic Shopping"),
+    ("bing", "(none)", "", "Organic Search"),
+    ("(direct)", "organic", "", "Organic Search"),
+    ("partner", "affiliate", "", "Affiliates"),
+    ("homeadvisor", "referral", "", "Referral"),
+    ("sms", "(none)", "", "SMS"),
+    ("podcast", "audio", "", "Audio"),
+    ("app", "web_push", "", "Mobile Push Notifications"),
+    ("flyer", "print", "", "Unassigned"),
+])
+def test_channels_follow_the_ga4_default_channel_group_in_its_order(source, medium, campaign, channel):
+    con = duckdb.connect()
+    con.execute(marts.sql_file("channels"))
+    assert con.execute("SELECT default_channel(?, ?, ?)", [source, medium, campaign]).fetchone()[0] == channel
 
 
 def test_milestone_funnel(con):
@@ -186,35 +220,34 @@ def test_campaign_attribution(con):
         FROM marts.campaign_attribution WHERE tenant_id = 1 AND attribution_model = 'session' AND period_start = ?
         ORDER BY channel, campaign""", D5)
     assert session_level == [
-        ("Direct / unknown", "(none)", 3, 1, 0, 0, 0, 0.0, 0.0),  # a3, a8 and the router-only r1
-        ("Google Ads", "Fall AC", 1, 1, 1, 1, 0, 1.0, 1.0),
-        ("Google Business Profile", "(none)", 1, 1, 0, 0, 0, 0.0, 0.0),
-        ("Meta Ads", "fb_fall", 1, 1, 0, 0, 0, 0.0, 0.0),
-        ("Microsoft Ads", "(none)", 1, 1, 0, 0, 0, 0.0, 0.0),
-        ("Reserve with Google", "(none)", 1, 1, 1, 0, 1, 1.0, 1.0),
+        ("Direct", "(none)", 3, 1, 0, 0, 0, 0.0, 0.0),  # a3, a8 and the router-only r1
+        ("Organic Search", "(none)", 2, 2, 1, 0, 1, 0.5, 0.5),  # a5 (Reserve with Google) and b1 (Business Profile)
+        ("Organic Social", "fb_fall", 1, 1, 0, 0, 0, 0.0, 0.0),
+        ("Paid Search", "(none)", 1, 1, 0, 0, 0, 0.0, 0.0),  # b2, a Microsoft ad
+        ("Paid Search", "Fall AC", 1, 1, 1, 1, 0, 1.0, 1.0),
     ]
     touches = rows(con, """
         SELECT attribution_model, period_start, channel, campaign, booked_sessions, jobs, bookings, sessions
         FROM marts.campaign_attribution WHERE tenant_id = 1 AND attribution_model <> 'session' ORDER BY ALL""")
     assert touches == [
-        ("first_touch", D5, "Google Ads", "Fall AC", 1, 1, 0, None),
-        ("first_touch", D5, "Reserve with Google", "(none)", 1, 0, 1, None),
-        ("first_touch", D6, "Direct / unknown", "(none)", 1, 1, 0, None),  # Gus: a8 then a9
-        ("first_touch", D6, "Google Ads", "Fall AC", 1, 1, 0, None),  # Ann's a7, first seen on a1
-        ("last_touch", D5, "Google Ads", "Fall AC", 1, 1, 0, None),
-        ("last_touch", D5, "Reserve with Google", "(none)", 1, 0, 1, None),
-        ("last_touch", D6, "Direct / unknown", "(none)", 1, 1, 0, None),
-        ("last_touch", D6, "Organic", "(none)", 1, 1, 0, None),
-        ("linear", D5, "Google Ads", "Fall AC", 1, 1, 0, None),
-        ("linear", D5, "Reserve with Google", "(none)", 1, 0, 1, None),
-        ("linear", D6, "Direct / unknown", "(none)", 1, 1, 0, None),  # Gus's a8 and a9, both direct
-        ("linear", D6, "Google Ads", "Fall AC", 1, 1, 0, None),  # Ann's a7: half to a1 ...
-        ("linear", D6, "Organic", "(none)", 1, 1, 0, None),  # ... and half to itself
+        ("first_touch", D5, "Organic Search", "(none)", 1, 0, 1, None),
+        ("first_touch", D5, "Paid Search", "Fall AC", 1, 1, 0, None),
+        ("first_touch", D6, "Direct", "(none)", 1, 1, 0, None),  # Gus: a8 then a9
+        ("first_touch", D6, "Paid Search", "Fall AC", 1, 1, 0, None),  # Ann's a7, first seen on a1
+        ("last_touch", D5, "Organic Search", "(none)", 1, 0, 1, None),
+        ("last_touch", D5, "Paid Search", "Fall AC", 1, 1, 0, None),
+        ("last_touch", D6, "Direct", "(none)", 1, 1, 0, None),
+        ("last_touch", D6, "Organic Search", "(none)", 1, 1, 0, None),
+        ("linear", D5, "Organic Search", "(none)", 1, 0, 1, None),
+        ("linear", D5, "Paid Search", "Fall AC", 1, 1, 0, None),
+        ("linear", D6, "Direct", "(none)", 1, 1, 0, None),  # Gus's a8 and a9, both direct
+        ("linear", D6, "Organic Search", "(none)", 1, 1, 0, None),  # Ann's a7: half to itself ...
+        ("linear", D6, "Paid Search", "Fall AC", 1, 1, 0, None),  # ... and half to a1
     ]
     credit = dict(((m, d, c), v) for m, d, c, v in rows(con, """
         SELECT attribution_model, period_start, channel, credit FROM marts.campaign_attribution
         WHERE tenant_id = 1 AND attribution_model = 'linear'"""))
-    assert credit[("linear", D6, "Google Ads")] == credit[("linear", D6, "Organic")] == 0.5
+    assert credit[("linear", D6, "Paid Search")] == credit[("linear", D6, "Organic Search")] == 0.5
     totals = rows(con, "SELECT attribution_model, sum(credit) FROM marts.campaign_attribution GROUP BY 1 ORDER BY 1")
     assert totals == [("first_touch", 5.0), ("last_touch", 5.0), ("linear", 5.0), ("session", 5.0)]  # c1 too
     assert checks.rates_out_of_range(con, "campaign_attribution") == []
@@ -222,7 +255,7 @@ def test_campaign_attribution(con):
     incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=1))
     assert rows(con, """SELECT channel FROM marts.campaign_attribution
                         WHERE attribution_model = 'first_touch' AND period_start = ? AND tenant_id = 1
-                        ORDER BY 1""", D6) == [("Direct / unknown",), ("Organic",)]
+                        ORDER BY 1""", D6) == [("Direct",), ("Organic Search",)]
 
 
 def test_booking_volume(con):

@@ -229,7 +229,7 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: mar
              repr(sorted(vocabulary.steps.items())), repr(sorted(vocabulary.outcomes.items())),
              repr(vocabulary.switches())]
     if mart is marts.SESSIONS:
-        parts += [marts.sql_file("latest_sessions"), marts.sql_file("campaign_catalogue")]
+        parts += [marts.sql_file(name) for name in ("latest_sessions", "campaign_catalogue", "channels")]
     if "raw/schedulers" in mart.deps:
         parts.append(str(con.execute("SELECT string_agg(concat_ws('/', tenant_id, id, name), ',' ORDER BY ALL) "
                                      "FROM raw.schedulers").fetchone()[0]))

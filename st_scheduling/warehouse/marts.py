@@ -99,6 +99,10 @@ JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_j
 BOOKINGS = _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking"))
 WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
 
+# The raw fields a session's traffic source and medium are read from (sql/sessions.sql).
+TRAFFIC_FIELDS = ("source_utm_source", "source_utm_medium", "source_gclid", "source_gbraid", "source_wbraid",
+                  "source_msclkid", "source_fbclid", "source_is_rwg_session", "gbp_name")
+
 SESSIONS = Mart(
     "sessions",
     "One clean row per tenant and session (router/scheduler duplicates removed): the furthest milestone "
@@ -160,12 +164,18 @@ SESSIONS = Mart(
            *_from_raw_sessions("timeslot_start")),
         _c("timeslot_date", "DATE", "Day of the chosen arrival window in ST_TIMEZONE.",
            *_from_raw_sessions("timeslot_start")),
-        _c("channel", "VARCHAR", "Marketing channel, first match of: Reserve with Google, Google Business Profile, "
-           "Google Ads, Microsoft Ads, Meta Ads, Marketing Pro, Paid (other), Email, Organic, Referral, "
-           "Direct / unknown.",
-           *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_gclid", "source_gbraid", "source_wbraid",
-                               "source_msclkid", "source_fbclid", "source_sourced_from_marketing_pro",
-                               "source_utm_medium", "source_marketing_source")),
+        _c("channel", "VARCHAR", "Marketing channel by Google Analytics 4's default channel group rules (Direct, "
+           "Paid Search, Paid Social, Display, Organic Search, Organic Social, Email, Referral, SMS, ..., "
+           "Unassigned), read from traffic_source, traffic_medium and the campaign name (sql/channels.sql).",
+           *_from_raw_sessions(*TRAFFIC_FIELDS, "source_utm_campaign", "campaign_name")),
+        _c("traffic_source", "VARCHAR", "Where the visit came from, lower case: utm_source, else what the click ids "
+           "say (gclid, gbraid, wbraid: google; msclkid: bing; fbclid: facebook), else google for Reserve with "
+           "Google and Google Business Profile, else (direct).", *_from_raw_sessions(*TRAFFIC_FIELDS)),
+        _c("traffic_medium", "VARCHAR", "How, lower case: utm_medium, else cpc for an ad click id, referral for "
+           "fbclid, organic for Google's own surfaces, else (none).", *_from_raw_sessions(*TRAFFIC_FIELDS)),
+        _c("entry_point", "VARCHAR", "Which ServiceTitan surface the session started on: Reserve with Google, "
+           "Google Business Profile, Marketing Pro, or Website or link.",
+           *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_sourced_from_marketing_pro")),
         _c("campaign_id", "VARCHAR", "The session's campaignId; for a session with only UTMs, the campaign whose "
            "name equals its utm_campaign (exactly, else as a slug); empty otherwise.",
            *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
@@ -470,6 +480,7 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
     con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
                 "list_position(getvariable('st_milestones'), name) - 1")
     con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
+    con.execute(sql_file("channels"))
     con.execute("CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
                 "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END")
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")

@@ -13,7 +13,24 @@ classified AS (
         coalesce(l.customer_is_bot, false) AS is_bot,
         lower(trim(nullif(l.customer_email, ''))) AS email_norm,
         nullif(regexp_replace(coalesce(l.customer_phone, ''), '[^0-9]', '', 'g'), '') AS phone_digits,
-        lower(concat_ws(' ', nullif(trim(l.customer_first_name), ''), nullif(trim(l.customer_last_name), ''))) AS contact_name
+        lower(concat_ws(' ', nullif(trim(l.customer_first_name), ''), nullif(trim(l.customer_last_name), ''))) AS contact_name,
+        lower(coalesce(l.source_sourced_from_marketing_pro, 'false')) NOT IN ('', 'false', '0', 'no') AS marketing_pro,
+        -- Source and medium as Google Analytics reads them: the UTMs, else what the click ids say (auto-tagged
+        -- Google and Microsoft ads are paid search; Meta tags every outbound link, paid or not), else Google's
+        -- own surfaces (organic), else direct.
+        coalesce(nullif(lower(trim(l.source_utm_source)), ''), CASE
+            WHEN coalesce(nullif(l.source_gclid, ''), nullif(l.source_gbraid, ''), nullif(l.source_wbraid, '')) IS NOT NULL
+                THEN 'google'
+            WHEN nullif(l.source_msclkid, '') IS NOT NULL THEN 'bing'
+            WHEN nullif(l.source_fbclid, '') IS NOT NULL THEN 'facebook'
+            WHEN l.source_is_rwg_session OR nullif(l.gbp_name, '') IS NOT NULL THEN 'google'
+        END, '(direct)') AS traffic_source,
+        coalesce(nullif(lower(trim(l.source_utm_medium)), ''), CASE
+            WHEN coalesce(nullif(l.source_gclid, ''), nullif(l.source_gbraid, ''), nullif(l.source_wbraid, ''),
+                          nullif(l.source_msclkid, '')) IS NOT NULL THEN 'cpc'
+            WHEN nullif(l.source_fbclid, '') IS NOT NULL THEN 'referral'
+            WHEN l.source_is_rwg_session OR nullif(l.gbp_name, '') IS NOT NULL THEN 'organic'
+        END, '(none)') AS traffic_medium
     FROM latest AS l
     LEFT JOIN vocab_outcomes AS o ON o.outcome = l.session_outcome
     LEFT JOIN vocab_steps AS s ON s.last_step = l.last_step
@@ -90,19 +107,15 @@ SELECT
     business_unit_id,
     timeslot_start,
     CAST(timezone(getvariable('st_timezone'), timeslot_start) AS DATE) AS timeslot_date,
+    default_channel(traffic_source, traffic_medium, lower(coalesce(utm_given, name_given, ''))) AS channel,
+    traffic_source,
+    traffic_medium,
     CASE
         WHEN source_is_rwg_session THEN 'Reserve with Google'
         WHEN nullif(gbp_name, '') IS NOT NULL THEN 'Google Business Profile'
-        WHEN coalesce(nullif(source_gclid, ''), nullif(source_gbraid, ''), nullif(source_wbraid, '')) IS NOT NULL THEN 'Google Ads'
-        WHEN nullif(source_msclkid, '') IS NOT NULL THEN 'Microsoft Ads'
-        WHEN nullif(source_fbclid, '') IS NOT NULL THEN 'Meta Ads'
-        WHEN lower(coalesce(source_sourced_from_marketing_pro, 'false')) NOT IN ('', 'false', '0', 'no') THEN 'Marketing Pro'
-        WHEN lower(source_utm_medium) IN ('cpc', 'ppc', 'paid') THEN 'Paid (other)'
-        WHEN lower(source_utm_medium) = 'email' THEN 'Email'
-        WHEN lower(source_utm_medium) = 'organic' OR lower(source_marketing_source) LIKE '%organic%' THEN 'Organic'
-        WHEN lower(source_utm_medium) = 'referral' THEN 'Referral'
-        ELSE 'Direct / unknown'
-    END AS channel,
+        WHEN marketing_pro THEN 'Marketing Pro'
+        ELSE 'Website or link'
+    END AS entry_point,
     resolved_campaign_id AS campaign_id,
     campaign_label AS campaign,
     coalesce(nullif(source_utm_source, ''), '(none)') AS utm_source,
