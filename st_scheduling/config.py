@@ -39,6 +39,8 @@ API_LIMITS = {
     "ST_API_MAX_RESPONSE_MB": ("max_response_mb", int, 4096),
     "ST_API_MAX_DECOMPRESSED_MB": ("max_decompressed_mb", int, 16384),
     "ST_API_PAGE_SLACK": ("page_slack", int, 1000),
+    "ST_API_MAX_PAGES_PER_WINDOW": ("max_pages_per_window", int, 1_000_000),
+    "ST_API_MAX_WINDOW_MB": ("max_window_mb", int, 1_048_576),
     "ST_API_FETCH_WORKERS": ("fetch_workers", int, 64),
     "ST_API_PARALLEL_TENANTS": ("parallel_tenants", int, 256),
 }

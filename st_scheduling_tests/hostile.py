@@ -203,6 +203,16 @@ def gzip_bomb(h, sid, page, size) -> None:
     h.send(200, bomb(), Content_Encoding="gzip")
 
 
+def billion_page(sid: str, page: int) -> bytes:
+    """50 sessions never served before, `hasMore`, and a totalCount of a billion to excuse it."""
+    data = [session(sid, PER_SCHEDULER + 50 * page + n) for n in range(50)]
+    return orjson.dumps({"page": page, "pageSize": 50, "hasMore": True, "totalCount": 10**9, "data": data})
+
+
+def endless_billion(h, sid, page, size) -> None:
+    h.send(200, billion_page(sid, page))
+
+
 def total_count_lots(h, sid, page, size) -> None:
     h.send(200, orjson.dumps({**h.server_state.sessions_page(sid, page, size), "totalCount": "lots"}))
 

@@ -157,6 +157,31 @@ def test_headers_trickling_in_are_cut_off_at_the_deadline_within_the_calls_budge
     assert state.trickles(2 * attempts) == [True] * 2 * attempts, "every answer left before its headers ended"
 
 
+def pages_past(cap: int) -> int:
+    """How many of `billion_page` take a read of a window past `cap` bytes."""
+    number, taken = 0, 0
+    while taken <= cap:
+        number += 1
+        taken += len(hostile.billion_page("sched-a", number))
+    return number
+
+
+@pytest.mark.parametrize("limits, named, pages", [
+    ({"max_pages_per_window": 20}, "20 pages, the most one read of a window may take (ST_API_MAX_PAGES_PER_WINDOW), "
+                                   "and the server keeps answering hasMore", 20),
+    ({"max_window_mb": 1}, f"more than 1 MB in {pages_past(2**20)} pages of one read of the window "
+                           "(ST_API_MAX_WINDOW_MB)", pages_past(2**20)),
+])
+def test_a_window_read_is_capped_by_the_settings_whatever_total_count_claims(baseline, limits, named, pages):
+    state, base, warehouse, before = baseline
+    state.misbehave(hostile.endless_billion)
+    since = len(state.requests)
+    text = failure(run(base, warehouse, **limits))
+    assert f"/schedulers/sched-a/sessions window createdOnOrAfter={DAY}T00:00:00Z" in text and named in text
+    assert stored(warehouse.path) == before
+    assert [n for path, n in asked(state, since).items() if path.endswith("/sessions")] == [pages, pages]
+
+
 @pytest.mark.parametrize("change, named", [
     (lambda r: {**r, "id": None}, "field 'id' missing or null"),
     (lambda r: {**r, "createdOn": None}, "field 'createdOn' missing or null"),

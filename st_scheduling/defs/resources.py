@@ -45,6 +45,10 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
     max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
     page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")
+    max_pages_per_window: int = Field(default=1000, description="Most pages one read of a window may take, whatever "
+                                                                "totalCount says (ST_API_MAX_PAGES_PER_WINDOW)")
+    max_window_mb: int = Field(default=16384, description="Most response MB (decompressed) one read of a window may "
+                                                         "take (ST_API_MAX_WINDOW_MB)")
     fetch_workers: int = Field(default=2, description="Owner-windows (scheduler or router and days) of one tenant "
                                                       "fetched and staged at once; each tenant stays under 60 "
                                                       "calls/s (ST_API_FETCH_WORKERS)")
@@ -105,7 +109,9 @@ class ServiceTitanResource(dg.ConfigurableResource):
         retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_seconds,
                             max_total_seconds=self.max_retry_seconds)
         limits = Limits(request_seconds=self.timeout_seconds, max_wire_bytes=self.max_response_mb * 2**20,
-                        max_body_bytes=self.max_decompressed_mb * 2**20, page_slack=self.page_slack)
+                        max_body_bytes=self.max_decompressed_mb * 2**20, page_slack=self.page_slack,
+                        max_pages_per_window=self.max_pages_per_window,
+                        max_window_bytes=self.max_window_mb * 2**20)
         if self.environment == SIMULATOR:
             simulator = _simulator()
 

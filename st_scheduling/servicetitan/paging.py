@@ -18,6 +18,7 @@ from st_scheduling.servicetitan import models
 from st_scheduling.servicetitan.errors import MalformedResponseError, PagingError, RecordTypeError
 
 MAX_PAGE_SIZE = 5000
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,23 +79,33 @@ def parse_records(shape: dict) -> PageParser:
 
 
 class PageBounds:
-    """Stops paging that cannot end well: more pages than the first page's totalCount allows (plus slack),
-    or a page whose ids repeat the previous page's."""
+    """Stops paging that cannot end well, whatever the server claims: more pages or bytes in one read of a
+    window than the settings allow; more pages than the first page's totalCount allows (plus slack); a page
+    whose ids repeat the previous page's."""
 
-    def __init__(self, endpoint: str, page_size: int, slack: int, max_pages_without_total: int):
-        self.endpoint, self.page_size, self.slack = endpoint, page_size, slack
-        self.limit = max_pages_without_total
+    def __init__(self, endpoint: str, window: str, page_size: int, slack: int, max_pages: int, max_bytes: int):
+        self.endpoint, self.window, self.page_size, self.slack = endpoint, window, page_size, slack
+        self.max_pages, self.max_bytes = max_pages, max_bytes
+        self.limit, self.bytes = max_pages, 0
         self._previous: Sequence[str] | None = None
 
     def admit(self, page: Page) -> None:
         if page.number == 1 and page.total_count is not None:
             # A server may cap the page size below what was asked: its first full page says by how much.
             size = len(page.ids) if page.has_more and 0 < len(page.ids) < self.page_size else self.page_size
-            self.limit = math.ceil(page.total_count / size) + self.slack
+            self.limit = min(self.max_pages, math.ceil(page.total_count / size) + self.slack)
         if self._previous is not None and len(page.ids) and list(page.ids) == list(self._previous):
             raise PagingError(f"{self.endpoint} page {page.number} repeats the ids of page {page.number - 1}: "
                               "the server is not advancing")
+        self.bytes += page.size_bytes
+        if self.bytes > self.max_bytes:
+            raise PagingError(f"{self.endpoint} {self.window}: more than {self.max_bytes / MIB:g} MB in "
+                              f"{page.number} pages of one read of the window (ST_API_MAX_WINDOW_MB)")
         if page.has_more and page.number >= self.limit:
+            if self.limit == self.max_pages:
+                raise PagingError(f"{self.endpoint} {self.window}: {page.number} pages, the most one read of a "
+                                  "window may take (ST_API_MAX_PAGES_PER_WINDOW), and the server keeps answering "
+                                  "hasMore")
             raise PagingError(f"{self.endpoint} still says hasMore after {page.number} pages, more than "
                               f"its totalCount allows ({self.limit} with slack)")
         self._previous = page.ids
