@@ -116,10 +116,10 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one response may cost. Defaults fit a live tenant: the API's own timeout is 100 s, and a full
-    5000-session page is about 10 MB."""
+    """What one request, and one read of a window, may cost. Defaults fit a live tenant: the API's own timeout
+    is 100 s, and a full 5000-session page is about 10 MB."""
 
-    request_seconds: float = 100.0  # wall clock for a whole response, however slowly its bytes trickle in
+    request_seconds: float = 100.0  # wall clock from connecting to the last byte, however slowly bytes trickle in
     max_wire_bytes: int = 64 * MIB  # as received (compressed)
     max_body_bytes: int = 256 * MIB  # once decompressed
     page_slack: int = 2  # pages allowed beyond ceil(totalCount / pageSize)
