@@ -195,7 +195,7 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value
         page.get_by_text("differ from /performance").first.wait_for(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "scheduler-scorecard-failed-check.png"), full_page=True)
         text = page.inner_text("body")
-        assert "Failed" in text and re.search(r"abandoned_sent_to_bookings × \d+", text)
+        assert "Failed" in text and re.search(r"totalAbandonedSessionsSentToBookings × \d+", text)
 
         page.goto(f"{base}/assets/marts/milestone_funnel?view=events", wait_until="networkidle")
         page.locator("tr", has_text="funnel_chart").get_by_text("[Show Markdown]").click()

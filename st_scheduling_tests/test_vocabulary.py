@@ -62,13 +62,13 @@ def test_the_shipped_file_maps_the_default_world_and_a_rendered_file_reads_back_
 
 
 @pytest.mark.parametrize("edit, named", [
-    (('"zipcode"', '"zipcod"'), "line 23: lastStep 'ZipCodeEntered' = 'zipcod' is not a milestone"),
-    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 35: sessionOutcome 'Abandoned' = 'gone' is not an"),
+    (('ZipCodeEntered = "zipcode"', 'ZipCodeEntered = "zipcod"'), "line 25: lastStep 'ZipCodeEntered' = 'zipcod' is not"),
+    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 37: sessionOutcome 'Abandoned' = 'gone' is not an"),
     (("unknown_threshold = 0.01", "unknown_threshold = 5"), "line 8: unknown_threshold = 5 must be a share"),
     (("bots_in_milestones = false", "bots_in_milestones = \"no\""), "line 12: bots_in_milestones = 'no' must be"),
-    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 17: opened_completion_rate"),
+    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 19: opened_completion_rate"),
     (("[definitions]", "[definitions]\nbots_counted = true"), "line 11: unknown definition 'bots_counted'"),
-    (("JobBooked = ", "JobBooked == "), "at line 33"),
+    (("JobBooked = ", "JobBooked == "), "at line 35"),
 ])
 def test_a_bad_vocabulary_file_is_refused_naming_the_file_and_line(tmp_path, edit, named):
     text = (Path(vocabulary.__file__).parent / "default.toml").read_text()

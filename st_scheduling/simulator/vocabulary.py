@@ -48,7 +48,7 @@ DEFAULT = World(
            "ContactInfoEntered", "DetailsConfirmed", "BookingSubmitted"),
     job="JobBooked", booking="BookingRequested", abandoned="Abandoned", to_booking="AbandonedSentToBooking",
     to_lead="AbandonedSentToLead", in_progress=None, left_anonymously="Abandoned", bots_in_milestones=False,
-    scheduler_rate_of="interacted", opened_rate_of="opened", rate_decimals=None,
+    scheduler_rate_of="zipcode", opened_rate_of="opened", rate_decimals=None,
 )
 # A second world the platform was not written for: other spellings, interacted before zipcode, open sessions
 # marked InProgress (and never closed when the visitor left before giving contact details), leads as

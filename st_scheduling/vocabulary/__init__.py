@@ -21,6 +21,10 @@ MILESTONES = ("opened", "zipcode", "interacted", "issue", "schedule", "customer"
 OUTCOME_CLASSES = ("booked", "abandoned", "sent_to_booking", "sent_to_lead", "in_progress")
 ABANDONMENTS = frozenset({"abandoned", "sent_to_booking", "sent_to_lead"})
 RATES = ("scheduler_completion_rate", "opened_completion_rate")  # /performance fields, in snake case
+# ServiceTitan's wording: the scheduler ("engaged") completion rate is booked ÷ the sessions where the customer
+# provided any information, the first information milestone (zipcode in the shipped flow); the opened completion
+# rate is booked ÷ every session opened.
+DEFAULT_RATES = {"scheduler_completion_rate": "zipcode", "opened_completion_rate": "opened"}
 ENV_VAR = "ST_VOCABULARY"
 SHIPPED = "shipped default (st_scheduling/vocabulary/default.toml)"
 MAX_FILE_BYTES = 1024 * 1024  # a calibrated file is a few KB
@@ -37,7 +41,7 @@ class Vocabulary:
     bots_in_milestones: bool = False
     zipcode_before_interacted: bool = True
     rate_denominators: dict[str, str] = field(
-        default_factory=lambda: {"scheduler_completion_rate": "interacted", "opened_completion_rate": "opened"})
+        default_factory=lambda: dict(DEFAULT_RATES))
     unknown_threshold: float = 0.01
     source: str = SHIPPED  # the file it was read from, for messages that tell the user what to edit
 
@@ -126,7 +130,7 @@ def parse(text: str, source: str) -> Vocabulary:
         if kind not in OUTCOME_CLASSES:
             raise fail(f"sessionOutcome {outcome!r} = {kind!r} is not an outcome ({', '.join(OUTCOME_CLASSES)})",
                        "session_outcome", outcome)
-    rates = {"scheduler_completion_rate": "interacted", "opened_completion_rate": "opened"}
+    rates = dict(DEFAULT_RATES)
     rates.update({k: v for k, v in definitions.items() if k in RATES})
     return Vocabulary(dict(data["last_step"]), dict(data["session_outcome"]), rate_denominators=rates,
                       unknown_threshold=float(threshold), source=source, **switches)

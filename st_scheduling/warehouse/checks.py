@@ -128,7 +128,7 @@ def funnel_not_monotone(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 
 RATE_COLUMNS = {
     "milestone_funnel": ("step_conversion_rate", "drop_off_share"),
-    "campaign_attribution": ("opened_completion_rate", "engaged_completion_rate"),
+    "campaign_attribution": ("booked_per_opened", "booked_per_engaged"),
     "service_demand": ("booked_share",),
 }
 

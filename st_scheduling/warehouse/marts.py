@@ -253,7 +253,8 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source", *TOUCH_ORDER)),
         _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium", *TOUCH_ORDER)),
         _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("session_id", "is_bot")),
-        _c("engaged_sessions", "BIGINT", "Sessions that reached interacted (session model only).",
+        _c("engaged_sessions", "BIGINT", "Sessions where the customer gave any information: reached the first "
+           "information milestone, whichever the flow asks first (session model only).",
            *_from_sessions("session_id", "milestone_index", "is_job")),
         _c("booked_sessions", "BIGINT", "Booked sessions credited to (linear: touched by) these sessions.",
            *_from_sessions("session_id", "is_booked", "is_booking")),
@@ -261,9 +262,9 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("credit", "DOUBLE", "Bookings credited: one per booking for session, first and last touch; for linear, "
            "each booking's 1 shared equally among its touches, so every model's credits add up to the bookings.",
            *_from_sessions("is_booked", "customer_key")),
-        _c("opened_completion_rate", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
+        _c("booked_per_opened", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
            *_from_sessions("session_id", "is_booked", "is_booking")),
-        _c("engaged_completion_rate", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
+        _c("booked_per_engaged", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
            *_from_sessions("session_id", "is_booked", "is_booking", "is_job", "milestone_index")),
     ),
     scope=Periods("period_start", touches=True),
@@ -370,7 +371,10 @@ SCHEDULER_SCORECARD = Mart(
         _c("scheduler_name", "VARCHAR", "Scheduler name (API).", "raw/scheduler_performance:scheduler_name"),
         _c("brand_name", "VARCHAR", "Brand (API).", "raw/scheduler_performance:brand_name"),
         _c("day", "DATE", "Day in ST_TIMEZONE (the API's session window).", "raw/scheduler_performance:window_start"),
-        _c("metric", "VARCHAR", "Metric name."),
+        _c("metric", "VARCHAR", "Metric name, the platform's: a rate says its numerator and denominator "
+           "(booked_per_opened, booked_per_engaged, or booked_per_<milestone> when the vocabulary file names "
+           "another denominator)."),
+        _c("api_metric", "VARCHAR", "ServiceTitan's name of the same number in /performance."),
         _c("computed_value", "DOUBLE", "The metric reproduced from sessions (empty for API-only metrics).",
            *_from_sessions("milestone_index", "is_job", "is_booking", "contact_name_key")),
         _c("api_value", "DOUBLE", "ServiceTitan's number.", "raw/scheduler_performance:milestone_opened"),
@@ -503,6 +507,10 @@ def full_views() -> dict[str, str]:
                                       ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE)):
         views[view] = string.Template(sql_file("latest_sessions")).substitute(scheduler_sessions=scheduler,
                                                                              router_sessions=router)
+    # A rate's name says what it divides: booked ÷ the first information milestone is "engaged", wherever the flow
+    # asks for it.
+    con.execute("CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
+                "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END")
     return {**views, "sessions_in_scope": "SELECT * FROM marts.sessions"}
 
 

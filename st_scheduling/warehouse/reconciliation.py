@@ -18,24 +18,25 @@ from st_scheduling.warehouse import marts
 
 def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
     values = con.execute(
-        "SELECT api_value FROM marts.scheduler_scorecard WHERE metric LIKE '%rate' AND NOT api_only").fetchall()
+        "SELECT api_value FROM marts.scheduler_scorecard WHERE api_metric LIKE '%Rate' AND NOT api_only").fetchall()
     return rate_decimals(v for (v,) in values)
 
 
 def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float,
                model: str = "marts.scheduler_scorecard") -> list[tuple]:
-    """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree, on the days
-    the API was read after they ended (a day still in progress moves between reading /performance and the
+    """(tenant, scheduler, day, metric, computed, api) where sessions and /performance disagree, the metric by
+    ServiceTitan's name (a rate's own name moves with its denominator), on the days the API was read after they
+    ended (a day still in progress moves between reading /performance and the
     sessions; the next read, after it ends, reconciles it)."""
     return con.execute(
         f"""
-        SELECT tenant_id, scheduler_id, day::VARCHAR, metric, computed_value, api_value
+        SELECT tenant_id, scheduler_id, day::VARCHAR, api_metric, computed_value, api_value
         FROM {model} AS s
-        WHERE NOT api_only AND abs(difference) > CASE WHEN metric LIKE '%rate' THEN ? ELSE 0 END
+        WHERE NOT api_only AND abs(difference) > CASE WHEN api_metric LIKE '%Rate' THEN ? ELSE 0 END
             AND NOT EXISTS (SELECT 1 FROM raw.scheduler_performance AS p
                             WHERE p.tenant_id = s.tenant_id AND p.id = s.scheduler_id AND p.ingested_at < p.window_end
                                 AND CAST(timezone(getvariable('st_timezone'), p.window_start) AS DATE) = s.day)
-        ORDER BY day, scheduler_id, metric
+        ORDER BY day, scheduler_id, api_metric
         """, [tolerance]).fetchall()
 
 
@@ -65,7 +66,7 @@ def definition_gaps(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary, foun
     if not found:
         return {}
     wrong = {(t, s, d, m) for t, s, d, m, *_ in found}
-    rates_differ = any(m.endswith("rate") for *_, m in wrong)
+    rates_differ = any(m.endswith("Rate") for *_, m in wrong)
     gaps = {}
     try:
         for line, alternative in alternatives(vocabulary, rates_differ).items():

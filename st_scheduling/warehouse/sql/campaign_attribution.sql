@@ -12,7 +12,7 @@ session_level AS (
     SELECT tenant_id, 'session' AS attribution_model, session_date AS period_start, channel, campaign_id, campaign,
         utm_source, utm_medium,
         count(*) AS sessions,
-        count(*) FILTER (WHERE milestone_index >= milestone_position('interacted')) AS engaged_sessions,
+        count(*) FILTER (WHERE milestone_index >= 1) AS engaged_sessions,  -- gave any information
         count(*) FILTER (WHERE is_booked) AS booked_sessions,
         count(*) FILTER (WHERE is_job) AS jobs,
         count(*) FILTER (WHERE is_booking) AS bookings,
@@ -70,7 +70,7 @@ customer_level AS (
     FROM credited GROUP BY ALL
 )
 SELECT *,
-    CASE WHEN sessions IS NULL THEN NULL ELSE coalesce(booked_sessions / nullif(sessions, 0), 0.0) END AS opened_completion_rate,
-    CASE WHEN sessions IS NULL THEN NULL ELSE coalesce(booked_sessions / nullif(engaged_sessions, 0), 0.0) END AS engaged_completion_rate
+    CASE WHEN sessions IS NULL THEN NULL ELSE coalesce(booked_sessions / nullif(sessions, 0), 0.0) END AS booked_per_opened,
+    CASE WHEN sessions IS NULL THEN NULL ELSE coalesce(booked_sessions / nullif(engaged_sessions, 0), 0.0) END AS booked_per_engaged
 FROM (SELECT * FROM session_level UNION ALL BY NAME SELECT * FROM customer_level)
 ORDER BY ALL

@@ -41,42 +41,42 @@ api AS (
 paired AS (
     SELECT a.tenant_id, a.scheduler_id, a.day, a.scheduler_name, a.brand_name,
         [
-            {'metric': 'total_sessions', 'computed': coalesce(c.total_sessions, 0)::DOUBLE, 'api': a.total_sessions::DOUBLE},
-            {'metric': 'opened', 'computed': coalesce(c.opened, 0)::DOUBLE, 'api': a.milestone_opened::DOUBLE},
-            {'metric': 'zipcode', 'computed': coalesce(c.zipcode, 0)::DOUBLE, 'api': a.milestone_zipcode::DOUBLE},
-            {'metric': 'interacted', 'computed': coalesce(c.interacted, 0)::DOUBLE, 'api': a.milestone_interacted::DOUBLE},
-            {'metric': 'issue', 'computed': coalesce(c.issue, 0)::DOUBLE, 'api': a.milestone_issue::DOUBLE},
-            {'metric': 'schedule', 'computed': coalesce(c.schedule, 0)::DOUBLE, 'api': a.milestone_schedule::DOUBLE},
-            {'metric': 'customer', 'computed': coalesce(c.customer, 0)::DOUBLE, 'api': a.milestone_customer::DOUBLE},
-            {'metric': 'details', 'computed': coalesce(c.details, 0)::DOUBLE, 'api': a.milestone_details::DOUBLE},
-            {'metric': 'booked', 'computed': coalesce(c.booked, 0)::DOUBLE, 'api': a.milestone_booked::DOUBLE},
-            {'metric': 'abandoned', 'computed': coalesce(c.abandoned, 0)::DOUBLE, 'api': a.milestone_abandoned::DOUBLE},
-            {'metric': 'jobs_created', 'computed': coalesce(c.jobs, 0)::DOUBLE, 'api': a.total_jobs_created::DOUBLE},
-            {'metric': 'bookings_created', 'computed': coalesce(c.bookings, 0)::DOUBLE, 'api': a.total_bookings_created::DOUBLE},
-            {'metric': 'customer_contacts_captured', 'computed': coalesce(c.contacts, 0)::DOUBLE, 'api': a.total_customer_contacts_captured::DOUBLE},
-            {'metric': 'abandoned_sent_to_bookings', 'computed': coalesce(c.sent_to_bookings, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_bookings::DOUBLE},
-            {'metric': 'abandoned_sent_to_leads', 'computed': coalesce(c.sent_to_leads, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_leads::DOUBLE},
-            {'metric': 'opened_completion_rate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_opened_rate_of')], 0), 0.0)::DOUBLE, 'api': a.opened_completion_rate::DOUBLE},
-            {'metric': 'engaged_completion_rate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_scheduler_rate_of')], 0), 0.0)::DOUBLE, 'api': a.scheduler_completion_rate::DOUBLE}
+            {'metric': 'total_sessions', 'api_metric': 'totalSessions', 'computed': coalesce(c.total_sessions, 0)::DOUBLE, 'api': a.total_sessions::DOUBLE},
+            {'metric': 'opened', 'api_metric': 'milestoneFrequencyCount.opened', 'computed': coalesce(c.opened, 0)::DOUBLE, 'api': a.milestone_opened::DOUBLE},
+            {'metric': 'zipcode', 'api_metric': 'milestoneFrequencyCount.zipcode', 'computed': coalesce(c.zipcode, 0)::DOUBLE, 'api': a.milestone_zipcode::DOUBLE},
+            {'metric': 'interacted', 'api_metric': 'milestoneFrequencyCount.interacted', 'computed': coalesce(c.interacted, 0)::DOUBLE, 'api': a.milestone_interacted::DOUBLE},
+            {'metric': 'issue', 'api_metric': 'milestoneFrequencyCount.issue', 'computed': coalesce(c.issue, 0)::DOUBLE, 'api': a.milestone_issue::DOUBLE},
+            {'metric': 'schedule', 'api_metric': 'milestoneFrequencyCount.schedule', 'computed': coalesce(c.schedule, 0)::DOUBLE, 'api': a.milestone_schedule::DOUBLE},
+            {'metric': 'customer', 'api_metric': 'milestoneFrequencyCount.customer', 'computed': coalesce(c.customer, 0)::DOUBLE, 'api': a.milestone_customer::DOUBLE},
+            {'metric': 'details', 'api_metric': 'milestoneFrequencyCount.details', 'computed': coalesce(c.details, 0)::DOUBLE, 'api': a.milestone_details::DOUBLE},
+            {'metric': 'booked', 'api_metric': 'milestoneFrequencyCount.booked', 'computed': coalesce(c.booked, 0)::DOUBLE, 'api': a.milestone_booked::DOUBLE},
+            {'metric': 'abandoned', 'api_metric': 'milestoneFrequencyCount.abandoned', 'computed': coalesce(c.abandoned, 0)::DOUBLE, 'api': a.milestone_abandoned::DOUBLE},
+            {'metric': 'jobs_created', 'api_metric': 'totalJobsCreated', 'computed': coalesce(c.jobs, 0)::DOUBLE, 'api': a.total_jobs_created::DOUBLE},
+            {'metric': 'bookings_created', 'api_metric': 'totalBookingsCreated', 'computed': coalesce(c.bookings, 0)::DOUBLE, 'api': a.total_bookings_created::DOUBLE},
+            {'metric': 'customer_contacts_captured', 'api_metric': 'totalCustomerContactsCaptured', 'computed': coalesce(c.contacts, 0)::DOUBLE, 'api': a.total_customer_contacts_captured::DOUBLE},
+            {'metric': 'abandoned_sent_to_bookings', 'api_metric': 'totalAbandonedSessionsSentToBookings', 'computed': coalesce(c.sent_to_bookings, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_bookings::DOUBLE},
+            {'metric': 'abandoned_sent_to_leads', 'api_metric': 'totalAbandonedSessionsSentToLeads', 'computed': coalesce(c.sent_to_leads, 0)::DOUBLE, 'api': a.total_abandoned_sessions_sent_to_leads::DOUBLE},
+            {'metric': rate_name(getvariable('st_opened_rate_of')), 'api_metric': 'openedCompletionRate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_opened_rate_of')], 0), 0.0)::DOUBLE, 'api': a.opened_completion_rate::DOUBLE},
+            {'metric': rate_name(getvariable('st_scheduler_rate_of')), 'api_metric': 'schedulerCompletionRate', 'computed': coalesce(c.booked / nullif(c.reached[getvariable('st_scheduler_rate_of')], 0), 0.0)::DOUBLE, 'api': a.scheduler_completion_rate::DOUBLE}
         ] AS reproduced,
         [
-            {'metric': 'bookings_recovered_recovery_link', 'api': a.total_bookings_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
-            {'metric': 'jobs_recovered_recovery_link', 'api': a.total_jobs_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
-            {'metric': 'bookings_recovered_ai_agent', 'api': a.total_bookings_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
-            {'metric': 'jobs_recovered_ai_agent', 'api': a.total_jobs_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
-            {'metric': 'bookings_recovered', 'api': a.total_bookings_recovered_from_abandoned_sessions::DOUBLE},
-            {'metric': 'jobs_recovered', 'api': a.total_jobs_recovered_from_abandoned_sessions::DOUBLE},
-            {'metric': 'sms_sent_recovery_link', 'api': a.total_sms_sent_to_recover_abandoned_session_recovery_link::DOUBLE},
-            {'metric': 'sms_sent_ai_agent', 'api': a.total_sms_sent_to_recover_abandoned_session_ai_agent::DOUBLE},
-            {'metric': 'membership_interest', 'api': a.total_membership_interest::DOUBLE}
+            {'metric': 'bookings_recovered_recovery_link', 'api_metric': 'totalBookingsRecoveredFromAbandonedSessionsRecoveryLink', 'api': a.total_bookings_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
+            {'metric': 'jobs_recovered_recovery_link', 'api_metric': 'totalJobsRecoveredFromAbandonedSessionsRecoveryLink', 'api': a.total_jobs_recovered_from_abandoned_sessions_recovery_link::DOUBLE},
+            {'metric': 'bookings_recovered_ai_agent', 'api_metric': 'totalBookingsRecoveredFromAbandonedSessionsAiAgent', 'api': a.total_bookings_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
+            {'metric': 'jobs_recovered_ai_agent', 'api_metric': 'totalJobsRecoveredFromAbandonedSessionsAiAgent', 'api': a.total_jobs_recovered_from_abandoned_sessions_ai_agent::DOUBLE},
+            {'metric': 'bookings_recovered', 'api_metric': 'totalBookingsRecoveredFromAbandonedSessions', 'api': a.total_bookings_recovered_from_abandoned_sessions::DOUBLE},
+            {'metric': 'jobs_recovered', 'api_metric': 'totalJobsRecoveredFromAbandonedSessions', 'api': a.total_jobs_recovered_from_abandoned_sessions::DOUBLE},
+            {'metric': 'sms_sent_recovery_link', 'api_metric': 'totalSmsSentToRecoverAbandonedSessionRecoveryLink', 'api': a.total_sms_sent_to_recover_abandoned_session_recovery_link::DOUBLE},
+            {'metric': 'sms_sent_ai_agent', 'api_metric': 'totalSmsSentToRecoverAbandonedSessionAiAgent', 'api': a.total_sms_sent_to_recover_abandoned_session_ai_agent::DOUBLE},
+            {'metric': 'membership_interest', 'api_metric': 'totalMembershipInterest', 'api': a.total_membership_interest::DOUBLE}
         ] AS api_only
     FROM api AS a
     LEFT JOIN computed AS c USING (tenant_id, scheduler_id, day)
 )
-SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, r.computed AS computed_value,
+SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, r.api_metric, r.computed AS computed_value,
     r.api AS api_value, r.computed - r.api AS difference, false AS api_only
 FROM paired, unnest(reproduced) AS u(r)
 UNION ALL
-SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, NULL, r.api, NULL, true
+SELECT tenant_id, scheduler_id, scheduler_name, brand_name, day, r.metric, r.api_metric, NULL, r.api, NULL, true
 FROM paired, unnest(api_only) AS u(r)
 ORDER BY ALL
