@@ -5,6 +5,7 @@ import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
@@ -128,3 +129,29 @@ def put_sessions(con, records: list[dict], scheduler: str = "s", tenant: int = 1
     con.register("batch", SCHEDULER_SESSIONS.to_arrow(records, {"tenant_id": tenant, "listed_by_id": scheduler}))
     con.execute(f"INSERT INTO {SCHEDULER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
     con.unregister("batch")
+
+
+class Receiver:
+    """A local Slack-compatible webhook that keeps what it is sent."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [message["text"] for message in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()

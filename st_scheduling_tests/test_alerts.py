@@ -6,7 +6,6 @@ import json
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import duckdb
@@ -31,7 +30,7 @@ from st_scheduling.simulator.model import SimulatorSettings, TenantModel, Window
 from st_scheduling.vocabulary import load, render
 from st_scheduling.warehouse import volume
 from st_scheduling.warehouse.store import WarehouseSettings, connect
-from st_scheduling_tests.conftest import materialize, put_sessions, raw_assets, serve, session_record
+from st_scheduling_tests.conftest import Receiver, materialize, put_sessions, raw_assets, serve, session_record
 
 BUSY = SimulatorSettings(seed=5, tenant_count=2, schedulers_per_tenant=3, daily_sessions=40.0, epoch=date(2026, 9, 1))
 WEEK_END = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday
@@ -83,32 +82,12 @@ def test_poisson_tail():
     assert volume.poisson_at_most(12, 12.0) == pytest.approx(0.5760, rel=1e-3)
 
 
-class Receiver:
-    """A local Slack-compatible webhook that keeps what it is sent."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server API
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver(monkeypatch):
     hook = Receiver()
     monkeypatch.setenv(alerts.WEBHOOK, hook.url)
     yield hook
-    hook.server.shutdown()
+    hook.close()
 
 
 def test_the_alarm_check_names_the_broken_scheduler_and_its_alert_is_posted(tmp_path, receiver):
