@@ -3,7 +3,6 @@ failed checks and failed freshness posted to a local webhook receiver, short, li
 
 import dataclasses
 import json
-import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
