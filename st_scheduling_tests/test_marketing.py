@@ -1,5 +1,7 @@
 """Campaign identity and attribution windows on the simulator's data (hand-built cases are in test_marts)."""
 
+import shutil
+
 import dagster as dg
 import duckdb
 import pytest
@@ -54,3 +56,32 @@ def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up
     narrow, narrow_first = first_touch(1)
     assert len(set(wide.values())) == 1 and wide == narrow  # session, first, last and linear: the same bookings
     assert wide_first != narrow_first  # returning customers' earlier sessions fall out of a one-day window
+
+
+def test_a_tenant_sending_an_id_per_visit_shows_the_campaigns_it_shows_with_stable_ids(warehouse, tmp_path):
+    """One simulated tenant's campaignIds rewritten to one per session, as some integrations send them: identified by
+    name, its campaigns show the sessions and bookings they show under the simulator's stable ids; the sessions
+    metadata names the tenant with its figures."""
+    path = str(tmp_path / "per_visit.duckdb")
+    shutil.copy(warehouse.path, path)
+    totals = """SELECT campaign, sum(sessions), sum(booked_sessions) FROM marts.campaign_attribution
+                WHERE tenant_id = ? AND attribution_model = 'session' AND campaign_id IS NOT NULL GROUP BY ALL"""
+    with duckdb.connect(path) as con:
+        tenant = con.execute("SELECT max(tenant_id) FROM raw.scheduler_sessions").fetchone()[0]
+        stable = sorted(con.execute(totals, [tenant]).fetchall())
+        for table in ("raw.scheduler_sessions", "raw.router_sessions"):
+            con.execute(f"UPDATE {table} SET source_campaign_id = 'visit-' || id "
+                        "WHERE tenant_id = ? AND source_campaign_id IS NOT NULL", [tenant])
+    result = dg.materialize([MART_ASSETS["sessions"], MART_ASSETS["campaign_attribution"]],
+                            resources={"warehouse": DuckDBWarehouse(path=path)},
+                            run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}})
+    with duckdb.connect(path, read_only=True) as con:
+        assert sorted(con.execute(totals, [tenant]).fetchall()) == stable
+        assert con.execute("SELECT count(DISTINCT campaign_id) FILTER (WHERE campaign_id LIKE 'name:%'), "
+                           "count(DISTINCT campaign_id) FROM marts.sessions WHERE tenant_id = ?",
+                           [tenant]).fetchone() == (len(stable), len(stable))
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    identity = metadata["marts/sessions"]["campaign_identity"].value
+    assert f"Campaigns identified by name (campaign_id name:<slug>) on {tenant}." in identity
+    assert f"| {tenant} | name |" in identity and "| id |" in identity, "every tenant with its figures"

@@ -481,6 +481,68 @@ def test_a_campaign_is_its_id_under_one_name_and_utm_only_sessions_join_it(tmp_p
                             WHERE attribution_model = 'session' AND campaign_id = '1002'""") == [("PMax - Brand", 5)]
 
 
+# A tenant whose integration sends a new campaignId with every visit: the sessions cycle through these (campaignName,
+# utm_campaign, the campaign they belong to once identified by name).
+VISIT_CAMPAIGNS = (
+    ("Google Water Heater Spring", "gwh_spring", "name:google_water_heater_spring"),
+    ("Google Water Heater Spring", None, "name:google_water_heater_spring"),
+    ("google water heater spring", "gwh_spring", "name:google_water_heater_spring"),  # the same slug
+    (None, "gwh_spring", "name:google_water_heater_spring"),  # the name its utm_campaign comes with
+    ("Fall AC", None, "name:fall_ac"),
+    (None, "fall_ac", "name:fall_ac"),  # a utm_campaign no session names: its slug is the name's
+)
+
+
+def visits(start: int, stop: int) -> list[dict]:
+    """Sessions start..stop-1 of that tenant, each under its own campaignId; every fourth one booked a job."""
+    return [session(f"v{i}", f"2026-10-05T{8 + i // 6:02d}:{i % 6 * 10:02d}:00Z", "BookingSubmitted",
+                    JOB if i % 4 == 0 else ABANDONED, job=i if i % 4 == 0 else None,
+                    campaign_name=VISIT_CAMPAIGNS[i % 6][0], campaignId=f"visit-{i}",
+                    utmCampaign=VISIT_CAMPAIGNS[i % 6][1]) for i in range(start, stop)]
+
+
+def test_a_tenant_whose_campaign_ids_do_not_identify_campaigns_is_told_by_its_figures(tmp_path):
+    def ids(count: int, sessions_each: int, names: int, first: int = 0) -> list[dict]:
+        return [session(f"s{i}-{n}", "2026-10-05T09:00:00Z", "WelcomeViewed", ABANDONED, campaignId=str(i),
+                        campaign_name=f"Campaign {i % names}")
+                for i in range(first, first + count) for n in range(sessions_each)]
+
+    least = marts.CAMPAIGN_IDENTITY.ids_at_least
+    with connect(WarehouseSettings(str(tmp_path / "identity.duckdb"))) as con:
+        put_sessions(con, ids(40, sessions_each=3, names=8), tenant=1)  # ids shared by sessions
+        put_sessions(con, visits(0, 42), tenant=2)  # an id per visit, under 3 name slugs
+        put_sessions(con, visits(0, least - 1), tenant=3)  # the same, too few ids to judge
+        put_sessions(con, ids(40, sessions_each=1, names=40), tenant=4)  # an id per visit, but a name per id
+        put_sessions(con, ids(20, sessions_each=1, names=10) + ids(20, sessions_each=2, names=10, first=20),
+                     tenant=5)  # half the ids on a single session: not most
+        marts.prepare(con, MODEL)
+        # (tenant, by name, campaign ids, ids with one session, campaign names, ids per name)
+        assert marts.campaign_identity(con) == [
+            (1, False, 40, 0, 8, 5.0), (2, True, 42, 42, 3, 14.0), (3, False, least - 1, least - 1, 3, (least - 1) / 3),
+            (4, False, 40, 40, 40, 1.0), (5, False, 40, 20, 10, 4.0)]
+
+
+def test_a_tenant_sending_an_id_per_visit_has_one_campaign_per_name_and_other_tenants_keep_their_ids(tmp_path):
+    with connect(WarehouseSettings(str(tmp_path / "visits.duckdb"))) as con:
+        put_sessions(con, [s for s, *_ in CAMPAIGNS], "s1")
+        put_sessions(con, [*visits(0, 42), session("unnamed", "2026-10-05T18:00:00Z", "WelcomeViewed", ABANDONED,
+                                                   campaignId="visit-unnamed")], tenant=2)
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+            incremental.build(con, mart, MODEL)
+        got = {sid: (cid, name) for sid, cid, name in rows(con, "SELECT session_id, campaign_id, campaign FROM "
+                                                                 "marts.sessions WHERE tenant_id = 1")}
+        assert got == {s["id"]: (cid, name) for s, cid, name in CAMPAIGNS}, "ids shared by sessions: as they were"
+        assert rows(con, "SELECT DISTINCT campaign_id FROM marts.sessions WHERE tenant_id = 2 AND session_id LIKE 'v%' "
+                         "ORDER BY 1") == sorted({(key,) for *_, key in VISIT_CAMPAIGNS})
+        # 7 sessions of each kind; the bookings are visits 0, 4, ..., 40: 7 of the water heater's, 4 of Fall AC's.
+        assert rows(con, """SELECT campaign_id, campaign, sum(sessions), sum(booked_sessions)
+                            FROM marts.campaign_attribution WHERE tenant_id = 2 AND attribution_model = 'session'
+                            GROUP BY ALL ORDER BY ALL""") == [
+            ("name:fall_ac", "Fall AC", 14, 4), ("name:google_water_heater_spring", "Google Water Heater Spring", 28, 7),
+            ("visit-unnamed", "visit-unnamed", 1, 0)]  # no name to go by: its id, as before
+        assert checks.campaigns_under_several_names(con) == []
+
+
 def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
     recovered = {**session("r9", "2026-10-05T09:00:00Z", "BookingSubmitted", JOB, job=9, email="z@x.com"),
                  "lastCheckinDate": "2026-10-09T12:00:00Z", "modifiedOn": "2026-10-09T12:00:00Z"}

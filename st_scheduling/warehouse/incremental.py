@@ -145,9 +145,11 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
     con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
         (SELECT * FROM catalogue_now EXCEPT SELECT * FROM meta.campaign_catalogue)
         UNION (SELECT * FROM meta.campaign_catalogue EXCEPT SELECT * FROM catalogue_now)""")
+    # A session's campaign is read from the one catalogue row it joins: its campaignId's, or (without one) its
+    # utm_campaign's. Sessions whose row was added, removed or changed are rebuilt.
     con.execute("""INSERT INTO sessions_to_build
-        SELECT tenant_id, session_id FROM marts.sessions AS s WHERE EXISTS (SELECT 1 FROM catalogue_changes AS c
-            WHERE c.utm_campaign IS NULL AND c.tenant_id = s.tenant_id AND c.campaign_id = s.campaign_id)
+        SELECT tenant_id, id FROM latest_sessions AS l WHERE EXISTS (SELECT 1 FROM catalogue_changes AS c
+            WHERE c.tenant_id = l.tenant_id AND c.campaign_id = l.own_campaign_id)
         UNION
         SELECT tenant_id, id FROM latest_sessions AS l WHERE l.own_campaign_id IS NULL AND EXISTS (
             SELECT 1 FROM catalogue_changes AS c WHERE c.tenant_id = l.tenant_id AND c.utm_campaign = l.utm_given)""")
@@ -229,7 +231,8 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: mar
              repr(sorted(vocabulary.steps.items())), repr(sorted(vocabulary.outcomes.items())),
              repr(vocabulary.switches())]
     if mart is marts.SESSIONS:
-        parts += [marts.sql_file(name) for name in ("latest_sessions", "campaign_catalogue", "channels")]
+        parts += [marts.sql_file(name) for name in ("latest_sessions", "campaign_identity", "campaign_catalogue",
+                                                     "channels")]
     if "raw/schedulers" in mart.deps:
         parts.append(str(con.execute("SELECT string_agg(concat_ws('/', tenant_id, id, name), ',' ORDER BY ALL) "
                                      "FROM raw.schedulers").fetchone()[0]))

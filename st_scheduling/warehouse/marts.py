@@ -176,12 +176,17 @@ SESSIONS = Mart(
         _c("entry_point", "VARCHAR", "Which ServiceTitan surface the session started on: Reserve with Google, "
            "Google Business Profile, Marketing Pro, or Website or link.",
            *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_sourced_from_marketing_pro")),
-        _c("campaign_id", "VARCHAR", "The session's campaignId; for a session with only UTMs, the campaign whose "
-           "name equals its utm_campaign (exactly, else as a slug); empty otherwise.",
+        _c("campaign_id", "VARCHAR", "The campaign: the session's campaignId; for a session with only UTMs, the "
+           "campaign whose name equals its utm_campaign (exactly, else as a slug); empty otherwise. On a tenant whose "
+           "campaignIds do not identify campaigns (a new id with every visit; marts/sessions' campaign_identity "
+           "metadata names each such tenant and why), 'name:' and the slug of the campaign's name instead (e.g. "
+           "name:google_water_heater_spring): one value for all the ids under that name, so its sessions and bookings "
+           "add up on one row (an id without any name stays as it is).",
            *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
         _c("campaign", "VARCHAR", "The campaign's one name: the most frequent campaignName of its id (else its most "
-           "frequent utm_campaign, else the id); for sessions matched to no id, their campaignName or utm_campaign; "
-           "(none) without any.", *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
+           "frequent utm_campaign, else the id), or of its ids for a campaign identified by name; for sessions "
+           "matched to no campaign, their campaignName or utm_campaign; (none) without any.",
+           *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
         _c("utm_source", "VARCHAR", "UTM source, or (none).", *_from_raw_sessions("source_utm_source")),
         _c("utm_medium", "VARCHAR", "UTM medium, or (none).", *_from_raw_sessions("source_utm_medium")),
         _c("booked_from", "VARCHAR", "Where the booking was made, as the API says.",
@@ -238,8 +243,8 @@ CAMPAIGN_ATTRIBUTION = Mart(
     "session credited to its own channel and campaign, on its day. 'first_touch' / 'last_touch' / 'linear': every "
     "booked session credited, on the day it booked, to the first, the last, or equally to each of the same "
     "customer's sessions within the attribution window before it (ST_ATTRIBUTION_WINDOW_DAYS, default 90); a "
-    "booked session whose customer cannot be identified credits itself. A campaign is its campaignId, under one "
-    "name.",
+    "booked session whose customer cannot be identified credits itself. A campaign is its campaignId (its name on "
+    "a tenant whose ids do not identify campaigns), under one name.",
     ("marts/sessions",),
     (
         _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_sessions("tenant_id")),
@@ -247,7 +252,8 @@ CAMPAIGN_ATTRIBUTION = Mart(
         _c("period_start", "DATE", "Session day (session model) or the day the credited booking was made.",
            *_from_sessions("session_date", "booked_date")),
         _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel", *TOUCH_ORDER)),
-        _c("campaign_id", "VARCHAR", "ServiceTitan campaignId (also for UTM-only sessions matched to it by name).",
+        _c("campaign_id", "VARCHAR", "ServiceTitan campaignId (also for UTM-only sessions matched to it by name), "
+           "or name:<slug> on a tenant whose campaignIds do not identify campaigns (see marts/sessions).",
            *_from_sessions("campaign_id", *TOUCH_ORDER)),
         _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign", *TOUCH_ORDER)),
         _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source", *TOUCH_ORDER)),
@@ -472,19 +478,39 @@ class ModelSettings:
     attribution_days: int = 90  # look-back window of the first-touch, last-touch and linear models
 
 
+@dataclass(frozen=True)
+class CampaignIdentityRule:
+    """When a tenant's campaignIds do not identify its campaigns, so that its campaigns are identified by name
+    (sql/campaign_identity.sql): an integration that sends a new id with every visit leaves most ids on a single
+    session and each campaign name spread over many ids."""
+
+    ids_at_least: int = 30  # judged on this many ids or more: a small tenant's real campaigns may each have one session
+    one_session_share: float = 0.5  # more than this share of its ids carry a single session (most of them) ...
+    ids_per_name: float = 3.0  # ... and its campaign names average at least this many ids each
+
+
+CAMPAIGN_IDENTITY = CampaignIdentityRule()
+
+
 def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
     """Session state the models read: the time zone, the customer-key salt, the attribution window, the
-    vocabulary maps and its definition switches, the small macros the SQL shares, and the views of what is
-    being built, here everything."""
+    vocabulary maps and its definition switches, the campaign identity rule, the small macros the SQL shares, and
+    the views of what is being built, here everything."""
     vocabulary = settings.vocabulary
     con.execute("SET VARIABLE st_timezone = ?", [settings.timezone])
     con.execute("SET VARIABLE st_customer_key_salt = ?", [settings.salt or warehouse_salt(con)])
     con.execute("SET VARIABLE st_attribution_days = ?", [settings.attribution_days])
     set_switches(con, vocabulary)
+    for rule in dataclasses.fields(CAMPAIGN_IDENTITY):
+        con.execute(f"SET VARIABLE st_campaign_{rule.name} = ?", [getattr(CAMPAIGN_IDENTITY, rule.name)])
     con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
                 "list_position(getvariable('st_milestones'), name) - 1")
     con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
     con.execute(sql_file("channels"))
+    # A rate's name says what it divides: booked ÷ the first information milestone is "engaged", wherever the flow
+    # asks for it.
+    con.execute("CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
+                "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END")
     con.execute("CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
                 "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END")
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
@@ -507,10 +533,8 @@ def full_views() -> dict[str, str]:
                                       ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE)):
         views[view] = string.Template(sql_file("latest_sessions")).substitute(scheduler_sessions=scheduler,
                                                                              router_sessions=router)
-    # A rate's name says what it divides: booked ÷ the first information milestone is "engaged", wherever the flow
-    # asks for it.
-    con.execute("CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
-                "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END")
+    # Whether each tenant's campaign ids identify its campaigns: read from every session, like latest_sessions.
+    views["campaign_identity"] = sql_file("campaign_identity")
     return {**views, "sessions_in_scope": "SELECT * FROM marts.sessions"}
 
 
@@ -520,6 +544,13 @@ def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None
     con.execute("SET VARIABLE st_bots_in_milestones = ?", [vocabulary.bots_in_milestones])
     con.execute("SET VARIABLE st_scheduler_rate_of = ?", [vocabulary.rate_denominators["scheduler_completion_rate"]])
     con.execute("SET VARIABLE st_opened_rate_of = ?", [vocabulary.rate_denominators["opened_completion_rate"]])
+
+
+def campaign_identity(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Each tenant with campaign ids, on a connection `prepare` set up: (tenant, identified by name, campaign ids,
+    ids with a single session, campaign names, ids per name)."""
+    return con.execute("SELECT tenant_id, by_name, campaign_ids, one_session_ids, campaign_names, ids_per_name "
+                       "FROM campaign_identity ORDER BY tenant_id").fetchall()
 
 
 def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:

@@ -58,17 +58,15 @@ reached AS (
         )) END AS milestone_index
     FROM booked
 ),
-attributed AS (
-    SELECT t.*, coalesce(t.own_campaign_id, m.campaign_id) AS resolved_campaign_id
-    FROM reached AS t
-    LEFT JOIN meta.campaign_catalogue AS m
-        ON t.own_campaign_id IS NULL AND m.tenant_id = t.tenant_id AND m.utm_campaign = t.utm_given
-),
 named_campaigns AS (
-    SELECT a.*, coalesce(k.name, a.resolved_campaign_id, a.name_given, a.utm_given, '(none)') AS campaign_label
-    FROM attributed AS a
-    LEFT JOIN meta.campaign_catalogue AS k
-        ON k.tenant_id = a.tenant_id AND k.campaign_id = a.resolved_campaign_id AND k.utm_campaign IS NULL
+    -- A session with a campaignId belongs to that id's campaign (the id itself when the catalogue has no name for
+    -- it); one with only UTMs to the campaign its utm_campaign names, if any.
+    SELECT t.*, coalesce(i.campaign_key, t.own_campaign_id, u.campaign_key) AS resolved_campaign_id,
+        coalesce(i.name, u.name, t.own_campaign_id, t.name_given, t.utm_given, '(none)') AS campaign_label
+    FROM reached AS t
+    LEFT JOIN meta.campaign_catalogue AS i ON i.tenant_id = t.tenant_id AND i.campaign_id = t.own_campaign_id
+    LEFT JOIN meta.campaign_catalogue AS u
+        ON t.own_campaign_id IS NULL AND u.tenant_id = t.tenant_id AND u.utm_campaign = t.utm_given
 )
 SELECT
     tenant_id,
