@@ -61,7 +61,7 @@ def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up
 def test_a_tenant_sending_an_id_per_visit_shows_the_campaigns_it_shows_with_stable_ids(warehouse, tmp_path):
     """One simulated tenant's campaignIds rewritten to one per session, as some integrations send them: identified by
     name, its campaigns show the sessions and bookings they show under the simulator's stable ids; the sessions
-    metadata names the tenant with its figures."""
+    metadata names the tenant with its figures, and no campaign name spans many ids."""
     path = str(tmp_path / "per_visit.duckdb")
     shutil.copy(warehouse.path, path)
     totals = """SELECT campaign, sum(sessions), sum(booked_sessions) FROM marts.campaign_attribution
@@ -85,3 +85,5 @@ def test_a_tenant_sending_an_id_per_visit_shows_the_campaigns_it_shows_with_stab
     identity = metadata["marts/sessions"]["campaign_identity"].value
     assert f"Campaigns identified by name (campaign_id name:<slug>) on {tenant}." in identity
     assert f"| {tenant} | name |" in identity and "| id |" in identity, "every tenant with its figures"
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "campaign_names_within_few_ids"]
+    assert check.passed

@@ -540,7 +540,22 @@ def test_a_tenant_sending_an_id_per_visit_has_one_campaign_per_name_and_other_te
                             GROUP BY ALL ORDER BY ALL""") == [
             ("name:fall_ac", "Fall AC", 14, 4), ("name:google_water_heater_spring", "Google Water Heater Spring", 28, 7),
             ("visit-unnamed", "visit-unnamed", 1, 0)]  # no name to go by: its id, as before
-        assert checks.campaigns_under_several_names(con) == []
+        assert checks.campaigns_under_several_names(con) == checks.names_over_many_campaign_ids(con) == []
+
+
+def test_a_campaign_name_over_many_ids_fails_its_check_until_the_tenant_is_identified_by_name(tmp_path):
+    least = marts.CAMPAIGN_IDENTITY.ids_at_least
+    with connect(WarehouseSettings(str(tmp_path / "spread.duckdb"))) as con:
+        put_sessions(con, visits(0, least - 1), tenant=2)  # too few ids to judge: each is taken as a campaign
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+            incremental.build(con, mart, MODEL)
+        # Visits 0, 1 and 2 of every 6 are the water heater's by name (its utm-only visits show their utm_campaign).
+        assert checks.names_over_many_campaign_ids(con) == [(2, "Google Water Heater Spring", 15, 15, 5)]
+        assert rows(con, "SELECT max(booked_sessions) FROM marts.campaign_attribution") == [(1,)]
+        put_sessions(con, visits(least - 1, 42), tenant=2)
+        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
+            incremental.build(con, mart, MODEL)
+        assert checks.names_over_many_campaign_ids(con) == []
 
 
 def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):

@@ -149,6 +149,23 @@ def campaigns_under_several_names(con: duckdb.DuckDBPyConnection) -> list[tuple]
         "HAVING count(DISTINCT campaign) > 1 ORDER BY ALL LIMIT 20").fetchall()
 
 
+# A campaign relaunched or duplicated keeps a few ids under one name; past this many, its ids split it into rows of
+# a session or two each (the shape of a tenant sending an id per visit, which the catalogue identifies by name).
+CAMPAIGN_IDS_PER_NAME_AT_MOST = 10
+
+
+def names_over_many_campaign_ids(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Campaign names (compared as slugs) spanning more than CAMPAIGN_IDS_PER_NAME_AT_MOST campaign ids: (tenant,
+    name, campaign ids, sessions, booked sessions), the widest first."""
+    return con.execute(
+        """
+        SELECT tenant_id, min(campaign), count(DISTINCT campaign_id), sum(sessions), sum(booked_sessions)
+        FROM marts.campaign_attribution WHERE attribution_model = 'session' AND campaign_id IS NOT NULL
+        GROUP BY tenant_id, slug(campaign) HAVING count(DISTINCT campaign_id) > ?
+        ORDER BY 3 DESC, 1, 2
+        """, [CAMPAIGN_IDS_PER_NAME_AT_MOST]).fetchall()
+
+
 def companies_with_several_defaults(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT tenant_id, company_name, count(*) FROM marts.schedulers WHERE is_default "

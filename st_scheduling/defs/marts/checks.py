@@ -105,6 +105,20 @@ def one_name_per_campaign(con: duckdb.DuckDBPyConnection, settings: marts.ModelS
                         "one name per campaign id")
 
 
+@mart_check("campaign_attribution", "campaign_names_within_few_ids", description=(
+    f"Warns when one campaign name (compared as a slug) spans more than {checks.CAMPAIGN_IDS_PER_NAME_AT_MOST} "
+    "campaign ids: those ids split one campaign into rows of a session or two, so no row shows what it books. A "
+    "tenant sending a new id with every visit has its campaigns identified by name (marts/sessions' "
+    "campaign_identity metadata); this finds what that rule leaves, such as a tenant's one integration among others "
+    "sending such ids. Non-blocking: the rows are right for the ids the API sent."))
+def campaign_names_within_few_ids(con: duckdb.DuckDBPyConnection,
+                                  settings: marts.ModelSettings) -> dg.AssetCheckResult:
+    return check_result(checks.names_over_many_campaign_ids(con),
+                        ("tenant_id", "campaign", "campaign_ids", "sessions", "booked_sessions"),
+                        f"no campaign name spans more than {checks.CAMPAIGN_IDS_PER_NAME_AT_MOST} campaign ids",
+                        severity=dg.AssetCheckSeverity.WARN)
+
+
 @mart_check("schedulers", "one_default_scheduler_per_company",
             description="Each company/brand has at most one default scheduler.")
 def one_default_scheduler_per_company(con: duckdb.DuckDBPyConnection,
