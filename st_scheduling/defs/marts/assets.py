@@ -76,11 +76,11 @@ def campaign_identity(con: duckdb.DuckDBPyConnection) -> dict:
     rule = marts.CAMPAIGN_IDENTITY
     tenants = marts.campaign_identity(con)
     named = ", ".join(str(tenant) for tenant, by_name, *_ in tenants if by_name) or "no tenant"
-    lines = [f"Campaigns identified by name (campaign_id name:<slug>) on {named}. A tenant's campaignIds do not "
-             f"identify its campaigns when it has {rule.ids_at_least} ids or more, more than "
-             f"{rule.one_session_share:.0%} of them carry a single session, and its campaign names (a session's "
-             f"campaignName, else its utm_campaign, as a slug) average {rule.ids_per_name:g} ids or more: the "
-             "integration sends a new id with every visit.", "",
+    lines = [(f"Campaigns identified by name (campaign_id name:<slug>) on {named}. A tenant's campaignIds do not "
+              f"identify its campaigns when it has {rule.ids_at_least} ids or more, more than "
+              f"{rule.one_session_share:.0%} of them carry a single session, and its campaign names (a session's "
+              f"campaignName, else its utm_campaign, as a slug) average {rule.ids_per_name:g} ids or more: the "
+              "integration sends a new id with every visit."), "",
              "| tenant | identified by | campaign ids | ids with one session | campaign names | ids per name |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {tenant} | {'name' if by_name else 'id'} | {ids:,} | {single:,} ({single / ids:.0%}) | {names:,} | "
