@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WAREHOUSE := $(or $(ST_DUCKDB_PATH),$(if $(filter-out simulator,$(or $(ST_ENVIRONMENT),simulator)),data/st_scheduling.duckdb,data/simulator.duckdb))
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(basename $(notdir $(WAREHOUSE)))
 
-.PHONY: demo dev instance sql check test bench clean
+.PHONY: demo dev webhooks instance sql check test bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: $(BIN)/.installed instance
 PORT ?= 3000
 dev: $(BIN)/.installed instance
 	$(BIN)/dg dev --port $(PORT)
+
+## webhooks: the Scheduling Pro webhook receiver on loopback (make webhooks WEBHOOK_PORT=8781 for another port)
+WEBHOOK_PORT ?= 8780
+webhooks: $(BIN)/.installed
+	$(BIN)/python -m st_scheduling.webhooks serve --port $(WEBHOOK_PORT)
 
 ## sql: a DuckDB prompt over the published marts (never blocks a run)
 sql: $(BIN)/.installed

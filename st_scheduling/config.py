@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, available_timezones
@@ -167,6 +168,7 @@ class Settings:
     attribution_window_days: int = 90  # ST_ATTRIBUTION_WINDOW_DAYS
     duckdb_threads: int = 2  # ST_DUCKDB_THREADS
     duckdb_memory_limit: str = "8GB"  # ST_DUCKDB_MEMORY_LIMIT
+    webhooks: WebhookSettings | None = None  # ST_WEBHOOK_* and ST_CALLBACK_*
 
     @property
     def is_simulator(self) -> bool:
@@ -211,11 +213,26 @@ class Settings:
             attribution_window_days=counts["ST_ATTRIBUTION_WINDOW_DAYS"],
             duckdb_threads=counts["ST_DUCKDB_THREADS"],
             duckdb_memory_limit=read(memory, "ST_DUCKDB_MEMORY_LIMIT", env("ST_DUCKDB_MEMORY_LIMIT") or "8GB"),
+            webhooks=WebhookSettings(
+                inbox=env("ST_WEBHOOK_INBOX") or default_inbox(env("ST_DUCKDB_PATH") or default_path),
+                signature_header=read(http_token, "ST_WEBHOOK_SIGNATURE_HEADER",
+                                      env("ST_WEBHOOK_SIGNATURE_HEADER") or SIGNATURE_HEADER),
+                signature_format=read(one_of, "ST_WEBHOOK_SIGNATURE_FORMAT",
+                                      env("ST_WEBHOOK_SIGNATURE_FORMAT") or SIGNATURE_FORMATS[0], SIGNATURE_FORMATS),
+                max_body_kb=read(positive_number, "ST_WEBHOOK_MAX_BODY_KB", env("ST_WEBHOOK_MAX_BODY_KB") or "256",
+                                 int, 16384),
+                max_age_hours=read(positive_number, "ST_WEBHOOK_MAX_AGE_HOURS",
+                                   env("ST_WEBHOOK_MAX_AGE_HOURS") or "168", int, 8760),
+                callback_include_contact=read(flag, "ST_CALLBACK_INCLUDE_CONTACT",
+                                              env("ST_CALLBACK_INCLUDE_CONTACT") or "false"),
+            ),
         )
         read(router_pairs, settings.router_ids)
         if env("ST_TENANT_IDS"):
             read(tenant_ids, env("ST_TENANT_IDS"))
         read(ui_url)
+        read(webhook_key)
+        read(callback_url)
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
@@ -236,3 +253,62 @@ def ui_url() -> str | None:
         raise SettingsError(f"{UI_URL}={raw!r} must be the http(s) address of the Dagster UI, such as "
                             "http://localhost:3000 or https://dagster.example.com/prefix")
     return raw.rstrip("/")
+
+
+# Webhooks (st_scheduling.webhooks). ServiceTitan does not publish the signature header's name or encoding; these
+# defaults are what the simulator sends, and a live tenant may need others.
+SIGNATURE_HEADER = "ST-Webhook-Signature"
+SIGNATURE_FORMATS = ("sha256=hex", "hex", "sha256=base64", "base64")  # prefix, then the HMAC-SHA256 digest
+WEBHOOK_KEY = "ST_WEBHOOK_HMAC_KEY"
+CALLBACK_URL = "ST_CALLBACK_WEBHOOK_URL"
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")  # a header name as HTTP allows it (RFC 9110 token)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    inbox: str | None  # the inbox directory; None when there is no default (a MotherDuck warehouse)
+    signature_header: str = SIGNATURE_HEADER
+    signature_format: str = SIGNATURE_FORMATS[0]
+    max_body_kb: int = 256  # an event is one session record, a few KB
+    max_age_hours: int = 168  # older events are refused: a captured delivery cannot be replayed later than this
+    callback_include_contact: bool = False  # ST_CALLBACK_INCLUDE_CONTACT: PII in call-back alerts, opt-in
+
+
+def default_inbox(duckdb_path: str) -> str | None:
+    """`webhooks/<warehouse name>/` beside a local warehouse file, as published snapshots are; none for `md:`."""
+    if duckdb_path.startswith("md:"):
+        return None
+    path = Path(duckdb_path)
+    return str(path.parent / "webhooks" / path.stem)
+
+
+def http_token(variable: str, raw: str) -> str:
+    if not _HTTP_TOKEN.fullmatch(raw.strip()):
+        raise SettingsError(f"{variable}={raw!r} must be an HTTP header name such as {SIGNATURE_HEADER}")
+    return raw.strip()
+
+
+def one_of(variable: str, raw: str, choices: tuple[str, ...]) -> str:
+    if raw.strip() not in choices:
+        raise SettingsError(f"{variable}={raw!r} must be one of {', '.join(choices)}")
+    return raw.strip()
+
+
+def webhook_key() -> str | None:
+    """ST_WEBHOOK_HMAC_KEY, the secret shared with ServiceTitan's developer portal (32 to 64 characters there).
+    Checked here so a bad one fails at load like any setting, but never stored in Settings and never quoted."""
+    key = os.getenv(WEBHOOK_KEY) or None
+    if key is not None and not 32 <= len(key) <= 64:
+        raise SettingsError(f"{WEBHOOK_KEY} must be 32 to 64 characters, as ServiceTitan's developer portal issues "
+                            f"it (it has {len(key)})")
+    return key
+
+
+def callback_url() -> str | None:
+    """ST_CALLBACK_WEBHOOK_URL, where call-back alerts go. A Slack incoming webhook's URL is itself a secret, so an
+    error never quotes it."""
+    raw = (os.getenv(CALLBACK_URL) or "").strip()
+    if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc):
+        raise SettingsError(f"{CALLBACK_URL} must be an http(s) URL (a Slack incoming webhook, or anything taking "
+                            '{"text": ...})')
+    return raw or None

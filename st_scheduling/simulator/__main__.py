@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--webhook-url", help="POST session CloudEvents here")
     serve.add_argument("--webhook-secret", default="simulator-webhook-secret")
     serve.add_argument("--webhook-interval", type=float, default=30.0, help="seconds between deliveries")
+    serve.add_argument("--webhook-faults", default="", type=webhooks.SenderFaults.parse,
+                       help=f"shares per kind, e.g. duplicate=0.1,reorder=1 ({', '.join(webhooks.FAULT_KINDS)})")
+    serve.add_argument("--webhook-retry-delays", default=webhooks.RETRY_DELAYS,
+                       type=lambda text: tuple(float(s) for s in text.split(",")),
+                       help="seconds before each retry of a delivery not answered 2xx (ServiceTitan: 10,30,60,300)")
     return parser
 
 
@@ -50,18 +55,20 @@ def _silence(value: str) -> tuple[str, int]:
     return scheduler, int(when.replace(tzinfo=when.tzinfo or UTC).timestamp())
 
 
-def _deliver_webhooks(simulator: Simulator, url: str, secret: str, interval: float) -> None:
-    since = simulator.now()
-    with httpx.Client(timeout=10) as client:
-        while True:
-            time.sleep(interval)
+def _deliver_webhooks(simulator: Simulator, sender: webhooks.Sender, interval: float) -> None:
+    """Every `interval` seconds, the events of the simulated time since the last batch; retries as they fall due."""
+    since, next_batch = simulator.now(), time.monotonic() + interval
+    while True:
+        time.sleep(max(0.05, min(next_batch, sender.next_due() or next_batch) - time.monotonic()))
+        before = (sender.accepted, len(sender.given_up))
+        sender.retry_due()
+        if time.monotonic() >= next_batch:
             until = simulator.now()
-            try:
-                sent = webhooks.deliver(webhooks.events_between(simulator.model, since, until), url, secret, client)
-                print(f"webhooks: {sent} delivered to {url}", flush=True)
-                since = until
-            except httpx.HTTPError as err:
-                print(f"webhooks: delivery to {url} failed ({type(err).__name__}); will retry", flush=True)
+            sender.send(webhooks.events_between(simulator.model, since, until))
+            since, next_batch = until, time.monotonic() + interval
+        if (sender.accepted, len(sender.given_up)) != before:
+            print(f"webhooks: {sender.accepted} accepted by {sender.url}, {sender.waiting} waiting to be retried, "
+                  f"{len(sender.given_up)} given up", flush=True)
 
 
 def stop_when_terminated() -> None:
@@ -92,8 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  ST_ENVIRONMENT={base} ST_TENANT_IDS={','.join(str(t.id) for t in tenants)} "
           f"ST_ROUTER_IDS={','.join(f'{t.id}:{r.id}' for t in tenants for r in t.routers)}", flush=True)
     if args.webhook_url:
+        sender = webhooks.Sender(args.webhook_url, args.webhook_secret, httpx.Client(timeout=10),
+                                 faults=args.webhook_faults, delays=args.webhook_retry_delays)
         threading.Thread(target=_deliver_webhooks, daemon=True,
-                         args=(simulator, args.webhook_url, args.webhook_secret, args.webhook_interval)).start()
+                         args=(simulator, sender, args.webhook_interval)).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

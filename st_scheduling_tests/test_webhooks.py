@@ -1,0 +1,309 @@
+"""The webhook receiver served by a real uvicorn on loopback, its inbox, and the simulator's sender with its
+faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from st_scheduling import config
+from st_scheduling.simulator import ManualClock, Simulator
+from st_scheduling.simulator import webhooks as sim_webhooks
+from st_scheduling.webhooks import envelope, inbox
+from st_scheduling.webhooks.app import PATH, ReceiverSettings, create_app
+from st_scheduling_tests.conftest import NOW, SMALL
+
+KEY = "k" * 40
+SIGNED = {"Content-Type": "application/cloudevents+json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """The receiver app under a real uvicorn server in a thread."""
+
+    def __init__(self, directory: Path, settings: ReceiverSettings, now=lambda: datetime.now(UTC)):
+        self.directory = directory
+        self.inbox = inbox.FileInbox(directory)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}{PATH}"
+        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, self.inbox, now), host="127.0.0.1",
+                                                    port=port, access_log=False, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+
+    def stored(self) -> list[dict]:
+        return [record.event for record in inbox.read(self.directory, None)[0]]
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def settings(**overrides) -> ReceiverSettings:
+    values = {"key": KEY, "signature_header": config.SIGNATURE_HEADER, "signature_format": "sha256=hex",
+              "max_body_bytes": 64 * 1024, "max_age": timedelta(hours=168), **overrides}
+    return ReceiverSettings(**values)
+
+
+@pytest.fixture
+def receiver(tmp_path) -> Iterator[Receiver]:
+    served = Receiver(tmp_path / "inbox", settings())
+    yield served
+    served.close()
+
+
+def event(uid: str = "tn.sp.session-completed:s1:1", kind: str = envelope.COMPLETED, delivery: str = "d1",
+          at: datetime | None = None, tenant: int = 1001, created: str = "2026-12-01T10:00:00Z") -> dict:
+    return {"specversion": "1.0", "id": delivery, "type": kind,
+            "time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "source": "https://webhooks.servicetitan.io", "userassignedid": uid, "datacontenttype": "application/json",
+            "data": {"tenantId": tenant, "tenantName": "Acme",
+                     "session": {"id": uid.split(":")[1] if ":" in uid else uid, "createdOn": created}}}
+
+
+def post(url: str, body: bytes, key: str | None = KEY, headers: dict | None = None,
+         client: httpx.Client | None = None) -> httpx.Response:
+    signed = {config.SIGNATURE_HEADER: envelope.signature(body, key, "sha256=hex")} if key else {}
+    return (client or httpx).post(url, content=body, headers={**SIGNED, **signed, **(headers or {})}, timeout=10)
+
+
+def dumps(document) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_a_signed_event_is_stored_and_acknowledged_and_the_health_endpoint_counts_it(receiver):
+    response = post(receiver.url, dumps(event()))
+    assert response.status_code == 200 and response.json() == {"status": "stored"}
+    assert [e["userassignedid"] for e in receiver.stored()] == ["tn.sp.session-completed:s1:1"]
+    health = httpx.get(receiver.url.replace(PATH, "/health"))
+    assert health.status_code == 200 and health.json() == {"status": "ok", "events": 1, "signed": True}
+    mode = os.stat(receiver.directory).st_mode & 0o777
+    assert mode == 0o700 and all(os.stat(p).st_mode & 0o777 == 0o600 for p in receiver.directory.glob("*.jsonl"))
+
+
+@pytest.mark.parametrize(("case", "status"), [
+    ("forged", 401), ("unsigned", 401), ("signed with another key", 401), ("oversized", 413),
+    ("oversized, chunked", 413), ("not JSON", 400), ("not an object", 400), ("no userassignedid", 400),
+    ("tenant not an integer", 400), ("session without createdOn", 400), ("wrong type", 422),
+    ("replayed after the maximum age", 422), ("form-encoded", 415),
+])
+def test_refused_deliveries_get_their_status_and_store_nothing(receiver, case, status):
+    body = dumps(event())
+    if case == "forged":
+        response = post(receiver.url, body, headers={config.SIGNATURE_HEADER: "sha256=" + "0" * 64})
+    elif case == "unsigned":
+        response = post(receiver.url, body, key=None)
+    elif case == "signed with another key":
+        response = post(receiver.url, body, key="x" * 40)
+    elif case == "oversized":
+        response = post(receiver.url, dumps({**event(), "pad": "x" * 70_000}))
+    elif case == "oversized, chunked":
+        big = dumps({**event(), "pad": "x" * 70_000})
+        response = httpx.post(receiver.url, content=iter([big[:1000], big[1000:]]), headers={
+            **SIGNED, config.SIGNATURE_HEADER: envelope.signature(big, KEY, "sha256=hex")})
+    elif case == "not JSON":
+        response = post(receiver.url, b"{not json")
+    elif case == "not an object":
+        response = post(receiver.url, b"[1, 2]")
+    elif case == "no userassignedid":
+        response = post(receiver.url, dumps({k: v for k, v in event().items() if k != "userassignedid"}))
+    elif case == "tenant not an integer":
+        broken = event()
+        broken["data"]["tenantId"] = "1001"
+        response = post(receiver.url, dumps(broken))
+    elif case == "session without createdOn":
+        broken = event()
+        del broken["data"]["session"]["createdOn"]
+        response = post(receiver.url, dumps(broken))
+    elif case == "wrong type":
+        response = post(receiver.url, dumps(event(kind="tn.jpm.job-created")))
+    elif case == "replayed after the maximum age":
+        response = post(receiver.url, dumps(event(at=datetime.now(UTC) - timedelta(hours=169))))
+    else:
+        response = post(receiver.url, body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == status, response.text
+    assert receiver.stored() == []
+
+
+def test_a_replay_or_a_redelivery_under_a_new_id_is_acknowledged_and_stored_once(receiver):
+    body = dumps(event(delivery="first"))
+    assert post(receiver.url, body).json() == {"status": "stored"}
+    assert post(receiver.url, body).json() == {"status": "duplicate"}  # the same delivery replayed
+    assert post(receiver.url, dumps(event(delivery="second"))).json() == {"status": "duplicate"}
+    assert [e["id"] for e in receiver.stored()] == ["first"]
+
+
+def test_the_signature_header_and_encoding_are_settings(tmp_path):
+    served = Receiver(tmp_path / "inbox", settings(signature_header="X-ST-Signature", signature_format="base64"))
+    try:
+        body = dumps(event())
+        wrong_header = post(served.url, body)
+        right = httpx.post(served.url, content=body, headers={
+            **SIGNED, "X-ST-Signature": envelope.signature(body, KEY, "base64")})
+        assert (wrong_header.status_code, right.status_code) == (401, 200)
+    finally:
+        served.close()
+
+
+def test_unsigned_events_are_accepted_only_without_a_key(tmp_path):
+    served = Receiver(tmp_path / "inbox", settings(key=None))
+    try:
+        assert post(served.url, dumps(event()), key=None).status_code == 200
+    finally:
+        served.close()
+
+
+def test_a_second_receiver_cannot_open_the_same_inbox(receiver):
+    with pytest.raises(inbox.InboxLocked):
+        inbox.FileInbox(receiver.directory)
+
+
+def test_webhook_settings_are_refused_at_load_by_name_without_quoting_the_key(monkeypatch):
+    monkeypatch.setenv("ST_WEBHOOK_HMAC_KEY", "short-secret")
+    monkeypatch.setenv("ST_WEBHOOK_SIGNATURE_HEADER", "Bad Header:")
+    monkeypatch.setenv("ST_WEBHOOK_SIGNATURE_FORMAT", "sha1")
+    monkeypatch.setenv("ST_CALLBACK_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/secret")
+    monkeypatch.setenv("ST_CALLBACK_INCLUDE_CONTACT", "maybe")
+    with pytest.raises(config.SettingsError) as refused:
+        config.Settings.from_env()
+    message = str(refused.value)
+    for variable in ("ST_WEBHOOK_HMAC_KEY", "ST_WEBHOOK_SIGNATURE_HEADER", "ST_WEBHOOK_SIGNATURE_FORMAT",
+                     "ST_CALLBACK_WEBHOOK_URL", "ST_CALLBACK_INCLUDE_CONTACT"):
+        assert variable in message
+    assert "short-secret" not in message and "services/T0" not in message
+
+
+def test_the_inbox_reads_from_a_position_and_a_restart_truncates_a_torn_tail(tmp_path):
+    directory = tmp_path / "inbox"
+    first = inbox.FileInbox(directory)
+    assert [first.submit(f"u{i}", event(f"u{i}")).result(5) for i in (1, 2, 1)] == [True, True, False]
+    records, position = inbox.read(directory, None)
+    assert [r.event["userassignedid"] for r in records] == ["u1", "u2"]
+    segment = next(directory.glob("*.jsonl"))
+    with open(segment, "ab") as file:
+        file.write(b'{"received_at": "torn')  # the writer died in the middle of a line it never acknowledged
+    assert inbox.read(directory, position) == ([], position)
+    os.close(first._lock)  # the process that held the inbox is gone
+    second = inbox.FileInbox(directory)
+    assert not segment.read_bytes().endswith(b"torn")
+    assert second.submit("u3", event("u3")).result(5) is True
+    assert second.submit("u2", event("u2")).result(5) is False
+    later, _ = inbox.read(directory, position)
+    assert [r.event["userassignedid"] for r in later] == ["u3"]
+
+
+def test_the_simulator_sender_retries_on_servicetitans_schedule_then_gives_up():
+    clock = ManualClock(NOW)
+    answers = iter([503, 503, 200] + [500] * 10)
+    seen: list[tuple[float, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((clock(), json.loads(request.content)["userassignedid"]))
+        return httpx.Response(next(answers))
+
+    start = NOW.timestamp()
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        sender = sim_webhooks.Sender("http://receiver.invalid/hook", "s3cret", client,
+                                     clock=clock)
+        sender.send([event("a"), event("b")])
+        for _ in range(500):
+            clock.advance(1)
+            sender.retry_due()
+    assert sender.accepted == 1 and [e["userassignedid"] for e in sender.given_up] == ["b"]
+    times = {uid: [t - start for t, u in seen if u == uid] for uid in ("a", "b")}
+    assert times == {"a": [0, 10], "b": [0, 10, 40, 100, 400]}  # each retry 10, 30, 60, 300 s after the last
+
+
+def test_the_simulator_sender_faults_duplicate_reorder_and_forge(receiver):
+    simulator = Simulator(SMALL, clock=ManualClock(datetime.now(UTC)))
+    now = int(datetime.now(UTC).timestamp())
+    events = list(sim_webhooks.events_between(simulator.model, now - 2 * 86400, now))
+    assert len(events) > 20
+    faults = sim_webhooks.SenderFaults(duplicate=0.5, reorder=1.0, bad_signature=0.2, seed=3)
+    with httpx.Client() as client:
+        sender = sim_webhooks.Sender(receiver.url, KEY, client, faults=faults, delays=(0.0,) * 6)
+        sender.send(events)
+        assert sender.attempts > len(events) * 1.4 and sender.waiting > 0, "duplicates sent, some signatures bad"
+        while sender.waiting:
+            sender.retry_due()
+    stored = receiver.stored()
+    assert sorted(e["userassignedid"] for e in stored) == sorted(e["userassignedid"] for e in events)
+    assert [e["userassignedid"] for e in stored] != [e["userassignedid"] for e in events], "delivered out of order"
+    assert not sender.given_up
+
+
+def _serve(directory: Path, port: int) -> subprocess.Popen:
+    environment = {**os.environ, "ST_WEBHOOK_INBOX": str(directory), "ST_WEBHOOK_HMAC_KEY": KEY}
+    process = subprocess.Popen([sys.executable, "-m", "st_scheduling.webhooks", "serve", "--port", str(port)],
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
+    directory, port = tmp_path / "inbox", free_port()
+    url = f"http://127.0.0.1:{port}{PATH}"
+    events = [event(f"u{i}", delivery=f"d{i}") for i in range(3000)]
+    acknowledged: set[str] = set()
+    process = _serve(directory, port)
+    client = httpx.Client(limits=httpx.Limits(max_connections=16))
+
+    def deliver(document: dict) -> None:
+        try:
+            if post(url, dumps(document), client=client).status_code == 200:
+                acknowledged.add(document["userassignedid"])
+        except httpx.HTTPError:
+            pass  # the sender retries it later
+
+    killer = threading.Timer(0.5, lambda: process.send_signal(signal.SIGKILL))
+    killer.start()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(deliver, events))
+    process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    assert 0 < len(acknowledged) < len(events), "killed in the middle of the burst"
+    stored = [r.event["userassignedid"] for r in inbox.read(directory, None, limit=10**6)[0]]
+    assert acknowledged <= set(stored) and len(stored) == len(set(stored))
+
+    process = _serve(directory, port)  # restarted; the sender retries everything it has no 2xx for
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(deliver, [e for e in events if e["userassignedid"] not in acknowledged]))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        client.close()
+    stored = [r.event["userassignedid"] for r in inbox.read(directory, None, limit=10**6)[0]]
+    assert len(acknowledged) == len(events)
+    assert sorted(stored) == sorted(e["userassignedid"] for e in events), "every event once"
