@@ -50,7 +50,8 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path):
         "jobs": ["raw_schedulers_job", "raw_sessions_job", "scheduling_pro_job"],
         "schedules": ["refresh_lookback", "refresh_recent_days"],
         "sensors": ["alert_on_failed_checks", "alert_on_run_failure", "alert_on_stale_assets",
-                    "fail_runs_whose_process_died", "late_session_updates", "marts_follow_raw", "scheduler_changes"],
+                    "fail_runs_whose_process_died", "late_session_updates", "marts_follow_raw", "scheduler_changes",
+                    "webhook_callbacks", "webhook_sessions"],
     }
     assert not (tmp_path / "never.duckdb").exists(), "loading opened no DuckDB file"
 

@@ -14,13 +14,23 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 import uvicorn
+from dagster._core.storage.dagster_run import (
+    DagsterRun,
+    DagsterRunStatus,
+    make_new_run_id,
+)
 
 from st_scheduling import config
+from st_scheduling.defs import webhooks as webhook_defs
+from st_scheduling.defs.partitions import RANGE_END, RANGE_START
+from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.simulator import ManualClock, Simulator
 from st_scheduling.simulator import webhooks as sim_webhooks
 from st_scheduling.webhooks import envelope, inbox
@@ -307,3 +317,116 @@ def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
     stored = [r.event["userassignedid"] for r in inbox.read(directory, None, limit=10**6)[0]]
     assert len(acknowledged) == len(events)
     assert sorted(stored) == sorted(e["userassignedid"] for e in events), "every event once"
+
+
+# The sensors: pure functions, then one pass through Dagster's sensor machinery from the simulator's events.
+
+def test_affected_days_are_the_configured_tenants_creation_days_and_the_rest_is_reported():
+    events = [event("a", tenant=1, created="2026-10-03T23:30:00Z"),
+              event("b", tenant=1, created="2026-10-05T01:00:00Z"), event("c", tenant=2), event("d", tenant=2),
+              event("e", tenant=1, created="2020-01-01T00:00:00Z"),
+              event("f", tenant=1, created="2026-10-09T00:00:00Z")]
+    found = webhook_defs.affected_days(events, {1}, today="2026-10-08")
+    assert found == webhook_defs.Affected({"2026-10-03", "2026-10-05"}, {2: 2}, 2)
+    assert webhook_defs.report(found)[0].startswith("tenant 2: 2 webhook events, but the tenant is not in "
+                                                    "ST_TENANT_IDS")
+    request = webhook_defs.sessions_request(found.days, "3:1200")
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-10-03", "2026-10-05")
+    assert request.run_key == "webhooks:3:1200" and request.tags[webhook_defs.TRIGGER_TAG] == "webhooks"
+
+
+def _abandoned() -> dict:
+    document = event("tn.sp.session-abandoned-qualified:s9:1", kind=envelope.ABANDONED_QUALIFIED,
+                     at=datetime(2026, 10, 15, 15, 6, tzinfo=UTC))
+    document["data"]["session"].update({"schedulerId": "sch-1", "lastStep": "TimeslotSelection",
+                                        "category": "Plumbing & Drains", "customer": {
+                                            "firstName": "Ada", "lastName": "Lovelace", "phone": "5125550100",
+                                            "email": "ada@example.com"}})
+    return document
+
+
+def test_a_callback_alert_says_who_where_when_and_what_and_quotes_contact_details_only_when_opted_in():
+    steps = {"TimeslotSelection": "schedule"}
+    text = webhook_defs.callback_text(_abandoned(), "Main website", steps, "America/Chicago", False,
+                                      "http://dagster.example")
+    assert "Main website (Acme, tenant 1001)" in text and "2026-10-15 10:06 America/Chicago" in text
+    assert "Plumbing &amp; Drains" in text and "left at: schedule ('TimeslotSelection')" in text
+    assert "<http://dagster.example/assets/marts/customer_follow_ups|the call-back list>" in text
+    assert not any(pii in text for pii in ("Ada", "Lovelace", "5125550100", "ada@example.com"))
+    with_contact = webhook_defs.callback_text(_abandoned(), None, steps, "UTC", True, None)
+    assert "contact: Ada Lovelace, 5125550100, ada@example.com" in with_contact and "sch-1" in with_contact
+
+
+class CallbackReceiver:
+    """A local Slack-compatible endpoint that records what it is posted."""
+
+    def __init__(self):
+        posts = self.posts = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/slack"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def _tick(sensor, cursor=None, **kwargs):
+    """The sensor's answer: a SkipReason or a SensorResult."""
+    instance = kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, **kwargs))
+
+
+def test_simulator_events_lead_to_a_run_for_their_days_and_one_callback_each(receiver, monkeypatch):
+    simulator = Simulator(SMALL, clock=ManualClock(datetime.now(UTC)))
+    now = int(datetime.now(UTC).timestamp())
+    events = list(sim_webhooks.events_between(simulator.model, now - 20 * 3600, now))
+    configured, other = (t.id for t in simulator.tenants)
+    with httpx.Client() as client:
+        sender = sim_webhooks.Sender(receiver.url, KEY, client)
+        sender.send(events)
+    assert sender.accepted == len(events)
+    monkeypatch.setenv("ST_WEBHOOK_INBOX", str(receiver.directory))
+    resource = ServiceTitanResource(environment="http://127.0.0.1:9", tenant_ids=str(configured))
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = _tick(webhook_defs.webhook_sessions, instance=instance, resources={"servicetitan": resource})
+    [request] = first.run_requests
+    days = sorted({e["data"]["session"]["createdOn"][:10] for e in events if e["data"]["tenantId"] == configured})
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (days[0], days[-1])
+    again = _tick(webhook_defs.webhook_sessions, first.cursor, instance=instance, resources={"servicetitan": resource})
+    assert again.skip_message == "no new webhook events"
+
+    # Events of a tenant not in the settings are kept and reported; a run in flight holds new events back.
+    instance.add_run(DagsterRun(job_name="raw_sessions_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
+                                tags={webhook_defs.TRIGGER_TAG: webhook_defs.TRIGGER}))
+    late = event("late", tenant=other, created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert post(receiver.url, dumps(late)).status_code == 200
+    held = _tick(webhook_defs.webhook_sessions, first.cursor, instance=instance, resources={"servicetitan": resource})
+    assert "wait for the last webhook run" in held.skip_message
+    reported = _tick(webhook_defs.webhook_sessions, first.cursor, resources={"servicetitan": resource})
+    assert reported.run_requests == [] and f"tenant {other}: 1 webhook events" in reported.skip_reason.skip_message
+
+    callbacks = CallbackReceiver()
+    try:
+        assert _tick(webhook_defs.webhook_callbacks).skip_message == "ST_CALLBACK_WEBHOOK_URL is not set"
+        monkeypatch.setenv("ST_CALLBACK_WEBHOOK_URL", callbacks.url)
+        posted = _tick(webhook_defs.webhook_callbacks)
+        abandoned = [e for e in events if e["type"] == envelope.ABANDONED_QUALIFIED]
+        assert len(abandoned) > 0 and len(callbacks.posts) == len(abandoned)
+        assert posted.skip_reason.skip_message == f"posted {len(abandoned)} call-backs"
+        assert _tick(webhook_defs.webhook_callbacks, posted.cursor).skip_message == "no new webhook events"
+        assert len(callbacks.posts) == len(abandoned), "never twice"
+        emails = {e["data"]["session"]["customer"]["email"] for e in abandoned} - {None}
+        assert not any(email in post["text"] for post in callbacks.posts for email in emails)
+    finally:
+        callbacks.close()

@@ -151,9 +151,10 @@ def freshness_text(failed: list[tuple[dg.AssetKey, str, datetime]], recovered: l
     return "\n".join(parts)
 
 
-def post(text: str) -> bool:
-    """Post to the webhook; False when none is configured. A refused post fails the tick (shown in the UI)."""
-    url = os.getenv(WEBHOOK)
+def post(text: str, variable: str = WEBHOOK) -> bool:
+    """Post to the webhook in `variable`; False when none is configured. A refused post raises (httpx.HTTPError):
+    it fails the tick, shown in the UI."""
+    url = os.getenv(variable)
     if not url:
         return False
     httpx.post(url, json={"text": text}, timeout=10).raise_for_status()

@@ -42,8 +42,9 @@ raw_schedulers_job = dg.define_asset_job(
 )
 
 
-def range_request(first: str, last: str, run_key: str | None = None) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, tags={RANGE_START: first, RANGE_END: last})
+def range_request(first: str, last: str, run_key: str | None = None, tags: dict[str, str] | None = None
+                  ) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key, tags={RANGE_START: first, RANGE_END: last, **(tags or {})})
 
 
 def _clip(first: str) -> str:
