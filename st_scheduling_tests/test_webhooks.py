@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -36,6 +35,7 @@ from st_scheduling.simulator import webhooks as sim_webhooks
 from st_scheduling.webhooks import envelope, inbox
 from st_scheduling.webhooks.app import PATH, ReceiverSettings, create_app
 from st_scheduling_tests.conftest import NOW, SMALL
+from st_scheduling_tests.conftest import Receiver as SlackReceiver
 
 KEY = "k" * 40
 SIGNED = {"Content-Type": "application/cloudevents+json"}
@@ -357,29 +357,6 @@ def test_a_callback_alert_says_who_where_when_and_what_and_quotes_contact_detail
     assert "contact: Ada Lovelace, 5125550100, ada@example.com" in with_contact and "sch-1" in with_contact
 
 
-class CallbackReceiver:
-    """A local Slack-compatible endpoint that records what it is posted."""
-
-    def __init__(self):
-        posts = self.posts = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/slack"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
 def _tick(sensor, cursor=None, **kwargs):
     """The sensor's answer: a SkipReason or a SensorResult."""
     instance = kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
@@ -416,17 +393,17 @@ def test_simulator_events_lead_to_a_run_for_their_days_and_one_callback_each(rec
     reported = _tick(webhook_defs.webhook_sessions, first.cursor, resources={"servicetitan": resource})
     assert reported.run_requests == [] and f"tenant {other}: 1 webhook events" in reported.skip_reason.skip_message
 
-    callbacks = CallbackReceiver()
+    callbacks = SlackReceiver()
     try:
         assert _tick(webhook_defs.webhook_callbacks).skip_message == "ST_CALLBACK_WEBHOOK_URL is not set"
         monkeypatch.setenv("ST_CALLBACK_WEBHOOK_URL", callbacks.url)
         posted = _tick(webhook_defs.webhook_callbacks)
         abandoned = [e for e in events if e["type"] == envelope.ABANDONED_QUALIFIED]
-        assert len(abandoned) > 0 and len(callbacks.posts) == len(abandoned)
+        assert len(abandoned) > 0 and len(callbacks.received) == len(abandoned)
         assert posted.skip_reason.skip_message == f"posted {len(abandoned)} call-backs"
         assert _tick(webhook_defs.webhook_callbacks, posted.cursor).skip_message == "no new webhook events"
-        assert len(callbacks.posts) == len(abandoned), "never twice"
+        assert len(callbacks.received) == len(abandoned), "never twice"
         emails = {e["data"]["session"]["customer"]["email"] for e in abandoned} - {None}
-        assert not any(email in post["text"] for post in callbacks.posts for email in emails)
+        assert not any(email in post["text"] for post in callbacks.received for email in emails)
     finally:
         callbacks.close()
