@@ -6,6 +6,11 @@ so any day can be produced on its own, in any order, in bounded memory. A sessio
 turned into a job, recovered days later by SMS). The record served at `now` is the plan with every event
 up to `now` applied, so sessions appear as the clock moves and keep changing (``modifiedOn`` moves) for
 up to ``MAX_LIFETIME`` after creation.
+
+Some visitors come back: a *journey* is one customer's visits over days or weeks, through different channels, the
+last one usually booking; some journeys are customers coming back months after an earlier one. Journeys are drawn
+per (seed, tenant, day they begin), so the day a visit falls on finds it among a few months' journeys without
+generating any other day's sessions.
 """
 
 from __future__ import annotations
@@ -77,6 +82,31 @@ CONTINUE = (0.76, 0.84, 0.84, 0.8, 0.76, 0.88, 0.82)
 HOURS = tuple(range(24))
 CHANNEL_NAMES = tuple(c for c, _ in CHANNELS)
 CHANNEL_CUM_WEIGHTS = tuple(itertools.accumulate(w for _, w in CHANNELS))
+
+
+def _draw_table(pairs: tuple[tuple[object, float], ...]) -> tuple[tuple, tuple[float, ...]]:
+    """(items, cumulative weights) of (item, weight) pairs, for _Random.weighted."""
+    return tuple(i for i, _ in pairs), tuple(itertools.accumulate(w for _, w in pairs))
+
+
+# Customer journeys: this share of a scheduler's sessions are visits of customers who come back (the rest are
+# single visits), so that attribution models have several touches to share a booking among.
+JOURNEY_SHARE = 0.25
+JOURNEY_LENGTHS = ((2, 0.45), (3, 0.3), (4, 0.15), (5, 0.1))  # visits in one journey, and how often
+JOURNEY_VISITS = _draw_table(JOURNEY_LENGTHS)
+JOURNEY_MEAN_VISITS = sum(n * w for n, w in JOURNEY_LENGTHS)
+JOURNEY_BOOKS = 0.8  # the last visit books; otherwise it stops short like the others
+JOURNEY_MEAN_GAP_DAYS, JOURNEY_MAX_GAP_DAYS = 5, 28  # between two visits: days, sometimes weeks
+JOURNEY_SPAN_DAYS = (JOURNEY_VISITS[0][-1] - 1) * JOURNEY_MAX_GAP_DAYS
+# This share of journeys are a customer coming back, the customer of a journey that began 100 to 270 days before:
+# past a 90-day attribution window, the usual default, so that such a window has something to leave out.
+COMEBACK_SHARE, COMEBACK_DAYS = 0.3, (100, 271)
+# A customer's first visit comes through channels that find new customers; later ones more often through those
+# that bring people back (the address typed in, an email, the Business Profile).
+FIRST_VISIT_CHANNELS = _draw_table((("google_ads", 0.35), ("meta_ads", 0.15), ("microsoft_ads", 0.06),
+                                    ("gbp", 0.14), ("organic", 0.14), ("referral", 0.08), ("paid_other", 0.08)))
+RETURN_VISIT_CHANNELS = _draw_table((("direct", 0.3), ("email", 0.15), ("marketing_pro", 0.1), ("gbp", 0.12),
+                                     ("organic", 0.13), ("google_ads", 0.12), ("rwg", 0.08)))
 CHANNEL_INTENT = {"google_ads": 1.05, "gbp": 1.08, "rwg": 1.12, "direct": 0.9, "organic": 0.95, "meta_ads": 0.88}
 
 FIRST_NAMES = ("Avery", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Quinn", "Drew", "Harper",
@@ -251,6 +281,27 @@ class SessionPlan:
         return record
 
 
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One visit of a journey, generated with the other sessions of its scheduler and day."""
+
+    key: str  # names the session: its id and its random stream
+    created: int
+    scheduler_id: str
+    channel: str
+    books: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """One customer's visits over days or weeks."""
+
+    customer: str  # the key of their identity (_customer_identity)
+    returning: bool  # they booked in an earlier journey, so ServiceTitan knows them
+    books: bool  # the last visit books
+    visits: tuple[Visit, ...]
+
+
 class TenantModel:
     """The simulated tenants, schedulers, routers and sessions for one seed."""
 
@@ -261,6 +312,10 @@ class TenantModel:
         days_cached = max(16, int(self.settings.cached_sessions // max(1.0, self.settings.daily_sessions)))
         self._day_sessions = functools.lru_cache(maxsize=days_cached)(self._generate_day)
         self._day_counts = functools.lru_cache(maxsize=65_536)(self._count_day)
+        # Journeys by the day they begin: a day's visits come from the JOURNEY_SPAN_DAYS before it, so this holds
+        # those of every tenant read at once.
+        self._journeys = functools.lru_cache(maxsize=4096)(self._begin_journeys)
+        self._visits = functools.lru_cache(maxsize=1024)(self._visits_on)
 
     @property
     def epoch_ts(self) -> int:
@@ -366,19 +421,24 @@ class TenantModel:
         for day in self.days(*window.day_span(self.epoch_ts, now)):
             yield from self.day_records(tenant, owner, day, window, now)
 
+    def _mean_sessions(self, weight: float, day: int) -> float:
+        """Mean sessions on `day` of an owner of this weight."""
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
+        season = 1.0 + 0.15 * math.sin(2 * math.pi * day / 365.25)
+        return self.settings.daily_sessions * weight * WEEKDAY_FACTOR[weekday] * season
+
     def _generate_day(self, tenant_id: int, owner_id: str, day: int) -> list[SessionPlan]:
         tenant = self.tenants[tenant_id]
         scheduler = tenant.scheduler(owner_id)
         rng = _Random(f"{self.settings.seed}/{tenant_id}/{owner_id}/{day}")
         day_start = day * DAY
-        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
-        season = 1.0 + 0.15 * math.sin(2 * math.pi * day / 365.25)
-        weight = scheduler.weight if scheduler else 0.2
-        mean = self.settings.daily_sessions * weight * WEEKDAY_FACTOR[weekday] * season
-        count = max(0, round(rng.gauss(mean, math.sqrt(mean) if mean > 0 else 0)))
-        hour_weights = tuple(itertools.accumulate(HOUR_WEIGHTS[(h + tenant.utc_offset_hours) % 24] for h in range(24)))
+        if scheduler is None:
+            mean = self._mean_sessions(0.2, day)
+        else:  # journeys' visits make up the rest
+            mean = self._mean_sessions(scheduler.weight, day) * (1 - JOURNEY_SHARE)
+        hour_weights = _hour_weights(tenant.utc_offset_hours)
         plans = []
-        for index in range(count):
+        for index in range(_count(rng, mean)):
             hour = rng.weighted(HOURS, hour_weights)
             created = day_start + hour * 3600 + rng.randrange(3600)
             if scheduler is not None and created < scheduler.created:
@@ -388,9 +448,65 @@ class TenantModel:
                 plans.append(_router_only_plan(rng, self.settings.world, session_id, created))
             else:
                 plans.append(_session_plan(rng, self.settings.world, tenant, scheduler, day, index, session_id, created))
+        if scheduler is not None:
+            plans += [_visit_plan(self.settings, tenant, scheduler, journey, visit)
+                      for journey, visit in self._visits(tenant_id, day).get(owner_id, ())]
         plans.sort(key=lambda p: (p.created, p.id))
         silenced_from = dict(self.settings.silenced).get(owner_id)
         return plans if silenced_from is None else [p for p in plans if p.created < silenced_from]
+
+    def _begin_journeys(self, tenant_id: int, day: int) -> tuple[Journey, ...]:
+        """The journeys of the tenant's customers that begin on `day`, each visit drawn: when, to which scheduler,
+        through which channel. About JOURNEY_SHARE of the tenant's sessions, in visits."""
+        if day < self.epoch_ts // DAY - JOURNEY_SPAN_DAYS:
+            return ()  # none of their visits would fall in the history
+        tenant = self.tenants[tenant_id]
+        rng = _Random(f"{self.settings.seed}/{tenant_id}/journeys/{day}")
+        launched = [s for s in tenant.schedulers if s.created < (day + 1) * DAY]
+        mean = sum(self._mean_sessions(s.weight, day) for s in launched) * JOURNEY_SHARE / JOURNEY_MEAN_VISITS
+        hour_weights, journeys = _hour_weights(tenant.utc_offset_hours), []
+        for number in range(_count(rng, mean)):
+            customer, returning, came_back = f"journey/{day}/{number}", False, rng.random() < COMEBACK_SHARE
+            if came_back:
+                earlier = self._journeys(tenant_id, day - rng.randrange(*COMEBACK_DAYS))
+                if earlier:
+                    before = rng.choice(earlier)
+                    customer, returning = before.customer, before.returning or before.books
+            books, length, at, visits = rng.random() < JOURNEY_BOOKS, rng.weighted(*JOURNEY_VISITS), day, []
+            for k in range(length):
+                if k:
+                    at += 1 + min(int(rng.expovariate(1 / JOURNEY_MEAN_GAP_DAYS)), JOURNEY_MAX_GAP_DAYS - 1)
+                created = at * DAY + rng.weighted(HOURS, hour_weights) * 3600 + rng.randrange(3600)
+                channel = rng.weighted(*(RETURN_VISIT_CHANNELS if k or came_back else FIRST_VISIT_CHANNELS))
+                # A visit goes to a scheduler that exists by then, as likely as its share of the traffic.
+                open_then = tuple(s for s in tenant.schedulers if s.created <= created)
+                if open_then:
+                    scheduler = rng.weighted(open_then, tuple(itertools.accumulate(s.weight for s in open_then)))
+                    visits.append(Visit(f"journey/{day}/{number}/{k}", created, scheduler.id, channel,
+                                        books and k == length - 1))
+            journeys.append(Journey(customer, returning, books, tuple(visits)))
+        return tuple(journeys)
+
+    def _visits_on(self, tenant_id: int, day: int) -> dict[str, list[tuple[Journey, Visit]]]:
+        """The journeys' visits on `day`, by scheduler."""
+        found: dict[str, list[tuple[Journey, Visit]]] = {}
+        for began in range(day - JOURNEY_SPAN_DAYS, day + 1):
+            for journey in self._journeys(tenant_id, began):
+                for visit in journey.visits:
+                    if visit.created // DAY == day:
+                        found.setdefault(visit.scheduler_id, []).append((journey, visit))
+        return found
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_weights(utc_offset_hours: int) -> tuple[int, ...]:
+    """Cumulative weights of the UTC hours of a day's sessions, in a tenant's time zone."""
+    return tuple(itertools.accumulate(HOUR_WEIGHTS[(h + utc_offset_hours) % 24] for h in range(24)))
+
+
+def _count(rng: random.Random, mean: float) -> int:
+    """How many, around `mean` (a Poisson-like spread)."""
+    return max(0, round(rng.gauss(mean, math.sqrt(mean) if mean > 0 else 0)))
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -562,6 +678,32 @@ def _session_plan(
 
     call_center = scheduler.mode == "Call_Center"
     reached = _furthest_milestone(rng, w, CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0))
+    return _after_opening(rng, w, tenant, scheduler, day, session_id, created, opened, finished, channel, visitor,
+                          reached)
+
+
+def _visit_plan(settings: SimulatorSettings, tenant: Tenant, scheduler: Scheduler, journey: Journey,
+                visit: Visit) -> SessionPlan:
+    """A journey's visit: its customer comes through the visit's channel and gets as far as giving their contact
+    details (so that each visit is a touch the platform can tie to them), and books on the journey's booking."""
+    w, rng = settings.world, _Random(f"{settings.seed}/{tenant.id}/{visit.key}")
+    session_id = _stable_uuid(settings.seed, tenant.id, visit.key)
+    source, gbp_name, campaign_name = _source_tracking(rng, visit.channel, scheduler.company_name)
+    visitor = Visitor(_customer_identity(tenant.id, journey.customer), journey.returning)
+    opened = _opened_record(w, session_id, visit.created, scheduler.id, not visitor.returning, _device(rng, False),
+                            source, gbp_name, campaign_name)
+    finished = visit.created + rng.randrange(60, 25 * 60)
+    reached = w.at("booked") if visit.books else rng.randrange(w.at("customer"), w.at("booked"))
+    return _after_opening(rng, w, tenant, scheduler, visit.created // DAY, session_id, visit.created, opened,
+                          finished, visit.channel, visitor, reached)
+
+
+def _after_opening(rng: random.Random, w: v.World, tenant: Tenant, scheduler: Scheduler, day: int, session_id: str,
+                   created: int, opened: dict, finished: int, channel: str, visitor: Visitor,
+                   reached: int) -> SessionPlan:
+    """The rest of a session's life once its furthest milestone is drawn: what the visitor entered, then the
+    booking, or the abandonment and what followed it."""
+    call_center = scheduler.mode == "Call_Center"
     done, customer = _entered(rng, w, tenant, day, reached, visitor)
     done.update(modifiedOn=iso(finished), lastCheckinDate=iso(finished), lastStep=w.steps[reached])
     if reached == w.at("booked"):
