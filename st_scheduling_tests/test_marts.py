@@ -558,6 +558,30 @@ def test_a_campaign_name_over_many_ids_fails_its_check_until_the_tenant_is_ident
         assert checks.names_over_many_campaign_ids(con) == []
 
 
+def test_a_touch_100_days_before_a_booking_counts_in_a_120_day_window_and_not_in_a_90_day_one(tmp_path):
+    # Ann clicks an ad, comes back 90 days later from an email, and books 10 days after that.
+    ann = {"email": "ann@x.com", "first": "Ann"}
+    journey = [session("w1", "2026-06-27T10:00:00Z", "ContactInfoEntered", ABANDONED, gclid="g9", **ann),
+               session("w2", "2026-09-25T10:00:00Z", "DetailsConfirmed", ABANDONED, utmMedium="email", **ann),
+               session("w3", "2026-10-05T10:00:00Z", "BookingSubmitted", JOB, job=9, **ann)]  # direct
+
+    def credit(days: int) -> dict:
+        incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", VOCABULARY, SALT,
+                                                                           attribution_days=days))
+        return {(model, channel): value for model, channel, value in rows(
+            con, "SELECT attribution_model, channel, credit FROM marts.campaign_attribution "
+                 "WHERE attribution_model <> 'session' AND period_start = ?", D5)}
+
+    with connect(WarehouseSettings(str(tmp_path / "window.duckdb"))) as con:
+        put_sessions(con, journey, "s1")
+        incremental.build(con, marts.SESSIONS, MODEL)
+        assert credit(90) == pytest.approx({("first_touch", "Email"): 1, ("last_touch", "Direct"): 1,
+                                            ("linear", "Email"): 1 / 2, ("linear", "Direct"): 1 / 2})
+        assert credit(120) == pytest.approx({("first_touch", "Paid Search"): 1, ("last_touch", "Direct"): 1,
+                                             ("linear", "Paid Search"): 1 / 3, ("linear", "Email"): 1 / 3,
+                                             ("linear", "Direct"): 1 / 3})
+
+
 def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
     recovered = {**session("r9", "2026-10-05T09:00:00Z", "BookingSubmitted", JOB, job=9, email="z@x.com"),
                  "lastCheckinDate": "2026-10-09T12:00:00Z", "modifiedOn": "2026-10-09T12:00:00Z"}
