@@ -364,6 +364,64 @@ def test_scheduler_scorecard_and_reconciliation(con):
     assert reconciliation.mismatches(con, precision.FULL_PRECISION) == []
 
 
+# One scheduler-day on which each counting switch of the vocabulary file makes a difference: Ann gives her name twice
+# (a job, then a lead), a customer gives only a phone, and bots book, request, are sent on and leave a name.
+COUNTED = [
+    session("h1", "2026-10-05T09:00:00Z", "BookingSubmitted", JOB, job=1, first="Ann", last="Lee"),
+    session("h2", "2026-10-05T10:00:00Z", "ContactInfoEntered", "AbandonedSentToLead", lead=2, first="Ann",
+            last="Lee"),
+    session("h3", "2026-10-05T11:00:00Z", "ContactInfoEntered", ABANDONED, phone="5550100"),
+    session("b1", "2026-10-05T12:00:00Z", "BookingSubmitted", JOB, job=3, first="Bot", last="One", bot=True),
+    session("b2", "2026-10-05T13:00:00Z", "BookingSubmitted", BOOKING, booking=4, bot=True),
+    session("b3", "2026-10-05T14:00:00Z", "ContactInfoEntered", "AbandonedSentToLead", lead=5, bot=True),
+    session("b4", "2026-10-05T15:00:00Z", "DetailsConfirmed", "AbandonedSentToBooking", booking=6, bot=True),
+]
+
+
+def performance_counted_as(con) -> dict:
+    """The /performance record of a ServiceTitan that counts as the scorecard on `con` just did."""
+    record: dict = {"id": "s", "schedulerName": "Website", "brandName": "Acme HVAC", "milestoneFrequencyCount": {}}
+    for api_metric, value in rows(con, "SELECT api_metric, computed_value FROM marts.scheduler_scorecard "
+                                       "WHERE NOT api_only"):
+        *within, field = api_metric.split(".")
+        (record["milestoneFrequencyCount"] if within else record)[field] = value if field.endswith("Rate") \
+            else int(value)
+    return record
+
+
+@pytest.mark.parametrize("line, changes", [  # (metric, the file's count, the count the other way), by hand
+    ("leads_in_abandoned = false", {"abandoned": (2, 1)}),
+    ("bots_in_totals = true", {"jobs_created": (1, 2), "bookings_created": (0, 1),
+                               "abandoned_sent_to_bookings": (0, 1), "abandoned_sent_to_leads": (1, 2),
+                               "customer_contacts_captured": (1, 2)}),
+    ('contacts_captured = "customer_step"', {"customer_contacts_captured": (1, 3)}),
+])
+def test_each_counting_switch_changes_only_the_metrics_it_governs_and_reconciliation_names_it(tmp_path, line,
+                                                                                               changes):
+    other_way = reconciliation.alternatives(VOCABULARY, rates_differ=False)[line]
+    with connect(WarehouseSettings(str(tmp_path / "counted.duckdb"))) as con:
+        put_sessions(con, COUNTED)
+
+        def scorecard(vocab, api: dict) -> None:
+            con.execute("DELETE FROM raw.scheduler_performance")
+            con.register("batch", SCHEDULER_PERFORMANCE.to_arrow([api], {
+                "tenant_id": 1, "window_start": "2026-10-05T00:00:00Z", "window_end": "2026-10-05T23:59:59Z"}))
+            con.execute("INSERT INTO raw.scheduler_performance BY NAME SELECT * FROM batch")
+            con.unregister("batch")
+            for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
+                incremental.build(con, mart, marts.ModelSettings("UTC", vocab, SALT))
+
+        scorecard(other_way, performance("s", "Website"))
+        scorecard(VOCABULARY, performance_counted_as(con))
+        differ = rows(con, "SELECT metric, computed_value, api_value FROM marts.scheduler_scorecard "
+                           "WHERE difference <> 0")
+        assert {metric: (ours, theirs) for metric, ours, theirs in differ} == changes
+        found = reconciliation.mismatches(con, precision.FULL_PRECISION)
+        gaps = reconciliation.definition_gaps(con, VOCABULARY, found, precision.FULL_PRECISION)
+    assert gaps[line] == {"closes": len(changes), "of": len(changes), "new_mismatches": 0,
+                          "metrics": sorted(api for *_, api, _, _ in found)}
+
+
 def test_schedulers(con):
     got = rows(con, "SELECT tenant_id, scheduler_id, company_name, is_default, data_api_key FROM marts.schedulers")
     assert got == [(1, "s1", "Acme HVAC", True, "key-s1"), (1, "s2", "Acme HVAC", False, "key-s2"),

@@ -62,13 +62,16 @@ def test_the_shipped_file_maps_the_default_world_and_a_rendered_file_reads_back_
 
 
 @pytest.mark.parametrize("edit, named", [
-    (('ZipCodeEntered = "zipcode"', 'ZipCodeEntered = "zipcod"'), "line 25: lastStep 'ZipCodeEntered' = 'zipcod' is not"),
-    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 37: sessionOutcome 'Abandoned' = 'gone' is not an"),
+    (('ZipCodeEntered = "zipcode"', 'ZipCodeEntered = "zipcod"'), "line 32: lastStep 'ZipCodeEntered' = 'zipcod' is not"),
+    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 44: sessionOutcome 'Abandoned' = 'gone' is not an"),
     (("unknown_threshold = 0.01", "unknown_threshold = 5"), "line 8: unknown_threshold = 5 must be a share"),
     (("bots_in_milestones = false", "bots_in_milestones = \"no\""), "line 12: bots_in_milestones = 'no' must be"),
-    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 19: opened_completion_rate"),
+    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 26: opened_completion_rate"),
+    (("leads_in_abandoned = true", "leads_in_abandoned = 1"), "line 16: leads_in_abandoned = 1 must be true or"),
+    (('contacts_captured = "distinct_names"', 'contacts_captured = "names"'),
+     "line 21: contacts_captured = 'names' must be one of \"distinct_names\", \"customer_step\""),
     (("[definitions]", "[definitions]\nbots_counted = true"), "line 11: unknown definition 'bots_counted'"),
-    (("JobBooked = ", "JobBooked == "), "at line 35"),
+    (("JobBooked = ", "JobBooked == "), "at line 42"),
 ])
 def test_a_bad_vocabulary_file_is_refused_naming_the_file_and_line(tmp_path, edit, named):
     text = (Path(vocabulary.__file__).parent / "default.toml").read_text()

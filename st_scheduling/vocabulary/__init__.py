@@ -25,6 +25,17 @@ RATES = ("scheduler_completion_rate", "opened_completion_rate")  # /performance 
 # provided any information, the first information milestone (zipcode in the shipped flow); the opened completion
 # rate is booked ÷ every session opened.
 DEFAULT_RATES = {"scheduler_completion_rate": "zipcode", "opened_completion_rate": "opened"}
+# How ServiceTitan may count what it calls contacts captured: distinct customer names (its docs' wording), or the
+# sessions that reached the customer step.
+CONTACT_DEFINITIONS = ("distinct_names", "customer_step")
+# The definition switches besides the rates, each with the values it takes, the shipped one first.
+SWITCHES: dict[str, tuple] = {
+    "bots_in_milestones": (False, True),
+    "zipcode_before_interacted": (True, False),
+    "leads_in_abandoned": (True, False),
+    "bots_in_totals": (False, True),
+    "contacts_captured": CONTACT_DEFINITIONS,
+}
 ENV_VAR = "ST_VOCABULARY"
 SHIPPED = "shipped default (st_scheduling/vocabulary/default.toml)"
 MAX_FILE_BYTES = 1024 * 1024  # a calibrated file is a few KB
@@ -40,6 +51,9 @@ class Vocabulary:
     outcomes: dict[str, str]  # sessionOutcome value -> outcome class
     bots_in_milestones: bool = False
     zipcode_before_interacted: bool = True
+    leads_in_abandoned: bool = True  # the abandoned count includes the abandoned sessions sent to leads
+    bots_in_totals: bool = False  # jobs, bookings, sent-to counts and contacts count bot sessions
+    contacts_captured: str = "distinct_names"  # one of CONTACT_DEFINITIONS
     rate_denominators: dict[str, str] = field(
         default_factory=lambda: dict(DEFAULT_RATES))
     unknown_threshold: float = 0.01
@@ -53,8 +67,16 @@ class Vocabulary:
         return ("opened", "interacted", "zipcode", *MILESTONES[3:])
 
     def switches(self) -> dict[str, object]:
-        return {"bots_in_milestones": self.bots_in_milestones,
-                "zipcode_before_interacted": self.zipcode_before_interacted, **self.rate_denominators}
+        return {**{name: getattr(self, name) for name in SWITCHES}, **self.rate_denominators}
+
+
+def toml_value(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
+
+
+def switch_line(name: str, value: object) -> str:
+    """The line of the vocabulary file that sets a definition switch or rate, e.g. `bots_in_totals = true`."""
+    return f"{name} = {toml_value(value)}"
 
 
 def load(path: str | None = None) -> Vocabulary:
@@ -111,17 +133,20 @@ def parse(text: str, source: str) -> Vocabulary:
     definitions = dict(data.get("definitions", {}))
     switches: dict = {}
     for key, value in definitions.items():
-        if key in ("bots_in_milestones", "zipcode_before_interacted"):
-            if not isinstance(value, bool):
-                raise fail(f"{key} = {value!r} must be true or false", "definitions", key)
+        if key in SWITCHES:
+            choices = SWITCHES[key]
+            # Compared by type too: 1 == True in Python, and TOML's 1 is not true.
+            if not any(type(value) is type(choice) and value == choice for choice in choices):
+                raise fail(f"{key} = {value!r} must be "
+                           + (" or ".join(map(toml_value, choices)) if isinstance(choices[0], bool)
+                              else "one of " + ", ".join(map(toml_value, choices))), "definitions", key)
             switches[key] = value
         elif key in RATES:
             if value not in MILESTONES[:-1]:
                 raise fail(f"{key} = {value!r}: the rate is booked ÷ one of {', '.join(MILESTONES[:-1])}",
                            "definitions", key)
         else:
-            raise fail(f"unknown definition {key!r} (expected bots_in_milestones, zipcode_before_interacted, "
-                       f"{', '.join(RATES)})", "definitions", key)
+            raise fail(f"unknown definition {key!r} (expected {', '.join((*SWITCHES, *RATES))})", "definitions", key)
     for step, milestone in data["last_step"].items():
         if milestone not in MILESTONES:
             raise fail(f"lastStep {step!r} = {milestone!r} is not a milestone ({', '.join(MILESTONES)})",
@@ -159,17 +184,15 @@ def _toml_key(value: str) -> str:
 
 def render(vocabulary: Vocabulary, header: str = "") -> str:
     """The vocabulary as a ready TOML file that `load` reads back to the same mapping and switches."""
-    def flag(value: bool) -> str:
-        return "true" if value else "false"
-
     lines = [*(f"# {line}".rstrip() for line in header.splitlines()), "",
              "# Share of one tenant-day's sessions with unlisted values above which the marts fail.",
              f"unknown_threshold = {vocabulary.unknown_threshold}", "", "[definitions]",
-             "# Bots counted in ServiceTitan's milestone counts? Zipcode before interacted?",
-             f"bots_in_milestones = {flag(vocabulary.bots_in_milestones)}",
-             f"zipcode_before_interacted = {flag(vocabulary.zipcode_before_interacted)}",
+             "# Bots counted in ServiceTitan's milestone counts? Zipcode before interacted? Sessions sent to leads",
+             "# counted as abandoned? Bots counted in jobs, bookings, sent-to counts and contacts? Contacts captured",
+             f"# as {' or '.join(CONTACT_DEFINITIONS)}?",
+             *(switch_line(name, getattr(vocabulary, name)) for name in SWITCHES),
              "# Each /performance completion rate is booked ÷ the milestone named here.",
-             *(f'{rate} = "{vocabulary.rate_denominators[rate]}"' for rate in RATES), "", "[last_step]",
+             *(switch_line(rate, vocabulary.rate_denominators[rate]) for rate in RATES), "", "[last_step]",
              f"# lastStep value = the furthest milestone it means: {', '.join(MILESTONES)}",
              *(f'{_toml_key(step)} = "{milestone}"'
                for step, milestone in sorted(vocabulary.steps.items(), key=lambda kv: MILESTONES.index(kv[1]))),

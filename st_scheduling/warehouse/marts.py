@@ -542,6 +542,9 @@ def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None
     """The definition switches as the variables the models read (the reconciliation check flips them)."""
     con.execute("SET VARIABLE st_milestones = ?", [list(vocabulary.milestones)])
     con.execute("SET VARIABLE st_bots_in_milestones = ?", [vocabulary.bots_in_milestones])
+    con.execute("SET VARIABLE st_leads_in_abandoned = ?", [vocabulary.leads_in_abandoned])
+    con.execute("SET VARIABLE st_bots_in_totals = ?", [vocabulary.bots_in_totals])
+    con.execute("SET VARIABLE st_contacts_captured = ?", [vocabulary.contacts_captured])
     con.execute("SET VARIABLE st_scheduler_rate_of = ?", [vocabulary.rate_denominators["scheduler_completion_rate"]])
     con.execute("SET VARIABLE st_opened_rate_of = ?", [vocabulary.rate_denominators["opened_completion_rate"]])
 

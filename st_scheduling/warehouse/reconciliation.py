@@ -11,7 +11,7 @@ import dataclasses
 
 import duckdb
 
-from st_scheduling.vocabulary import MILESTONES, RATES, Vocabulary
+from st_scheduling.vocabulary import MILESTONES, RATES, SWITCHES, Vocabulary, switch_line
 from st_scheduling.vocabulary.precision import rate_decimals
 from st_scheduling.warehouse import marts
 
@@ -41,18 +41,14 @@ def mismatches(con: duckdb.DuckDBPyConnection, tolerance: float,
 
 
 def alternatives(vocabulary: Vocabulary, rates_differ: bool) -> dict[str, Vocabulary]:
-    """Each definition switch set the other way, named as the line to write in the vocabulary file."""
-    flipped = {
-        f"bots_in_milestones = {str(not vocabulary.bots_in_milestones).lower()}":
-            dataclasses.replace(vocabulary, bots_in_milestones=not vocabulary.bots_in_milestones),
-        f"zipcode_before_interacted = {str(not vocabulary.zipcode_before_interacted).lower()}":
-            dataclasses.replace(vocabulary, zipcode_before_interacted=not vocabulary.zipcode_before_interacted),
-    }
+    """Each definition switch set to each of its other values, named as the line to write in the vocabulary file."""
+    flipped = {switch_line(name, value): dataclasses.replace(vocabulary, **{name: value})
+               for name, values in SWITCHES.items() for value in values if value != getattr(vocabulary, name)}
     if rates_differ:
         for rate in RATES:
             for milestone in MILESTONES[:-1]:
                 if milestone != vocabulary.rate_denominators[rate]:
-                    flipped[f'{rate} = "{milestone}"'] = dataclasses.replace(
+                    flipped[switch_line(rate, milestone)] = dataclasses.replace(
                         vocabulary, rate_denominators={**vocabulary.rate_denominators, rate: milestone})
     return flipped
 

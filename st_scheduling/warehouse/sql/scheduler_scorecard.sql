@@ -1,10 +1,13 @@
 -- Per scheduler and day: each metric reproduced from sessions beside ServiceTitan's own /performance number
 -- and their difference. API-only metrics (recoveries, SMS, membership interest) have no computed value.
--- Milestones count what the vocabulary file says ServiceTitan counts (bots or not, zipcode/interacted order,
--- each rate's denominator): the switches are read by name, so the check can try the other definitions.
+-- Every metric counts what the vocabulary file says ServiceTitan counts (bots in milestones or not, zipcode/
+-- interacted order, each rate's denominator, leads in abandoned or not, bots in jobs, bookings, sent-to counts
+-- and contacts or not, contacts as distinct names or as sessions reaching the customer step): the switches are
+-- read by name, so the check can try the other definitions.
 WITH per_session AS (
     SELECT *, session_date AS day, milestone_position(milestone) AS position,
-        NOT is_bot OR getvariable('st_bots_in_milestones') AS in_milestones
+        NOT is_bot OR getvariable('st_bots_in_milestones') AS in_milestones,
+        NOT is_bot OR getvariable('st_bots_in_totals') AS in_totals
     FROM sessions_in_scope
     WHERE scheduler_id IS NOT NULL
 ),
@@ -19,12 +22,16 @@ counted AS (
         count(*) FILTER (WHERE in_milestones AND position >= milestone_position('customer')) AS customer,
         count(*) FILTER (WHERE in_milestones AND position >= milestone_position('details')) AS details,
         count(*) FILTER (WHERE in_milestones AND position >= milestone_position('booked')) AS booked,
-        count(*) FILTER (WHERE in_milestones AND is_abandoned) AS abandoned,
-        count(*) FILTER (WHERE NOT is_bot AND is_job) AS jobs,
-        count(*) FILTER (WHERE NOT is_bot AND is_booking) AS bookings,
-        count(*) FILTER (WHERE NOT is_bot AND sent_to_booking) AS sent_to_bookings,
-        count(*) FILTER (WHERE NOT is_bot AND sent_to_lead) AS sent_to_leads,
-        count(DISTINCT contact_name_key) FILTER (WHERE NOT is_bot) AS contacts
+        count(*) FILTER (WHERE in_milestones AND is_abandoned
+                         AND (getvariable('st_leads_in_abandoned') OR NOT sent_to_lead)) AS abandoned,
+        count(*) FILTER (WHERE in_totals AND is_job) AS jobs,
+        count(*) FILTER (WHERE in_totals AND is_booking) AS bookings,
+        count(*) FILTER (WHERE in_totals AND sent_to_booking) AS sent_to_bookings,
+        count(*) FILTER (WHERE in_totals AND sent_to_lead) AS sent_to_leads,
+        CASE getvariable('st_contacts_captured')
+            WHEN 'customer_step' THEN count(*) FILTER (WHERE in_totals AND position >= milestone_position('customer'))
+            ELSE count(DISTINCT contact_name_key) FILTER (WHERE in_totals)
+        END AS contacts
     FROM per_session
     GROUP BY ALL
 ),
