@@ -24,7 +24,8 @@ from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.simulator import ManualClock
 from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
 from st_scheduling.vocabulary import Vocabulary, precision
-from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
+from st_scheduling.vocabulary import calibrate as calibration
+from st_scheduling.vocabulary.calibrate import ApiDay, Fit, SessionGroup, calibrate, read_loaded
 from st_scheduling.warehouse import checks, incremental, marts, reconciliation
 from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
@@ -216,18 +217,50 @@ def alt_warehouse(tmp_path_factory) -> str:
     return _loaded(tmp_path_factory, "alt")
 
 
-def _calibrated(path: str) -> Vocabulary:
+def _calibrated(path: str, start: Vocabulary = SHIPPED) -> Fit:
     with duckdb.connect(path, read_only=True) as con:
-        return calibrate(*read_loaded(con, "UTC"), SHIPPED).vocabulary
+        return calibrate(*read_loaded(con, "UTC"), start)
 
 
 def test_calibration_recovers_the_shipped_mapping_on_the_default_world(tmp_path_factory):
-    path = _loaded(tmp_path_factory, "default")
-    start_from_nothing = dataclasses.replace(SHIPPED, steps={}, outcomes={})
-    with duckdb.connect(path, read_only=True) as con:
-        fit = calibrate(*read_loaded(con, "UTC"), start_from_nothing)
+    fit = _calibrated(_loaded(tmp_path_factory, "default"), dataclasses.replace(SHIPPED, steps={}, outcomes={}))
     assert mapping(fit.vocabulary) == mapping(SHIPPED)
-    assert all(hit == total for hit, total in fit.exact.values())
+    assert fit.differences == ()
+
+
+def test_calibration_reproduces_every_metric_of_the_alt_world_on_every_scheduler_day(alt_warehouse):
+    with duckdb.connect(alt_warehouse, read_only=True) as con:
+        groups, api = read_loaded(con, "UTC")
+    fit = calibrate(groups, api, SHIPPED)
+    assert mapping(fit.vocabulary) == mapping(world_vocabulary(ALT))
+    assert fit.days == len(api) > 40 and fit.differences == ()
+    assert set(fit.exact()) == set(calibration.COUNTS) | set(vocabulary.RATES)
+
+
+def _group(day: str, step: str, outcome: str, sessions: int, *, job: bool = False, untouched: bool = False,
+           name: bool = False) -> SessionGroup:
+    """Sessions of scheduler s on `day` in hand-built calibration tests (people's, and none a lead)."""
+    return SessionGroup((1, "s", day), step, outcome, False, job, job, False, untouched, name, name, sessions)
+
+
+def test_an_open_outcome_stays_in_progress_and_the_fit_says_how_far_off_the_count_it_would_move_is():
+    # ServiceTitan counts the sessions still open (InProgress) as abandoned: mapping InProgress to abandoned would
+    # reproduce every count, but those sessions have not ended.
+    days = {"d1": (4, 1, 1), "d2": (2, 4, 2), "d3": (5, 2, 1), "d4": (3, 3, 3)}  # jobs, dropped off, still open
+    groups = [g for day, (jobs, dropped, still_open) in days.items()
+              for g in (_group(day, "BookingSubmitted", "JobBooked", jobs, job=True, name=True),
+                        _group(day, "ContactInfoEntered", "Abandoned", dropped, name=True),
+                        _group(day, "WelcomeViewed", "InProgress", still_open, untouched=True))]
+    counting_open_as_abandoned = dataclasses.replace(SHIPPED, outcomes={**SHIPPED.outcomes, "InProgress": "abandoned"})
+    api = [ApiDay(day, {m: numbers[m] for m in calibration.COUNTS}, {r: numbers[r] for r in vocabulary.RATES})
+           for day, numbers in calibration.reproduce(groups, counting_open_as_abandoned).items()]
+    fit = calibrate(groups, api, SHIPPED)
+    assert fit.vocabulary.outcomes["InProgress"] == "in_progress"
+    assert [(d.day[2], d.metric, d.ours, d.api) for d in fit.differences] == [
+        ("d1", "abandoned", 1, 2), ("d2", "abandoned", 4, 6), ("d3", "abandoned", 2, 3), ("d4", "abandoned", 3, 6)]
+    assert "with it open, abandoned is off on 4 of 4 scheduler-days, by 7 in all" in \
+        fit.notes["sessionOutcome 'InProgress'"]
+    assert "tenant 1, scheduler s, d1: abandoned 1 vs 2" in fit.report()
 
 
 def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performance(alt_warehouse, tmp_path):
@@ -259,6 +292,9 @@ def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performanc
                     if e.check_name == "reconciled_with_performance_api"]
     assert reconciled.passed and reconciled.metadata["api_rate_decimals"].value == "4"
     with duckdb.connect(alt_warehouse, read_only=True) as con:
+        reproduced = {m for (m,) in con.execute(
+            "SELECT DISTINCT metric FROM marts.scheduler_scorecard WHERE NOT api_only").fetchall()}
+        assert len(reproduced) == 17 and all(f"\n{metric} " in cli.stdout for metric in reproduced)  # each in the fit
         funnel = con.execute(
             """
             SELECT f.scheduler_id, f.period_start, f.milestone, f.sessions_reached, p.milestone_frequency_count
@@ -272,7 +308,7 @@ def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performanc
 
 
 def test_a_gap_a_definition_switch_would_close_is_named_as_such(alt_warehouse, tmp_path):
-    wrong = dataclasses.replace(_calibrated(alt_warehouse), bots_in_milestones=False)
+    wrong = dataclasses.replace(_calibrated(alt_warehouse).vocabulary, bots_in_milestones=False)
     copy = shutil.copy(alt_warehouse, tmp_path / "copy.duckdb")
     with connect(WarehouseSettings(str(copy))) as con:
         for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):

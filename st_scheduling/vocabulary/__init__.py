@@ -69,6 +69,12 @@ class Vocabulary:
     def switches(self) -> dict[str, object]:
         return {**{name: getattr(self, name) for name in SWITCHES}, **self.rate_denominators}
 
+    def rate_metric(self, rate: str) -> str:
+        """The scorecard's name of a rate, by what it divides: booked ÷ the first information milestone is
+        `booked_per_engaged` whichever the flow asks first (the SQL macro `rate_name` applies the same rule)."""
+        denominator = self.rate_denominators[rate]
+        return f"booked_per_{'engaged' if denominator == self.milestones[1] else denominator}"
+
 
 def toml_value(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
