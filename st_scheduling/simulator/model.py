@@ -672,7 +672,7 @@ def _session_plan(
     opened = _opened_record(w, session_id, created, scheduler.id, not visitor.returning, _device(rng, bot), source,
                             gbp_name, campaign_name)
     finished = created + rng.randrange(60, 25 * 60)
-    if bot:
+    if bot and not w.bots_fill_the_form:
         return SessionPlan(session_id, created, opened, [(finished, {
             "modifiedOn": iso(finished), "sessionOutcome": w.left_anonymously})])
 
@@ -744,7 +744,8 @@ def _entered(rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: 
         slot = slot_day + (rng.choice((8, 10, 12, 14, 16)) - tenant.utc_offset_hours) * 3600
         done.update(timeslotStart=iso(slot), timeslotEnd=iso(slot + 7200), dispatchFeeQuoted="$89.00")
     if reached >= w.at("customer"):
-        customer.update(firstName=who["firstName"], lastName=who["lastName"],
+        named = reached >= w.at(w.name_asked_at)
+        customer.update(firstName=who["firstName"] if named else None, lastName=who["lastName"] if named else None,
                         email=None if who["phone_only"] else who["email"],
                         phone=None if who["email_only"] else who["phone"])
         done.update(mobileNotificationOptIn=rng.random() < 0.6, marketingOptIn=rng.random() < 0.4,

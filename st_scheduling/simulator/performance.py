@@ -1,11 +1,13 @@
 """The `/performance` endpoints, computed from the same sessions the session endpoints serve.
 
 Definitions (DESIGN §7), as the world says: bots are left out of every milestone, rate and count except
-`totalSessions` (the alt world counts them in milestones and the rates built on them); a session reaches
-every milestone up to its `lastStep`, in the world's order; booked means a job or booking created by a
-session whose outcome is not an abandonment; a booked session with a `jobId` is a job, one without is a
-booking; each rate is booked ÷ the milestone the world names (0 when there is nothing to divide by),
-rounded as the world rounds; contacts captured are distinct non-empty customer names.
+`totalSessions` (the alt world counts them in milestones and the rates built on them, and in jobs, bookings,
+sent-to counts and contacts); a session reaches every milestone up to its `lastStep`, in the world's order;
+booked means a job or booking created by a session whose outcome is not an abandonment; a booked session with a
+`jobId` is a job, one without is a booking; abandoned counts the abandonments (those sent to leads only where the
+world says so); each rate is booked ÷ the milestone the world names (0 when there is nothing to divide by),
+rounded as the world rounds; contacts captured are distinct non-empty customer names (in the alt world, the
+sessions that reached the customer step).
 """
 
 from __future__ import annotations
@@ -47,23 +49,25 @@ def scheduler_performance(world: v.World, scheduler: Scheduler, sessions: Iterab
     for plan, record in sessions:
         counts["sessions"] += 1
         bot = record["customer"]["isBot"]
-        if bot and not world.bots_in_milestones:
-            continue
         booked = is_booked(world, record)
         reached = booked_at if booked else min(milestone_reached(world, record), details_at)
-        for i in range(reached + 1):
-            milestones[i] += 1
         outcome = record["sessionOutcome"]
-        counts["abandoned"] += outcome in world.abandonments
+        if not bot or world.bots_in_milestones:
+            for i in range(reached + 1):
+                milestones[i] += 1
+            counts["abandoned"] += outcome in world.abandonments and (world.leads_in_abandoned
+                                                                      or outcome != world.to_lead)
+        if not bot or world.bots_in_totals:
+            counts["jobs"] += booked and record["jobId"] is not None
+            counts["bookings"] += booked and record["jobId"] is None
+            counts["sent_to_bookings"] += outcome == world.to_booking
+            counts["sent_to_leads"] += outcome == world.to_lead
+            counts["customer_step"] += reached >= world.at("customer")
+            if name := contact_name(record):
+                names.add(name)
         if bot:
             continue
-        counts["jobs"] += booked and record["jobId"] is not None
-        counts["bookings"] += booked and record["jobId"] is None
-        counts["sent_to_bookings"] += outcome == world.to_booking
-        counts["sent_to_leads"] += outcome == world.to_lead
         counts["membership_interest"] += record["membershipInterest"] == "Interested"
-        if name := contact_name(record):
-            names.add(name)
         if (rec := plan.recovery) is not None and rec.sms_at <= now:
             counts[f"sms_{rec.kind}"] += 1
             if rec.recovered_at is not None and rec.recovered_at <= now:
@@ -75,7 +79,7 @@ def scheduler_performance(world: v.World, scheduler: Scheduler, sessions: Iterab
         "brandName": scheduler.company_name,
         "schedulerCompletionRate": _rate(world, booked_count, milestones[world.at(world.scheduler_rate_of)]),
         "openedCompletionRate": _rate(world, booked_count, milestones[world.at(world.opened_rate_of)]),
-        "totalCustomerContactsCaptured": len(names),
+        "totalCustomerContactsCaptured": counts["customer_step"] if world.contacts == "customer_step" else len(names),
         "totalJobsCreated": counts["jobs"],
         "totalBookingsCreated": counts["bookings"],
         "totalAbandonedSessionsSentToBookings": counts["sent_to_bookings"],

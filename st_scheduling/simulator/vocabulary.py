@@ -24,7 +24,12 @@ class World:
     to_lead: str
     in_progress: str | None  # the outcome of a session still open (None: no outcome yet)
     left_anonymously: str  # the outcome of a session left before the customer gave contact details
+    name_asked_at: str  # the milestone whose step asks for the customer's name (phone and email: customer's)
     bots_in_milestones: bool
+    bots_fill_the_form: bool  # bots walk the form as people do (and may book), rather than leave at opened
+    bots_in_totals: bool  # jobs, bookings, sent-to counts and contacts count bot sessions too
+    leads_in_abandoned: bool  # the abandoned count includes the abandoned sessions sent to leads
+    contacts: str  # contacts captured: "distinct_names", or "customer_step" (sessions that reached it)
     scheduler_rate_of: str  # schedulerCompletionRate = booked ÷ this milestone
     opened_rate_of: str
     rate_decimals: int | None  # /performance rounds its rates to this many decimals
@@ -47,20 +52,25 @@ DEFAULT = World(
     steps=("WelcomeViewed", "ZipCodeEntered", "ServiceTypeChosen", "IssueDescribed", "TimeslotChosen",
            "ContactInfoEntered", "DetailsConfirmed", "BookingSubmitted"),
     job="JobBooked", booking="BookingRequested", abandoned="Abandoned", to_booking="AbandonedSentToBooking",
-    to_lead="AbandonedSentToLead", in_progress=None, left_anonymously="Abandoned", bots_in_milestones=False,
+    to_lead="AbandonedSentToLead", in_progress=None, left_anonymously="Abandoned", name_asked_at="customer",
+    bots_in_milestones=False, bots_fill_the_form=False, bots_in_totals=False, leads_in_abandoned=True,
+    contacts="distinct_names",
     scheduler_rate_of="zipcode", opened_rate_of="opened", rate_decimals=None,
 )
 # A second world the platform was not written for: other spellings, interacted before zipcode, open sessions
-# marked InProgress (and never closed when the visitor left before giving contact details), leads as
-# their own outcome, bots counted in milestones, the two rates the other way
-# round, and rates rounded to 4 decimals. Served by `serve --vocabulary alt`.
+# marked InProgress (and never closed when the visitor left before giving contact details), the name asked at the
+# details step (phone and email at the customer step), leads as their own outcome and not counted as abandoned,
+# bots that fill the form and are counted in milestones, jobs, bookings, leads and contacts, contacts counted as
+# the sessions that reached the customer step rather than distinct names, the two rates the other way round, and
+# rates rounded to 4 decimals. Served by `serve --vocabulary alt`.
 ALT = World(
     "alt",
     milestones=("opened", "interacted", "zipcode", "issue", "schedule", "customer", "details", "booked"),
     steps=("start", "service-picked", "zip-checked", "problem-described", "slot-held", "contact-given",
            "review-done", "submitted"),
     job="Scheduled", booking="Requested", abandoned="DroppedOff", to_booking="HandedToCsr", to_lead="Lead",
-    in_progress="InProgress", left_anonymously="InProgress", bots_in_milestones=True,
+    in_progress="InProgress", left_anonymously="InProgress", name_asked_at="details", bots_in_milestones=True,
+    bots_fill_the_form=True, bots_in_totals=True, leads_in_abandoned=False, contacts="customer_step",
     scheduler_rate_of="opened", opened_rate_of="interacted", rate_decimals=4,
 )
 WORLDS = {world.name: world for world in (DEFAULT, ALT)}
