@@ -9,6 +9,7 @@ STAGING after its first page is staged and waits, so the test can SIGKILL the pr
 """
 
 import sys
+import threading
 import time
 
 import dagster as dg
@@ -46,11 +47,16 @@ class _PausingDuckDB:
 
 
 def _pausing_stage(stage):
+    lock, announced = threading.Lock(), []  # owners stage in parallel threads: the test reads one line, once
+
     def paused(pages, path, schema, report):
         def first_then_wait():
             for page in pages:
                 yield page
-                print("STAGING", flush=True)
+                with lock:
+                    if not announced:
+                        announced.append(True)
+                        print("STAGING", flush=True)
                 time.sleep(600)
 
         return stage(first_then_wait(), path, schema, report)
