@@ -248,7 +248,8 @@ def _independent_performance(sessions: list[dict]) -> dict:
         "totalAbandonedSessionsSentToLeads": sum(s["sessionOutcome"] == "AbandonedSentToLead" for s in humans),
         "totalCustomerContactsCaptured": len(names),
         "openedCompletionRate": len(booked) / reach[0] if reach[0] else 0.0,
-        "schedulerCompletionRate": len(booked) / reach[2] if reach[2] else 0.0,
+        # ServiceTitan's wording: booked ÷ the sessions that gave any information, the first (zipcode here).
+        "schedulerCompletionRate": len(booked) / reach[1] if reach[1] else 0.0,
     }
 
 
