@@ -29,20 +29,28 @@ def credentials(tenant: int) -> Credentials:
 
 def _headers(base: str, tenant: int) -> dict:
     creds = credentials(tenant)
-    token = httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials", "client_id": creds.client_id,
-                                                       "client_secret": creds.client_secret}).json()["access_token"]
+    token = httpx.post(
+        f"{base}/connect/token",
+        data={"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret},
+    ).json()["access_token"]
     return {"Authorization": f"Bearer {token}", "ST-App-Key": APP_KEY}
 
 
 def _schedulers(http: httpx.Client, base: str, tenant: int, headers: dict) -> list[str]:
-    body = orjson.loads(http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers", headers=headers,
-                                 params={"pageSize": 5000}).content)
+    body = orjson.loads(
+        http.get(
+            f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers", headers=headers, params={"pageSize": 5000}
+        ).content
+    )
     return [s["id"] for s in body["data"]]
 
 
 def _bare_loop(base: str, tenants: list[int], window: tuple[datetime, datetime], parse: bool) -> int:
-    params = {"createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"), "pageSize": 5000}
+    params = {
+        "createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "pageSize": 5000,
+    }
     records = 0
     with httpx.Client(timeout=600) as http:
         for tenant in tenants:
@@ -50,8 +58,11 @@ def _bare_loop(base: str, tenants: list[int], window: tuple[datetime, datetime],
             for scheduler in _schedulers(http, base, tenant, headers):
                 page = 1
                 while True:
-                    content = http.get(f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers/{scheduler}/sessions",
-                                       headers=headers, params={**params, "page": page}).content
+                    content = http.get(
+                        f"{base}/schedulingpro/v2/tenant/{tenant}/schedulers/{scheduler}/sessions",
+                        headers=headers,
+                        params={**params, "page": page},
+                    ).content
                     if parse:
                         body = orjson.loads(content)
                         records, more = records + len(body["data"]), body["hasMore"]
@@ -73,13 +84,19 @@ def floor(base: str, tenants: list[int], window: tuple[datetime, datetime], path
     return _bare_loop(base, tenants, window, parse=True)
 
 
-def platform(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str,
-             options: LoadOptions = LoadOptions()) -> dict:
+def platform(
+    base: str, tenants: list[int], window: tuple[datetime, datetime], path: str, options: LoadOptions | None = None
+) -> dict:
     """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
     clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), label=f"tenant {t}") for t in tenants}
     try:
-        result = load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path),
-                      "bench", options)
+        result = load(
+            sources.scheduler_sessions(clients.__getitem__, window),
+            tenants,
+            WarehouseSettings(path),
+            "bench",
+            options or LoadOptions(),
+        )
     finally:
         for client in clients.values():
             client.close()
@@ -106,15 +123,21 @@ def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], pa
 
     for tenant in tenants:  # each tenant's own client, as a live install configures them
         creds = credentials(tenant)
-        os.environ[f"ST_CLIENT_ID_{tenant}"], os.environ[f"ST_CLIENT_SECRET_{tenant}"] = creds.client_id, \
-            creds.client_secret
+        os.environ[f"ST_CLIENT_ID_{tenant}"], os.environ[f"ST_CLIENT_SECRET_{tenant}"] = (
+            creds.client_id,
+            creds.client_secret,
+        )
     resource_ = ServiceTitanResource(environment=base, app_key=APP_KEY, tenant_ids=",".join(map(str, tenants)))
     last = (window[1] - timedelta(days=1)).date().isoformat()
-    result = dg.materialize([raw_scheduler_sessions],
-                            resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(path=path)},
-                            tags={"dagster/asset_partition_range_start": window[0].date().isoformat(),
-                                  "dagster/asset_partition_range_end": last},
-                            instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        [raw_scheduler_sessions],
+        resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(path=path)},
+        tags={
+            "dagster/asset_partition_range_start": window[0].date().isoformat(),
+            "dagster/asset_partition_range_end": last,
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     import duckdb
 
@@ -132,27 +155,52 @@ def dlt_fastest(base: str, tenants: list[int], window: tuple[datetime, datetime]
     headers = _headers(base, tenants[0])
     with httpx.Client(timeout=600) as http:
         owners = [(t, s) for t in tenants for s in _schedulers(http, base, t, _headers(base, t))]
-    params = {"pageSize": 5000, "createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ")}
-    source = rest_api_source({
-        "client": {"base_url": f"{base}/schedulingpro/v2/", "headers": headers},
-        "resource_defaults": {
-            "table_name": "scheduler_sessions",
-            "write_disposition": "append",
-            "parallelized": True,
-            "endpoint": {"params": params, "data_selector": "data",
-                         "paginator": {"type": "page_number", "base_page": 1, "page_param": "page",
-                                       "total_path": None, "has_more_path": "hasMore"}},
-        },
-        "resources": [{"name": f"sessions_{i}", "endpoint": {"path": f"tenant/{t}/schedulers/{s}/sessions"}}
-                      for i, (t, s) in enumerate(owners)],
-    })
+    params = {
+        "pageSize": 5000,
+        "createdOnOrAfter": window[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "createdBefore": window[1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    source = rest_api_source(
+        {
+            "client": {"base_url": f"{base}/schedulingpro/v2/", "headers": headers},
+            "resource_defaults": {
+                "table_name": "scheduler_sessions",
+                "write_disposition": "append",
+                "parallelized": True,
+                "endpoint": {
+                    "params": params,
+                    "data_selector": "data",
+                    "paginator": {
+                        "type": "page_number",
+                        "base_page": 1,
+                        "page_param": "page",
+                        "total_path": None,
+                        "has_more_path": "hasMore",
+                    },
+                },
+            },
+            "resources": [
+                {"name": f"sessions_{i}", "endpoint": {"path": f"tenant/{t}/schedulers/{s}/sessions"}}
+                for i, (t, s) in enumerate(owners)
+            ],
+        }
+    )
     # dlt's performance guide: parallel extraction, parallel normalization, parquet load files
-    os.environ.update({"EXTRACT__WORKERS": "4", "NORMALIZE__WORKERS": "2",
-                       "DATA_WRITER__BUFFER_MAX_ITEMS": "50000", "DATA_WRITER__FILE_MAX_ITEMS": "200000"})
+    os.environ.update(
+        {
+            "EXTRACT__WORKERS": "4",
+            "NORMALIZE__WORKERS": "2",
+            "DATA_WRITER__BUFFER_MAX_ITEMS": "50000",
+            "DATA_WRITER__FILE_MAX_ITEMS": "200000",
+        }
+    )
     pipelines_dir = os.path.join(os.path.dirname(path), "dlt_pipelines")
-    pipeline = dlt.pipeline(pipeline_name="bench_fastest", pipelines_dir=pipelines_dir,
-                            destination=dlt.destinations.duckdb(path), dataset_name="raw")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_fastest",
+        pipelines_dir=pipelines_dir,
+        destination=dlt.destinations.duckdb(path),
+        dataset_name="raw",
+    )
     pipeline.run(source, loader_file_format="parquet")
     import duckdb
 
@@ -160,14 +208,15 @@ def dlt_fastest(base: str, tenants: list[int], window: tuple[datetime, datetime]
         return con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0]
 
 
-VARIANTS = {f.__name__: f for f in (server, floor, platform, dagster, dlt_fastest, tenants_serial,
-                                    tenants_parallel)}
+VARIANTS = {f.__name__: f for f in (server, floor, platform, dagster, dlt_fastest, tenants_serial, tenants_parallel)}
 
 
 def main(argv: list[str]) -> None:
     variant, base, tenants, path, first, last = argv
-    window = (datetime.fromisoformat(first).replace(tzinfo=UTC),
-              datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1))
+    window = (
+        datetime.fromisoformat(first).replace(tzinfo=UTC),
+        datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1),
+    )
     started = time.perf_counter()
     found = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
     seconds = time.perf_counter() - started

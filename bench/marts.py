@@ -44,6 +44,7 @@ def build_sql_marts(con: duckdb.DuckDBPyConnection, which: tuple[marts.Mart, ...
 def _channel(df: pd.DataFrame) -> pd.Series:
     """GA4's channel of each session: source and medium read as sessions.sql reads them, in pandas; the rule
     table itself (sql/channels.sql) applied to the few distinct (source, medium, campaign) triples."""
+
     def given(column: str) -> pd.Series:
         return df[column].fillna("").astype(str).str.strip().str.lower().replace("", np.nan)
 
@@ -52,9 +53,11 @@ def _channel(df: pd.DataFrame) -> pd.Series:
     google_surface = df["source_is_rwg_session"].fillna(False).astype(bool) | given("gbp_name").notna()
     surfaces = [google_ad, bing_ad, meta, google_surface]
     source = given("source_utm_source").fillna(
-        pd.Series(np.select(surfaces, ["google", "bing", "facebook", "google"], default="(direct)"), index=df.index))
+        pd.Series(np.select(surfaces, ["google", "bing", "facebook", "google"], default="(direct)"), index=df.index)
+    )
     medium = given("source_utm_medium").fillna(
-        pd.Series(np.select(surfaces, ["cpc", "cpc", "referral", "organic"], default="(none)"), index=df.index))
+        pd.Series(np.select(surfaces, ["cpc", "cpc", "referral", "organic"], default="(none)"), index=df.index)
+    )
     campaign = given("source_utm_campaign").fillna(given("campaign_name")).fillna("")
     triples = pd.DataFrame({"source": source, "medium": medium, "campaign": campaign})
     rules = duckdb.connect()
@@ -71,12 +74,17 @@ def _slug(values: pd.Series) -> pd.Series:
 def _campaign(df: pd.DataFrame) -> pd.Series:
     """A campaign is its id under its most frequent campaignName (else utm_campaign, else the id); UTM-only
     sessions join a campaign by exact name, else by slug (the same rule as marts.sessions)."""
+
     def clean(column: str) -> pd.Series:
         return df[column].str.strip().replace("", np.nan)
 
     cid, name, utm = clean("source_campaign_id"), clean("campaign_name"), clean("source_utm_campaign")
-    labels = pd.concat([pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": name, "kind": 1}),
-                        pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": utm, "kind": 2})]).dropna()
+    labels = pd.concat(
+        [
+            pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": name, "kind": 1}),
+            pd.DataFrame({"tenant_id": df["tenant_id"], "cid": cid, "label": utm, "kind": 2}),
+        ]
+    ).dropna()
     counts = labels.groupby(["tenant_id", "cid", "kind", "label"]).size().reset_index(name="n")
     counts = counts.sort_values(["tenant_id", "cid", "kind", "n", "label"], ascending=[True, True, True, False, True])
     names = counts.drop_duplicates(["tenant_id", "cid"]).set_index(["tenant_id", "cid"])["label"]
@@ -87,7 +95,8 @@ def _campaign(df: pd.DataFrame) -> pd.Series:
     keys = pd.MultiIndex.from_arrays([df["tenant_id"], utm])
     slug_keys = pd.MultiIndex.from_arrays([df["tenant_id"], _slug(utm.fillna(""))])
     matched = pd.Series(exact.reindex(keys).to_numpy(), index=df.index).fillna(
-        pd.Series(by_slug.reindex(slug_keys).to_numpy(), index=df.index))
+        pd.Series(by_slug.reindex(slug_keys).to_numpy(), index=df.index)
+    )
     resolved = cid.where(~utm_only, matched)
     shown = pd.Series(names.reindex(pd.MultiIndex.from_arrays([df["tenant_id"], resolved])).to_numpy(), index=df.index)
     return shown.fillna(resolved).fillna(name).fillna(utm).fillna("(none)")
@@ -103,21 +112,34 @@ def pandas_marts(con: duckdb.DuckDBPyConnection) -> tuple[float, dict[str, pd.Da
     positions = {step: VOCABULARY.milestones.index(m) for step, m in VOCABULARY.steps.items()}
     step = df["last_step"].map(positions).fillna(0).clip(upper=6)
     df = df.assign(
-        day=df["created_on"].dt.tz_convert("UTC").dt.date, booked=booked,
-        milestone=np.where(booked, 7, step).astype(int), is_job=booked & df["job_id"].notna(),
-        is_booking=booked & df["job_id"].isna(), bot=df["customer_is_bot"].fillna(False).astype(bool),
+        day=df["created_on"].dt.tz_convert("UTC").dt.date,
+        booked=booked,
+        milestone=np.where(booked, 7, step).astype(int),
+        is_job=booked & df["job_id"].notna(),
+        is_booking=booked & df["job_id"].isna(),
+        bot=df["customer_is_bot"].fillna(False).astype(bool),
         channel=_channel(df),
         campaign=_campaign(df),
     )
     humans = df[~df["bot"]]
     funnel = pd.concat(  # every scheduler-day with sessions, bots counted out
-        [df.assign(milestone_index=i, reached=~df["bot"] & (df["milestone"] >= i))
-         .groupby(["tenant_id", "listed_by_id", "day", "milestone_index"])["reached"].sum()
-         for i in range(8)]).reset_index()
-    attribution = humans.groupby(["tenant_id", "day", "channel", "campaign"]).agg(
-        sessions=("id", "size"), booked_sessions=("booked", "sum")).reset_index()
-    volume = humans.groupby(["tenant_id", "listed_by_id", "day"]).agg(
-        jobs=("is_job", "sum"), bookings=("is_booking", "sum")).reset_index()
+        [
+            df.assign(milestone_index=i, reached=~df["bot"] & (df["milestone"] >= i))
+            .groupby(["tenant_id", "listed_by_id", "day", "milestone_index"])["reached"]
+            .sum()
+            for i in range(8)
+        ]
+    ).reset_index()
+    attribution = (
+        humans.groupby(["tenant_id", "day", "channel", "campaign"])
+        .agg(sessions=("id", "size"), booked_sessions=("booked", "sum"))
+        .reset_index()
+    )
+    volume = (
+        humans.groupby(["tenant_id", "listed_by_id", "day"])
+        .agg(jobs=("is_job", "sum"), bookings=("is_booking", "sum"))
+        .reset_index()
+    )
     return time.perf_counter() - started, dict(zip(FRAMES, (funnel, attribution, volume)))
 
 
@@ -141,8 +163,11 @@ def same_numbers(pandas_frames: dict[str, pd.DataFrame], sql_frames: dict[str, p
     for name, frame in pandas_frames.items():
         if name == "volume":
             frame = frame[(frame["jobs"] > 0) | (frame["bookings"] > 0)]
-        keys = [c for c in frame.columns if c in ("tenant_id", "listed_by_id", "day", "milestone_index", "channel",
-                                                  "campaign")]
+        keys = [
+            c
+            for c in frame.columns
+            if c in ("tenant_id", "listed_by_id", "day", "milestone_index", "channel", "campaign")
+        ]
         left = frame.assign(day=pd.to_datetime(frame["day"])).sort_values(keys).reset_index(drop=True)
         right = sql_frames[name]
         right = right.assign(day=pd.to_datetime(right["day"]))[list(frame.columns)].sort_values(keys)
@@ -163,8 +188,13 @@ def replicate(source: str, target: str, times: int) -> int:
         con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        for table in ("schedulers", "scheduler_performance", "router_sessions", "router_performance",
-                      "scheduler_sessions"):
+        for table in (
+            "schedulers",
+            "scheduler_performance",
+            "router_sessions",
+            "router_performance",
+            "scheduler_sessions",
+        ):
             con.execute(f"""CREATE TABLE raw.{table} AS
                             SELECT * REPLACE (tenant_id + copy * 1000000000 AS tenant_id)
                             FROM src.raw.{table}, range({times}) AS c(copy)""")

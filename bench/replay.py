@@ -66,8 +66,9 @@ def make_handler(upstream: str, latency: float) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             response = http.post(self.path, content=body, headers={"Content-Type": self.headers["Content-Type"]})
-            self._answer(response.status_code, response.headers.get("Content-Type", "application/json"),
-                         response.content)
+            self._answer(
+                response.status_code, response.headers.get("Content-Type", "application/json"), response.content
+            )
 
     return Replay
 

@@ -48,20 +48,46 @@ HOURLY_WINDOW = (FROZEN_AT - timedelta(days=1), FROZEN_AT + timedelta(days=1))  
 
 
 class Server:
-    def __init__(self, sessions: int, workdir: Path, tenants: int = TENANTS, latency_ms: float = 0.0,
-                 frozen_at: datetime = FROZEN_AT):
+    def __init__(
+        self,
+        sessions: int,
+        workdir: Path,
+        tenants: int = TENANTS,
+        latency_ms: float = 0.0,
+        frozen_at: datetime = FROZEN_AT,
+    ):
         daily = max(1.0, sessions / SESSIONS_PER_DAILY_MEAN * TENANTS / tenants)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0", "--tenants", str(tenants),
-             "--schedulers", str(SCHEDULERS), "--daily-sessions", f"{daily:.3f}", "--frozen-at",
-             frozen_at.isoformat(), "--cache", str(workdir / f"days-{sessions}-{tenants}.db")],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "st_scheduling.simulator",
+                "serve",
+                "--port",
+                "0",
+                "--tenants",
+                str(tenants),
+                "--schedulers",
+                str(SCHEDULERS),
+                "--daily-sessions",
+                f"{daily:.3f}",
+                "--frozen-at",
+                frozen_at.isoformat(),
+                "--cache",
+                str(workdir / f"days-{sessions}-{tenants}.db"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.replay, lines = None, []
         try:
             lines = [self.process.stdout.readline() for _ in range(5)]
             self.tenants = lines[4].split("ST_TENANT_IDS=")[1].split()[0]
-            self.replay = subprocess.Popen([sys.executable, "-m", "bench.replay", lines[0].split()[-1],
-                                            "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
+            self.replay = subprocess.Popen(
+                [sys.executable, "-m", "bench.replay", lines[0].split()[-1], "--latency-ms", str(latency_ms)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             self.base = self.replay.stdout.readline().split()[-1]
         except (IndexError, OSError) as err:
             self.close()
@@ -74,16 +100,21 @@ class Server:
 
 
 def run_variant(variant: str, server: Server, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.ingestion", variant, server.base, server.tenants, str(path),
-                          FIRST_DAY, LAST_DAY], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ingestion", variant, server.base, server.tenants, str(path), FIRST_DAY, LAST_DAY],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_marts(variant: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.marts", variant, str(path)], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.marts", variant, str(path)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"marts {variant} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -96,8 +127,12 @@ def refresh(server: Server, path: Path, window: tuple[datetime, datetime]) -> tu
     clients = {t: ServiceTitanClient(Endpoints.resolve(server.base), credentials(t)) for t in tenants}
     started = time.perf_counter()
     try:
-        load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(str(path)),
-             "bench-refresh")
+        load(
+            sources.scheduler_sessions(clients.__getitem__, window),
+            tenants,
+            WarehouseSettings(str(path)),
+            "bench-refresh",
+        )
     finally:
         for client in clients.values():
             client.close()
@@ -133,16 +168,29 @@ def parallel_tenants(sessions: int, latencies_ms: list[float], workdir: Path) ->
         server = Server(sessions, workdir, tenants=PARALLEL_TENANTS, latency_ms=latency)
         try:
             run_variant("floor", server, workdir / "warm-tenants.duckdb")
-            serial, parallel = (run_variant(v, server, workdir / f"{v}-{latency:.0f}.duckdb")
-                                for v in ("tenants_serial", "tenants_parallel"))
+            serial, parallel = (
+                run_variant(v, server, workdir / f"{v}-{latency:.0f}.duckdb")
+                for v in ("tenants_serial", "tenants_parallel")
+            )
         finally:
             server.close()
         label = f"{PARALLEL_TENANTS} tenants, {latency:.0f} ms per call"
-        rows += [["tenants", str(sessions), f"{label}: {variant}", str(r["records"]), f"{r['seconds']:.1f}",
-                  f"{r['records'] / r['seconds']:,.0f}", f"{r['peak_rss_mb']:.0f}", ratio]
-                 for variant, r, ratio in (("one at a time", serial, "1.00"),
-                                           ("all at once", parallel, f"{serial['seconds'] / parallel['seconds']:.2f}x "
-                                                                     "faster"))]
+        rows += [
+            [
+                "tenants",
+                str(sessions),
+                f"{label}: {variant}",
+                str(r["records"]),
+                f"{r['seconds']:.1f}",
+                f"{r['records'] / r['seconds']:,.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+                ratio,
+            ]
+            for variant, r, ratio in (
+                ("one at a time", serial, "1.00"),
+                ("all at once", parallel, f"{serial['seconds'] / parallel['seconds']:.2f}x faster"),
+            )
+        ]
         agree &= serial["records"] == parallel["records"]
     return rows, agree
 
@@ -155,9 +203,18 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
         server = Server(size, workdir)
         try:
             warm = run_variant("floor", server, workdir / "warm.duckdb")
-            rows.append(["simulator first pass (generates and records, untimed below)", str(size), "-",
-                         str(warm["records"]), f"{warm['seconds']:.1f}", f"{warm['records'] / warm['seconds']:,.0f}",
-                         "-", "-"])
+            rows.append(
+                [
+                    "simulator first pass (generates and records, untimed below)",
+                    str(size),
+                    "-",
+                    str(warm["records"]),
+                    f"{warm['seconds']:.1f}",
+                    f"{warm['records'] / warm['seconds']:,.0f}",
+                    "-",
+                    "-",
+                ]
+            )
             variants = [v for v in VARIANTS if size <= dlt_max or not v.startswith("dlt")]
             results = {v: run_variant(v, server, workdir / f"{v}-{size}.duckdb") for v in variants}
             floor = results["floor"]
@@ -167,22 +224,61 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
                 ratio = f"{rate / (floor['records'] / floor['seconds']):.2f}x floor"
                 if "lock_held_seconds" in r:
                     ratio += f"; lock held {r['lock_held_seconds'] / r['seconds']:.1%} of wall"
-                rows.append(["ingestion", str(size), variant, str(r["records"]), f"{r['seconds']:.1f}", f"{rate:,.0f}",
-                             f"{r['peak_rss_mb']:.0f}", ratio])
+                rows.append(
+                    [
+                        "ingestion",
+                        str(size),
+                        variant,
+                        str(r["records"]),
+                        f"{r['seconds']:.1f}",
+                        f"{rate:,.0f}",
+                        f"{r['peak_rss_mb']:.0f}",
+                        ratio,
+                    ]
+                )
             if "dlt_fastest" in results:
-                rows.append(["ingestion", str(size), "platform vs dlt_fastest", "", "", "", "",
-                             f"{results['dlt_fastest']['seconds'] / results['platform']['seconds']:.2f}x faster"])
+                rows.append(
+                    [
+                        "ingestion",
+                        str(size),
+                        "platform vs dlt_fastest",
+                        "",
+                        "",
+                        "",
+                        "",
+                        f"{results['dlt_fastest']['seconds'] / results['platform']['seconds']:.2f}x faster",
+                    ]
+                )
             largest_platform_db = workdir / f"platform-{size}.duckdb"
             full = refresh(server, largest_platform_db, FULL_WINDOW)
         finally:
             server.close()
         hourly = hourly_refresh(size, largest_platform_db, workdir)
-        rows.append(["incremental", str(size), "full refresh: ingest all, then build every mart", "",
-                     f"{sum(full):.1f}", "", "", f"1.00 (ingest {full[0]:.1f} s, marts {full[1]:.1f} s)"])
-        rows.append(["incremental", str(size), "hourly refresh an hour later: ingest today and yesterday, then "
-                     "merge the marts", "", f"{sum(hourly):.1f}", "", "",
-                     f"{sum(hourly) / sum(full):.1%} of full (ingest {hourly[0]:.1f} s, marts {hourly[1]:.1f} s = "
-                     f"{hourly[1] / full[1]:.1%} of a full mart build)"])
+        rows.append(
+            [
+                "incremental",
+                str(size),
+                "full refresh: ingest all, then build every mart",
+                "",
+                f"{sum(full):.1f}",
+                "",
+                "",
+                f"1.00 (ingest {full[0]:.1f} s, marts {full[1]:.1f} s)",
+            ]
+        )
+        rows.append(
+            [
+                "incremental",
+                str(size),
+                "hourly refresh an hour later: ingest today and yesterday, then merge the marts",
+                "",
+                f"{sum(hourly):.1f}",
+                "",
+                "",
+                f"{sum(hourly) / sum(full):.1%} of full (ingest {hourly[0]:.1f} s, marts {hourly[1]:.1f} s = "
+                f"{hourly[1] / full[1]:.1%} of a full mart build)",
+            ]
+        )
 
     for label, path in (("marts", largest_platform_db), (f"marts x{copies}", workdir / f"copies-{copies}.duckdb")):
         if path != largest_platform_db:
@@ -194,19 +290,57 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
             frames = {name: pd.read_parquet(mart_bench.frames_path(str(path), name)) for name in mart_bench.FRAMES}
             same = mart_bench.same_numbers(frames, mart_bench.sql_results(con))
         agree &= same
-        rows.append([label, str(sessions), "pandas: funnel, attribution, volume", "", f"{pandas['seconds']:.1f}", "",
-                     f"{pandas['peak_rss_mb']:.0f}", "1.00"])
-        rows.append([label, str(sessions), "DuckDB SQL: the same (sessions, funnel, attribution, volume)", "",
-                     f"{same_sql['seconds']:.1f}", "", f"{same_sql['peak_rss_mb']:.0f}",
-                     f"{pandas['seconds'] / same_sql['seconds']:.1f}x faster; same numbers: {same}"])
-        rows.append([label, str(sessions), f"DuckDB SQL: all {len(marts.MARTS)} marts", "", f"{all_sql['seconds']:.1f}",
-                     "", f"{all_sql['peak_rss_mb']:.0f}", f"{pandas['seconds'] / all_sql['seconds']:.1f}x faster"])
+        rows.append(
+            [
+                label,
+                str(sessions),
+                "pandas: funnel, attribution, volume",
+                "",
+                f"{pandas['seconds']:.1f}",
+                "",
+                f"{pandas['peak_rss_mb']:.0f}",
+                "1.00",
+            ]
+        )
+        rows.append(
+            [
+                label,
+                str(sessions),
+                "DuckDB SQL: the same (sessions, funnel, attribution, volume)",
+                "",
+                f"{same_sql['seconds']:.1f}",
+                "",
+                f"{same_sql['peak_rss_mb']:.0f}",
+                f"{pandas['seconds'] / same_sql['seconds']:.1f}x faster; same numbers: {same}",
+            ]
+        )
+        rows.append(
+            [
+                label,
+                str(sessions),
+                f"DuckDB SQL: all {len(marts.MARTS)} marts",
+                "",
+                f"{all_sql['seconds']:.1f}",
+                "",
+                f"{all_sql['peak_rss_mb']:.0f}",
+                f"{pandas['seconds'] / all_sql['seconds']:.1f}x faster",
+            ]
+        )
         if path != largest_platform_db:  # the same hour of changes, now into the larger history
             load_seconds, marts_seconds = hourly_refresh(sizes[-1], path, workdir)
-            rows.append([label, str(sessions), "hourly refresh an hour later: ingest today and yesterday, then merge "
-                         "the marts", "", f"{load_seconds + marts_seconds:.1f}", "", "",
-                         f"ingest {load_seconds:.1f} s, marts {marts_seconds:.1f} s = "
-                         f"{marts_seconds / all_sql['seconds']:.1%} of all {len(marts.MARTS)} marts in full"])
+            rows.append(
+                [
+                    label,
+                    str(sessions),
+                    "hourly refresh an hour later: ingest today and yesterday, then merge the marts",
+                    "",
+                    f"{load_seconds + marts_seconds:.1f}",
+                    "",
+                    "",
+                    f"ingest {load_seconds:.1f} s, marts {marts_seconds:.1f} s = "
+                    f"{marts_seconds / all_sql['seconds']:.1%} of all {len(marts.MARTS)} marts in full",
+                ]
+            )
 
     return rows, agree
 
@@ -216,13 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small run (the test suite's smoke test)")
     parser.add_argument("--sizes", default="100000,1000000", help="sessions in the simulated history")
     parser.add_argument("--marts-copies", type=int, default=10, help="marts also run over this many copies")
-    parser.add_argument("--dlt-max", type=int, default=200_000,
-                        help="run the dlt baseline only up to this size")
-    parser.add_argument("--tenants-sessions", type=int, default=200_000,
-                        help="sessions in the parallel-tenants benchmark's history")
-    parser.add_argument("--latency-ms", default=API_LATENCY_MS,
-                        help="the modelled API's latency per call in the parallel-tenants benchmark (comma-separated "
-                             "for several)")
+    parser.add_argument("--dlt-max", type=int, default=200_000, help="run the dlt baseline only up to this size")
+    parser.add_argument(
+        "--tenants-sessions", type=int, default=200_000, help="sessions in the parallel-tenants benchmark's history"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        default=API_LATENCY_MS,
+        help="the modelled API's latency per call in the parallel-tenants benchmark (comma-separated for several)",
+    )
     args = parser.parse_args(argv)
     sizes = [8_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     copies = 2 if args.quick else args.marts_copies

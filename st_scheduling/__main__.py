@@ -21,8 +21,9 @@ from st_scheduling.warehouse.store import WarehouseSettings, WarehouseUnavailabl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m st_scheduling", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m st_scheduling", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     erase = sub.add_parser("erase", help="erase one customer on request: every row, snapshot and byte of them")
     erase.add_argument("--email", help="the customer's email")
@@ -40,15 +41,20 @@ def erase_customer(email: str | None, phone: str | None) -> int:
         return 2
     path = settings.duckdb_path
     try:
-        done = erasure.erase(WarehouseSettings(path, settings.duckdb_threads, settings.duckdb_memory_limit),
-                             customer, settings.publish_dir or publish.default_directory(path),
-                             on_wait=lambda message: print(message, file=sys.stderr))
+        done = erasure.erase(
+            WarehouseSettings(path, settings.duckdb_threads, settings.duckdb_memory_limit),
+            customer,
+            settings.publish_dir or publish.default_directory(path),
+            on_wait=lambda message: print(message, file=sys.stderr),
+        )
     except (FileNotFoundError, WarehouseUnavailableError) as err:
         print(f"erase: {err}", file=sys.stderr)
         return 1
     except duckdb.Error as err:  # its text may quote a value: the class only
-        print(f"erase: DuckDB failed ({type(err).__name__}); if before the rows were committed, nothing changed",
-              file=sys.stderr)
+        print(
+            f"erase: DuckDB failed ({type(err).__name__}); if before the rows were committed, nothing changed",
+            file=sys.stderr,
+        )
         return 1
     swept = staging.sweep(staging.default_root(path)) if not path.startswith("md:") else 0
     print(report(path, done, swept))
@@ -57,16 +63,25 @@ def erase_customer(email: str | None, phone: str | None) -> int:
 
 def report(path: str, done: erasure.Erasure, swept: int) -> str:
     """What was erased where, in numbers."""
-    lines = [f"{path}: " + (f"deleted {sum(done.rows.values()):,} row(s) of the customer" if done.rows
-                            else "no row of the customer (erased before?)")]
+    lines = [
+        f"{path}: "
+        + (
+            f"deleted {sum(done.rows.values()):,} row(s) of the customer"
+            if done.rows
+            else "no row of the customer (erased before?)"
+        )
+    ]
     lines += [f"  {table}: {n:,}" for table, n in sorted(done.rows.items())]
     lines.append(f"published snapshots rewritten: {', '.join(done.snapshots) or 'none'}")
     if done.leftovers:
         lines.append(f"half-written snapshots of killed runs removed: {done.leftovers}")
     if swept:
         lines.append(f"staging areas of killed runs removed: {swept}")
-    lines.append(f"warehouse rewritten into a fresh file: {done.bytes_before:,} -> {done.bytes_after:,} bytes"
-                 if done.rewritten else "MotherDuck keeps its own storage: rows deleted, no file rewritten")
+    lines.append(
+        f"warehouse rewritten into a fresh file: {done.bytes_before:,} -> {done.bytes_after:,} bytes"
+        if done.rewritten
+        else "MotherDuck keeps its own storage: rows deleted, no file rewritten"
+    )
     if done.rows:
         lines.append("next: materialize the scheduling_pro_marts group (they rebuild in full by themselves)")
     return "\n".join(lines)

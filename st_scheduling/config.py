@@ -79,8 +79,10 @@ def tenant_ids(raw: str) -> list[int]:
     parts = [part.strip() for part in raw.split(",") if part.strip()]
     bad = [part for part in parts if not _is_tenant_id(part)]
     if bad:
-        raise SettingsError(f"ST_TENANT_IDS={raw!r} must be comma-separated integer tenant ids, each 1 to "
-                            f"{MAX_TENANT_ID} in ASCII digits (refused: {', '.join(map(repr, bad))})")
+        raise SettingsError(
+            f"ST_TENANT_IDS={raw!r} must be comma-separated integer tenant ids, each 1 to "
+            f"{MAX_TENANT_ID} in ASCII digits (refused: {', '.join(map(repr, bad))})"
+        )
     ids = [int(part) for part in parts]
     if twice := sorted({tenant for tenant in ids if ids.count(tenant) > 1}):
         raise SettingsError(f"ST_TENANT_IDS={raw!r} lists {', '.join(map(str, twice))} more than once")
@@ -126,8 +128,10 @@ def duckdb_path(raw: str) -> str:
     """ST_DUCKDB_PATH: a file or an md: database, never DuckDB's in-memory one (every run would write its own,
     and drop it when it ends)."""
     if raw.strip().lower().startswith(":memory:"):
-        raise SettingsError(f"ST_DUCKDB_PATH={raw!r} is an in-memory database, whose data would be gone when each "
-                            "run ends: give a file path or an md: database")
+        raise SettingsError(
+            f"ST_DUCKDB_PATH={raw!r} is an in-memory database, whose data would be gone when each "
+            "run ends: give a file path or an md: database"
+        )
     return raw
 
 
@@ -194,18 +198,24 @@ class Settings:
         timezone = read(time_zone, env("ST_TIMEZONE") or "UTC")
         # Simulator data never lands in a live warehouse by default.
         default_path = "data/simulator.duckdb" if environment == SIMULATOR else "data/st_scheduling.duckdb"
-        counts = {variable: read(positive_number, variable, env(variable), int, largest) if env(variable) else default
-                  for variable, (default, largest) in COUNTS.items()}
+        counts = {
+            variable: read(positive_number, variable, env(variable), int, largest) if env(variable) else default
+            for variable, (default, largest) in COUNTS.items()
+        }
         settings = cls(
             environment=environment,
             timezone=timezone,
-            start_date=read(start_date, env("ST_START_DATE") or DEFAULT_START_DATE,
-                            datetime.now(ZoneInfo(timezone or "UTC")).date()),
+            start_date=read(
+                start_date, env("ST_START_DATE") or DEFAULT_START_DATE, datetime.now(ZoneInfo(timezone or "UTC")).date()
+            ),
             duckdb_path=read(duckdb_path, env("ST_DUCKDB_PATH") or default_path),
             router_ids=env("ST_ROUTER_IDS"),
             token_url=env("ST_TOKEN_URL") or None,
-            api_limits={name: read(positive_number, variable, env(variable), kind, largest)
-                        for variable, (name, kind, largest) in API_LIMITS.items() if env(variable)},
+            api_limits={
+                name: read(positive_number, variable, env(variable), kind, largest)
+                for variable, (name, kind, largest) in API_LIMITS.items()
+                if env(variable)
+            },
             lookback_days=counts["ST_LOOKBACK_DAYS"],
             vocabulary_file=read(_vocabulary_file, env(vocabulary.ENV_VAR)),
             publish_dir=env("ST_PUBLISH_DIR") or None,
@@ -215,16 +225,24 @@ class Settings:
             duckdb_memory_limit=read(memory, "ST_DUCKDB_MEMORY_LIMIT", env("ST_DUCKDB_MEMORY_LIMIT") or "8GB"),
             webhooks=WebhookSettings(
                 inbox=env("ST_WEBHOOK_INBOX") or default_inbox(env("ST_DUCKDB_PATH") or default_path),
-                signature_header=read(http_token, "ST_WEBHOOK_SIGNATURE_HEADER",
-                                      env("ST_WEBHOOK_SIGNATURE_HEADER") or SIGNATURE_HEADER),
-                signature_format=read(one_of, "ST_WEBHOOK_SIGNATURE_FORMAT",
-                                      env("ST_WEBHOOK_SIGNATURE_FORMAT") or SIGNATURE_FORMATS[0], SIGNATURE_FORMATS),
-                max_body_kb=read(positive_number, "ST_WEBHOOK_MAX_BODY_KB", env("ST_WEBHOOK_MAX_BODY_KB") or "256",
-                                 int, 16384),
-                max_age_hours=read(positive_number, "ST_WEBHOOK_MAX_AGE_HOURS",
-                                   env("ST_WEBHOOK_MAX_AGE_HOURS") or "168", int, 8760),
-                callback_include_contact=read(flag, "ST_CALLBACK_INCLUDE_CONTACT",
-                                              env("ST_CALLBACK_INCLUDE_CONTACT") or "false"),
+                signature_header=read(
+                    http_token, "ST_WEBHOOK_SIGNATURE_HEADER", env("ST_WEBHOOK_SIGNATURE_HEADER") or SIGNATURE_HEADER
+                ),
+                signature_format=read(
+                    one_of,
+                    "ST_WEBHOOK_SIGNATURE_FORMAT",
+                    env("ST_WEBHOOK_SIGNATURE_FORMAT") or SIGNATURE_FORMATS[0],
+                    SIGNATURE_FORMATS,
+                ),
+                max_body_kb=read(
+                    positive_number, "ST_WEBHOOK_MAX_BODY_KB", env("ST_WEBHOOK_MAX_BODY_KB") or "256", int, 16384
+                ),
+                max_age_hours=read(
+                    positive_number, "ST_WEBHOOK_MAX_AGE_HOURS", env("ST_WEBHOOK_MAX_AGE_HOURS") or "168", int, 8760
+                ),
+                callback_include_contact=read(
+                    flag, "ST_CALLBACK_INCLUDE_CONTACT", env("ST_CALLBACK_INCLUDE_CONTACT") or "false"
+                ),
             ),
         )
         read(router_pairs, settings.router_ids)
@@ -248,10 +266,17 @@ def ui_url() -> str | None:
     if not raw:
         return None
     parts = urlsplit(raw)
-    if (parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment
-            or re.search(r"\s", raw)):
-        raise SettingsError(f"{UI_URL}={raw!r} must be the http(s) address of the Dagster UI, such as "
-                            "http://localhost:3000 or https://dagster.example.com/prefix")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or re.search(r"\s", raw)
+    ):
+        raise SettingsError(
+            f"{UI_URL}={raw!r} must be the http(s) address of the Dagster UI, such as "
+            "http://localhost:3000 or https://dagster.example.com/prefix"
+        )
     return raw.rstrip("/")
 
 
@@ -299,8 +324,10 @@ def webhook_key() -> str | None:
     Checked here so a bad one fails at load like any setting, but never stored in Settings and never quoted."""
     key = os.getenv(WEBHOOK_KEY) or None
     if key is not None and not 32 <= len(key) <= 64:
-        raise SettingsError(f"{WEBHOOK_KEY} must be 32 to 64 characters, as ServiceTitan's developer portal issues "
-                            f"it (it has {len(key)})")
+        raise SettingsError(
+            f"{WEBHOOK_KEY} must be 32 to 64 characters, as ServiceTitan's developer portal issues "
+            f"it (it has {len(key)})"
+        )
     return key
 
 
@@ -309,6 +336,7 @@ def callback_url() -> str | None:
     error never quotes it."""
     raw = (os.getenv(CALLBACK_URL) or "").strip()
     if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc):
-        raise SettingsError(f"{CALLBACK_URL} must be an http(s) URL (a Slack incoming webhook, or anything taking "
-                            '{"text": ...})')
+        raise SettingsError(
+            f'{CALLBACK_URL} must be an http(s) URL (a Slack incoming webhook, or anything taking {{"text": ...}})'
+        )
     return raw or None

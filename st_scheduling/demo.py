@@ -32,16 +32,39 @@ def main() -> int:
         before = {r.run_id for r in instance.get_runs()}
     bin_dir, root = Path(sys.executable).parent, Path(__file__).resolve().parents[1]
     tags = {RANGE_START: first, RANGE_END: last}
-    subprocess.run([str(bin_dir / "dagster"), "job", "launch", "-w", "workspace.yaml", "-j", JOB, "--run-id", run_id,
-                    "--tags", json.dumps(tags), "--config-json", json.dumps(QUIET)], cwd=root, check=True)
+    subprocess.run(
+        [
+            str(bin_dir / "dagster"),
+            "job",
+            "launch",
+            "-w",
+            "workspace.yaml",
+            "-j",
+            JOB,
+            "--run-id",
+            run_id,
+            "--tags",
+            json.dumps(tags),
+            "--config-json",
+            json.dumps(QUIET),
+        ],
+        cwd=root,
+        check=True,
+    )
     # The instance queues runs (one DuckDB writer at a time); its daemon starts them, as under `make dev`.
-    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with dg.DagsterInstance.get() as instance:
             run = _wait(instance, run_id, daemon)
-            checks = [e.dagster_event.event_specific_data for e in
-                      instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+            checks = [
+                e.dagster_event.event_specific_data
+                for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            ]
             # Sensors tick while the daemon is up (a first tick refreshes the schedulers): let what they
             # started finish too, so the demo leaves no run queued behind it.
             others = _settle(instance, before | {run_id})
@@ -52,8 +75,10 @@ def main() -> int:
         print()
         print(reports.summary(con))
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
-    print(f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
-          + (f" ({', '.join(failed)})" if failed else ""))
+    print(
+        f"\nAsset checks: {len(checks) - len(failed)} passed, {len(failed)} failed"
+        + (f" ({', '.join(failed)})" if failed else "")
+    )
     succeeded = run.status == dg.DagsterRunStatus.SUCCESS
     print(f"Run {run.run_id}: {'succeeded' if succeeded else 'FAILED'}. Open the UI with `make dev` to browse it.")
     for other in others:
@@ -61,11 +86,13 @@ def main() -> int:
     return 0 if succeeded else 1
 
 
-def _settle(instance: dg.DagsterInstance, before: set[str], quiet_seconds: float = 10,
-            limit_seconds: float = 300) -> list[dg.DagsterRun]:
+def _settle(
+    instance: dg.DagsterInstance, before: set[str], quiet_seconds: float = 10, limit_seconds: float = 300
+) -> list[dg.DagsterRun]:
     """Wait until no run is queued or running for `quiet_seconds`; the runs not in `before`."""
-    unfinished = dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
-                                         dg.DagsterRunStatus.STARTED])
+    unfinished = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    )
     deadline, quiet_since = time.monotonic() + limit_seconds, time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_seconds:
         if instance.get_runs(unfinished, limit=1):
@@ -80,8 +107,10 @@ def _wait(instance: dg.DagsterInstance, run_id: str, daemon: subprocess.Popen) -
         if run is not None and run.is_finished:
             return run
         if daemon.poll() is not None:
-            raise SystemExit(f"the Dagster daemon stopped (exit {daemon.returncode}) before run {run_id} finished; "
-                             "run `.venv/bin/dagster-daemon run -w workspace.yaml` to see why")
+            raise SystemExit(
+                f"the Dagster daemon stopped (exit {daemon.returncode}) before run {run_id} finished; "
+                "run `.venv/bin/dagster-daemon run -w workspace.yaml` to see why"
+            )
         time.sleep(2)
 
 

@@ -19,8 +19,9 @@ from st_scheduling.warehouse import publish
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m st_scheduling.sql", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m st_scheduling.sql", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-c", "--command", help="run one statement and exit")
     parser.add_argument("--dir", help="published snapshots (default: ST_PUBLISH_DIR, or beside the warehouse)")
     args = parser.parse_args(argv)
@@ -30,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         print("no published directory: set ST_PUBLISH_DIR", file=sys.stderr)
         return 2
     con = publish.reader(directory)
-    views = [name for (name,) in con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts' ORDER BY 1").fetchall()]
+    views = [
+        name
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts' ORDER BY 1"
+        ).fetchall()
+    ]
     if args.command:
         return _run(con, args.command)
     print(f"published marts in {directory}: {', '.join(f'marts.{v}' for v in views) or '(none yet: run make demo)'}")

@@ -70,13 +70,21 @@ def main(argv: list[str]) -> int:
         store.duckdb = _PausingDuckDB(store.duckdb)
     if "--pause-while-staging" in argv:
         pipeline.stage = _pausing_stage(pipeline.stage)
-    resource = ServiceTitanResource(environment=base_url, client_id="simulator-client",
-                                    client_secret="simulator-secret", app_key="simulator-app-key",
-                                    tenant_ids=tenants, max_attempts=3, retry_base_seconds=0.01)
+    resource = ServiceTitanResource(
+        environment=base_url,
+        client_id="simulator-client",
+        client_secret="simulator-secret",
+        app_key="simulator-app-key",
+        tenant_ids=tenants,
+        max_attempts=3,
+        retry_base_seconds=0.01,
+    )
     result = dg.materialize(
-        [raw_scheduler_sessions], resources={"servicetitan": resource, "warehouse": DuckDBWarehouse(path=path)},
+        [raw_scheduler_sessions],
+        resources={"servicetitan": resource, "warehouse": DuckDBWarehouse(path=path)},
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        raise_on_error=False)
+        raise_on_error=False,
+    )
     print("SUCCESS" if result.success else "FAILURE", flush=True)
     return 0 if result.success else 1
 

@@ -28,22 +28,40 @@ TOKEN = "hostile-token"
 
 def session(scheduler: str, n: int, **changes) -> dict:
     record = {
-        "id": f"{scheduler}-{n:04d}", "createdOn": f"{DAY}T{n // 60 % 24:02d}:{n % 60:02d}:00Z",
+        "id": f"{scheduler}-{n:04d}",
+        "createdOn": f"{DAY}T{n // 60 % 24:02d}:{n % 60:02d}:00Z",
         "modifiedOn": f"{DAY}T{n // 60 % 24:02d}:{n % 60:02d}:30Z",
-        "lastCheckinDate": f"{DAY}T{n // 60 % 24:02d}:{n % 60:02d}:30Z", "schedulerId": scheduler,
-        "lastStep": "opened", "sessionOutcome": "abandoned",
-        "customer": {"isNewCustomer": True, "isNewLocation": True, "address": {"zip": "78701"},
-                     "firstName": f"First{n}", "lastName": f"Last{n}", "email": f"person{n}@example.test",
-                     "phone": f"555-01{n:04d}"},
+        "lastCheckinDate": f"{DAY}T{n // 60 % 24:02d}:{n % 60:02d}:30Z",
+        "schedulerId": scheduler,
+        "lastStep": "opened",
+        "sessionOutcome": "abandoned",
+        "customer": {
+            "isNewCustomer": True,
+            "isNewLocation": True,
+            "address": {"zip": "78701"},
+            "firstName": f"First{n}",
+            "lastName": f"Last{n}",
+            "email": f"person{n}@example.test",
+            "phone": f"555-01{n:04d}",
+        },
         "sourceTracking": {"utmSource": "google"},
     }
     return {**record, **changes}
 
 
 def scheduler(sid: str) -> dict:
-    return {"id": sid, "name": sid, "companyName": "Hostile HVAC", "createdOn": "2026-01-01T00:00:00Z",
-            "modifiedOn": "2026-01-01T00:00:00Z", "schedulerStatus": "Active", "dataApiKey": "k",
-            "isDefault": sid == SCHEDULERS[0], "mode": "Standard", "quickLaunchLink": "https://example.test"}
+    return {
+        "id": sid,
+        "name": sid,
+        "companyName": "Hostile HVAC",
+        "createdOn": "2026-01-01T00:00:00Z",
+        "modifiedOn": "2026-01-01T00:00:00Z",
+        "schedulerStatus": "Active",
+        "dataApiKey": "k",
+        "isDefault": sid == SCHEDULERS[0],
+        "mode": "Standard",
+        "quickLaunchLink": "https://example.test",
+    }
 
 
 @dataclass
@@ -59,8 +77,9 @@ class Hostile:
 
     mode: str = "normal"
     schedulers: list[str] = field(default_factory=lambda: list(SCHEDULERS))
-    sessions: dict[str, list[dict]] = field(default_factory=lambda: {
-        s: [session(s, n) for n in range(PER_SCHEDULER)] for s in SCHEDULERS})
+    sessions: dict[str, list[dict]] = field(
+        default_factory=lambda: {s: [session(s, n) for n in range(PER_SCHEDULER)] for s in SCHEDULERS}
+    )
     requests: list[Request] = field(default_factory=list)
     pii_canary: str = "canary.customer@example.test"
     trickle_seconds: float = 0.5
@@ -100,9 +119,14 @@ class Hostile:
 
     def sessions_page(self, sid: str, page: int, size: int) -> dict:
         records = self.sessions.get(sid, [])
-        chunk = records[(page - 1) * size: page * size]
-        return {"page": page, "pageSize": size, "hasMore": page * size < len(records), "totalCount": len(records),
-                "data": chunk}
+        chunk = records[(page - 1) * size : page * size]
+        return {
+            "page": page,
+            "pageSize": size,
+            "hasMore": page * size < len(records),
+            "totalCount": len(records),
+            "data": chunk,
+        }
 
 
 def _handler(state: Hostile) -> type[BaseHTTPRequestHandler]:
@@ -143,9 +167,18 @@ def _handler(state: Hostile) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             parts = url.path.split("/")  # '', schedulingpro, v2, tenant, T, schedulers[, id, sessions]
             if len(parts) == 6 and parts[5] == "schedulers":
-                self.send(200, orjson.dumps({"page": 1, "pageSize": 5000, "hasMore": False,
-                                             "totalCount": len(state.schedulers),
-                                             "data": [scheduler(s) for s in state.schedulers]}))
+                self.send(
+                    200,
+                    orjson.dumps(
+                        {
+                            "page": 1,
+                            "pageSize": 5000,
+                            "hasMore": False,
+                            "totalCount": len(state.schedulers),
+                            "data": [scheduler(s) for s in state.schedulers],
+                        }
+                    ),
+                )
                 return
             if len(parts) != 8 or parts[7] != "sessions":
                 self.send(404, orjson.dumps({"title": "not found", "traceId": "t-404"}))
@@ -184,8 +217,10 @@ def trickle(h, sid, page, size) -> None:
 def trickle_headers(h, sid, page, size) -> None:
     """The status line and headers one byte at a time: a minute of them at 0.5 s a byte, then the page."""
     body = orjson.dumps(h.server_state.sessions_page(sid, page, size))
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"X-Slow: {'.' * 40}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"X-Slow: {'.' * 40}\r\n\r\n"
+    ).encode()
     if h.server_state.dribble(h.wfile, head):
         h.wfile.write(body)
 
@@ -195,8 +230,14 @@ def bomb() -> bytes:
     """About 400 KB of gzip that inflates to 400 MB of JSON whitespace."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     blank = b" " * (1024 * 1024)
-    return b"".join([packer.compress(b'{"data": ['), *(packer.compress(blank) for _ in range(400)),
-                     packer.compress(b"]}"), packer.flush()])
+    return b"".join(
+        [
+            packer.compress(b'{"data": ['),
+            *(packer.compress(blank) for _ in range(400)),
+            packer.compress(b"]}"),
+            packer.flush(),
+        ]
+    )
 
 
 def gzip_bomb(h, sid, page, size) -> None:
@@ -219,13 +260,17 @@ def total_count_lots(h, sid, page, size) -> None:
 
 def forbidden(h, sid, page, size) -> None:
     """A 403 whose detail names a customer: an error must not quote it."""
-    h.send(403, orjson.dumps({"title": "Forbidden", "detail": f"{h.server_state.pii_canary} is not yours",
-                              "traceId": "t-403"}))
+    h.send(
+        403,
+        orjson.dumps({"title": "Forbidden", "detail": f"{h.server_state.pii_canary} is not yours", "traceId": "t-403"}),
+    )
 
 
 def unprocessable(h, sid, page, size) -> None:
-    h.send(422, orjson.dumps({"title": "Unprocessable", "errors": {"createdOnOrAfter": ["out of range"]},
-                              "traceId": "t-422"}))
+    h.send(
+        422,
+        orjson.dumps({"title": "Unprocessable", "errors": {"createdOnOrAfter": ["out of range"]}, "traceId": "t-422"}),
+    )
 
 
 def redirect_with_page(h, sid, page, size) -> None:

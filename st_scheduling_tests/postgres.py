@@ -22,8 +22,9 @@ USER, DATABASE = "dagster", "dagster"
 
 def binaries() -> Path | None:
     """The folder holding initdb and pg_ctl (Debian keeps them off PATH), or None when PostgreSQL is absent."""
-    found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)),
-                                           None)
+    found = shutil.which("pg_ctl") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)), None
+    )
     return Path(found).resolve().parent if found else None
 
 
@@ -34,14 +35,23 @@ class Server:
 
     def environment(self) -> dict[str, str]:
         """The DAGSTER_PG_* variables that select PostgreSQL storage for the instance."""
-        return {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USERNAME": USER,
-                "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": DATABASE}
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": USER,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": DATABASE,
+        }
 
     def query(self, sql: str) -> list[tuple]:
         import psycopg2
 
-        with psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=self.password,
-                              dbname=DATABASE) as con, con.cursor() as cursor:
+        with (
+            psycopg2.connect(
+                host="127.0.0.1", port=self.port, user=USER, password=self.password, dbname=DATABASE
+            ) as con,
+            con.cursor() as cursor,
+        ):
             cursor.execute(sql)
             return cursor.fetchall()
 
@@ -70,15 +80,35 @@ def running(bin_dir: Path) -> Iterator[Server]:
         subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
 
     try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "-A", "scram-sha-256",
-            f"--pwfile={folder / 'password'}", "--no-sync")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-w", "-t", "60", "-o",
+        run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            "-A",
+            "scram-sha-256",
+            f"--pwfile={folder / 'password'}",
+            "--no-sync",
+        )
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
             f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder} -c fsync=off",
-            "start")
+            "start",
+        )
         import psycopg2
 
-        con = psycopg2.connect(host="127.0.0.1", port=server.port, user=USER, password=server.password,
-                               dbname="postgres")
+        con = psycopg2.connect(
+            host="127.0.0.1", port=server.port, user=USER, password=server.password, dbname="postgres"
+        )
         con.autocommit = True
         with con.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {DATABASE}")
@@ -86,6 +116,9 @@ def running(bin_dir: Path) -> Iterator[Server]:
         yield server
     finally:
         if data.exists():
-            subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(folder, ignore_errors=True)

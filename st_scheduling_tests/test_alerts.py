@@ -71,8 +71,9 @@ def test_a_silenced_scheduler_fires_within_six_busy_hours_and_not_before():
     silenced = dataclasses.replace(BUSY, silenced=((scheduler, int(SILENCE.timestamp())),))
     counts = next(c for (_, s, _), c in hourly_counts(silenced, WEEK_END).items() if s == scheduler)
     start = SILENCE.replace(tzinfo=None)
-    fired = [k for k in range(0, 13) if volume.scheduler_alarm(counts, datetime(2026, 9, 1),
-                                                                start + timedelta(hours=k))]
+    fired = [
+        k for k in range(0, 13) if volume.scheduler_alarm(counts, datetime(2026, 9, 1), start + timedelta(hours=k))
+    ]
     assert fired and fired[0] <= 6 and 0 not in fired
 
 
@@ -97,8 +98,14 @@ def test_the_alarm_check_names_the_broken_scheduler_and_its_alert_is_posted(tmp_
         warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
         first = str((now - timedelta(weeks=5)).date())
         instance = dg.DagsterInstance.ephemeral()
-        loaded = materialize([*raw_assets(), scheduler_volume_alarm], served.resource(), warehouse, first,
-                             str(now.date()), instance=instance)
+        loaded = materialize(
+            [*raw_assets(), scheduler_volume_alarm],
+            served.resource(),
+            warehouse,
+            first,
+            str(now.date()),
+            instance=instance,
+        )
     finally:
         served.close()
     [alarm] = [e for e in loaded.get_asset_check_evaluations() if e.check_name == "scheduler_volume_alarm"]
@@ -108,8 +115,12 @@ def test_the_alarm_check_names_the_broken_scheduler_and_its_alert_is_posted(tmp_
     assert f"({scheduler}): 0 session(s)" in alarm.description
 
     run = instance.get_run_by_id(loaded.run_id)
-    context = dg.build_run_status_sensor_context(sensor_name="alert_on_failed_checks", dagster_instance=instance,
-                                                 dagster_run=run, dagster_event=loaded.get_run_success_event())
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_failed_checks",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=loaded.get_run_success_event(),
+    )
     alerts.alert_on_failed_checks(context)
     [message] = receiver.received
     assert "raw/scheduler_sessions scheduler_volume_alarm" in message["text"] and scheduler in message["text"]
@@ -121,19 +132,27 @@ def test_a_failed_run_is_posted_with_its_failed_step_and_checks_and_a_link(tmp_p
     with connect(WarehouseSettings(path)) as con:
         put_sessions(con, [session_record("u1")])
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path)},
-                            instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        [MART_ASSETS["sessions"]],
+        resources={"warehouse": DuckDBWarehouse(path=path)},
+        instance=instance,
+        raise_on_error=False,
+    )
     context = dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure", dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=result.get_run_failure_event(),
+        sensor_name="alert_on_run_failure",
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        dagster_event=result.get_run_failure_event(),
     ).for_run_failure()
     alerts.alert_on_run_failure(context)
     [message] = receiver.received
     text = message["text"]
     assert f"<http://dagster.test/runs/{result.run_id}|{result.run_id}>" in text
     assert "step marts__sessions failed" in text
-    assert ("<http://dagster.test/assets/marts/sessions?view=checks&amp;checkDetail=vocabulary_known|marts/sessions "
-            "vocabulary_known>: 2 unknown vocabulary value(s)") in text
+    assert (
+        "<http://dagster.test/assets/marts/sessions?view=checks&amp;checkDetail=vocabulary_known|marts/sessions "
+        "vocabulary_known>: 2 unknown vocabulary value(s)"
+    ) in text
 
 
 def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quoted(tmp_path, receiver):
@@ -144,24 +163,44 @@ def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quote
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with connect(WarehouseSettings(path)) as con:
-        put_sessions(con, [*(session_record(f"c{n}", canary, "Abandoned") for n in range(3)),
-                           session_record("z", "zip-checked", "Abandoned"),
-                           *(session_record(f"k{n}", "DetailsConfirmed", "Abandoned") for n in range(2))])
+        put_sessions(
+            con,
+            [
+                *(session_record(f"c{n}", canary, "Abandoned") for n in range(3)),
+                session_record("z", "zip-checked", "Abandoned"),
+                *(session_record(f"k{n}", "DetailsConfirmed", "Abandoned") for n in range(2)),
+            ],
+        )
     lenient = tmp_path / "lenient.toml"
     lenient.write_text(render(dataclasses.replace(load(), unknown_threshold=0.9)))
-    shape = "a value of 34 characters with letters, digits, spaces, '@' and other symbols (first in tenant 1's session c0)"
+    shape = (
+        "a value of 34 characters with letters, digits, spaces, '@' and other symbols (first in tenant 1's session c0)"
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        failed = dg.materialize([MART_ASSETS["sessions"]], instance=instance, raise_on_error=False,
-                                resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(published))})
+        failed = dg.materialize(
+            [MART_ASSETS["sessions"]],
+            instance=instance,
+            raise_on_error=False,
+            resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(published))},
+        )
         [check] = failed.get_asset_check_evaluations()
         assert not check.passed
         assert f"lastStep {shape} × 3; lastStep 'zip-checked' × 1" in check.description
-        alerts.alert_on_run_failure(dg.build_run_status_sensor_context(
-            sensor_name="alert_on_run_failure", dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(failed.run_id), dagster_event=failed.get_run_failure_event(),
-        ).for_run_failure())
-        passed = dg.materialize([MART_ASSETS["sessions"]], instance=instance, resources={"warehouse": DuckDBWarehouse(
-            path=path, publish_dir=str(published), vocabulary_file=str(lenient))})
+        alerts.alert_on_run_failure(
+            dg.build_run_status_sensor_context(
+                sensor_name="alert_on_run_failure",
+                dagster_instance=instance,
+                dagster_run=instance.get_run_by_id(failed.run_id),
+                dagster_event=failed.get_run_failure_event(),
+            ).for_run_failure()
+        )
+        passed = dg.materialize(
+            [MART_ASSETS["sessions"]],
+            instance=instance,
+            resources={
+                "warehouse": DuckDBWarehouse(path=path, publish_dir=str(published), vocabulary_file=str(lenient))
+            },
+        )
         assert passed.success
     [message] = receiver.received
     assert "2 unknown vocabulary value(s) cover 66.7%" in message["text"] and canary not in json.dumps(message)
@@ -174,7 +213,9 @@ def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quote
     assert canary not in json.dumps(snapshot.to_pylist(), default=str)
     assert not [f for f in published.iterdir() if canary.encode() in f.read_bytes()]
     with duckdb.connect(path, read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions WHERE last_step = ?", [canary]).fetchone()[0] == 3
+        assert (
+            con.execute("SELECT count(*) FROM raw.scheduler_sessions WHERE last_step = ?", [canary]).fetchone()[0] == 3
+        )
 
 
 @dg.asset(key=["raw", "customers"])
@@ -188,21 +229,27 @@ def test_a_failed_run_names_the_error_class_never_its_text(receiver, monkeypatch
     result = dg.materialize([customers_with_a_bad_date], instance=instance, raise_on_error=False)
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "jane.doe@example.com" in failure.event_specific_data.error.to_string(), "the value is in the error"
-    alerts.alert_on_run_failure(dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure", dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=result.get_run_failure_event(),
-    ).for_run_failure())
+    alerts.alert_on_run_failure(
+        dg.build_run_status_sensor_context(
+            sensor_name="alert_on_run_failure",
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=result.get_run_failure_event(),
+        ).for_run_failure()
+    )
     [message] = receiver.received
     assert "step raw__customers failed (ConversionException)" in message["text"]
     assert "jane" not in message["text"] and "http" not in message["text"]
 
 
 def test_a_failed_check_is_quoted_by_its_first_sentence_never_its_example_row():
-    result = check_result([("7", "s-1", "jane.doe@example.com")], ("tenant_id", "id", "email"),
-                          "one row per (tenant_id, id)")
+    result = check_result(
+        [("7", "s-1", "jane.doe@example.com")], ("tenant_id", "id", "email"), "one row per (tenant_id, id)"
+    )
     assert "jane.doe@example.com" in result.description, "check_result shows the first offending row"
-    text = alerts.failed_checks_text("raw_sessions_job", "r-1",
-                                     [(dg.AssetKey(["raw", "scheduler_sessions"]), "unique_key", result.description)])
+    text = alerts.failed_checks_text(
+        "raw_sessions_job", "r-1", [(dg.AssetKey(["raw", "scheduler_sessions"]), "unique_key", result.description)]
+    )
     assert "raw/scheduler_sessions unique_key: 1 row(s) break the rule: one row per (tenant_id, id)." in text
     assert "jane" not in text and "s-1" not in text and "First" not in text
 
@@ -221,10 +268,14 @@ def test_shorten_ends_at_a_sentence_with_an_ellipsis_and_stays_under_the_limit()
 
 
 def test_a_long_alarm_is_cut_at_a_sentence_not_at_400_characters():
-    description = "; ".join(f"tenant {n}, scheduler Website booking {n} (S{n}): 0 session(s) from 2026-11-19 "
-                            f"14:00 to 2026-11-19 20:00 where about 14.2 are usual (chance 7.0e-07)" for n in range(8))
-    text = alerts.failed_checks_text("job", "r-1", [(dg.AssetKey(["raw", "scheduler_sessions"]),
-                                                     "scheduler_volume_alarm", description)])
+    description = "; ".join(
+        f"tenant {n}, scheduler Website booking {n} (S{n}): 0 session(s) from 2026-11-19 "
+        f"14:00 to 2026-11-19 20:00 where about 14.2 are usual (chance 7.0e-07)"
+        for n in range(8)
+    )
+    text = alerts.failed_checks_text(
+        "job", "r-1", [(dg.AssetKey(["raw", "scheduler_sessions"]), "scheduler_volume_alarm", description)]
+    )
     line = text.splitlines()[1]
     assert line.endswith("(chance 7.0e-07) …") and len(line) < 2 + 60 + alerts.LINE_LIMIT
 
@@ -233,14 +284,21 @@ def test_links_are_the_ui_routes_when_st_ui_url_is_set_and_absent_otherwise():
     key = dg.AssetKey(["raw", "scheduler sessions"])
     linked = alerts.failed_checks_text("job", "r-1", [(key, "unique_key", "3 row(s) < 0.")], "https://ui.example/d")
     assert "(<https://ui.example/d/runs/r-1|r-1>)" in linked
-    assert ("<https://ui.example/d/assets/raw/scheduler%20sessions?view=checks&amp;checkDetail=unique_key|"
-            "raw/scheduler sessions unique_key>: 3 row(s) &lt; 0.") in linked
+    assert (
+        "<https://ui.example/d/assets/raw/scheduler%20sessions?view=checks&amp;checkDetail=unique_key|"
+        "raw/scheduler sessions unique_key>: 3 row(s) &lt; 0."
+    ) in linked
     plain = alerts.failed_checks_text("job", "r-1", [(key, "unique_key", "3 row(s) < 0.")], None)
     assert "http" not in plain and "<" not in plain and "(r-1)" in plain
-    fresh = alerts.freshness_text([(key, "not updated within 3 h", datetime(2026, 11, 19, 14, 5, tzinfo=UTC))],
-                                  [dg.AssetKey(["marts", "sessions"])], "http://localhost:3000")
-    assert "<http://localhost:3000/assets/raw/scheduler%20sessions|raw/scheduler sessions>: not updated within 3 h" \
-           " (failing since 2026-11-19 14:05 UTC)" in fresh
+    fresh = alerts.freshness_text(
+        [(key, "not updated within 3 h", datetime(2026, 11, 19, 14, 5, tzinfo=UTC))],
+        [dg.AssetKey(["marts", "sessions"])],
+        "http://localhost:3000",
+    )
+    assert (
+        "<http://localhost:3000/assets/raw/scheduler%20sessions|raw/scheduler sessions>: not updated within 3 h"
+        " (failing since 2026-11-19 14:05 UTC)" in fresh
+    )
     assert "fresh again: <http://localhost:3000/assets/marts/sessions|marts/sessions>" in fresh
 
 
@@ -267,9 +325,14 @@ def test_freshness_changes_post_a_failure_once_and_a_recovery_once():
 def backdated_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, when: datetime) -> None:
     """A materialization recorded as if it happened at `when`, as report_runless_asset_event records one now."""
     instance.report_dagster_event(
-        dg.DagsterEvent(dg.DagsterEventType.ASSET_MATERIALIZATION.value, job_name=RUNLESS_JOB_NAME,
-                        event_specific_data=StepMaterializationData(dg.AssetMaterialization(key))),
-        run_id=RUNLESS_RUN_ID, timestamp=when.timestamp())
+        dg.DagsterEvent(
+            dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+            job_name=RUNLESS_JOB_NAME,
+            event_specific_data=StepMaterializationData(dg.AssetMaterialization(key)),
+        ),
+        run_id=RUNLESS_RUN_ID,
+        timestamp=when.timestamp(),
+    )
 
 
 def test_a_stale_asset_is_posted_once_with_its_link_and_its_recovery_once(tmp_path, receiver, monkeypatch):
@@ -277,15 +340,20 @@ def test_a_stale_asset_is_posted_once_with_its_link_and_its_recovery_once(tmp_pa
     monkeypatch.setenv("ST_UI_URL", "http://dagster.test")
     sessions = dg.AssetKey(["raw", "scheduler_sessions"])
     project = definitions.defs()
-    target = InProcessTestWorkspaceLoadTarget(InProcessCodeLocationOrigin(
-        LoadableTargetOrigin(module_name="st_scheduling.definitions", attribute="defs"), location_name="st_scheduling"))
+    target = InProcessTestWorkspaceLoadTarget(
+        InProcessCodeLocationOrigin(
+            LoadableTargetOrigin(module_name="st_scheduling.definitions", attribute="defs"),
+            location_name="st_scheduling",
+        )
+    )
     with dg.instance_for_test() as instance, create_test_daemon_workspace_context(target, instance) as workspace:
         daemon = FreshnessDaemon()
 
         def tick(cursor: str | None):
             list(daemon.run_iteration(workspace))  # Dagster's own freshness evaluation, as `dagster dev` runs it
-            return alerts.alert_on_stale_assets(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                        definitions=project))
+            return alerts.alert_on_stale_assets(
+                dg.build_sensor_context(instance=instance, cursor=cursor, definitions=project)
+            )
 
         backdated_materialization(instance, sessions, datetime.now(UTC) - timedelta(hours=4))
         monkeypatch.delenv(alerts.WEBHOOK)
@@ -297,8 +365,10 @@ def test_a_stale_asset_is_posted_once_with_its_link_and_its_recovery_once(tmp_pa
         first = tick(None)
         [late] = receiver.received
         assert late["text"].startswith(":hourglass: st_scheduling data is late")
-        assert "<http://dagster.test/assets/raw/scheduler_sessions|raw/scheduler_sessions>: not updated within 3 h" \
+        assert (
+            "<http://dagster.test/assets/raw/scheduler_sessions|raw/scheduler_sessions>: not updated within 3 h"
             in late["text"]
+        )
         assert late["text"].count("• ") == 1, "assets never materialized are UNKNOWN, not late"
 
         again = tick(first.cursor)
@@ -306,9 +376,11 @@ def test_a_stale_asset_is_posted_once_with_its_link_and_its_recovery_once(tmp_pa
 
         instance.report_runless_asset_event(dg.AssetMaterialization(sessions))
         recovered = tick(again.cursor)
-        assert receiver.received[1]["text"] == (":white_check_mark: st_scheduling data is fresh again: "
-                                                "<http://dagster.test/assets/raw/scheduler_sessions|"
-                                                "raw/scheduler_sessions>")
+        assert receiver.received[1]["text"] == (
+            ":white_check_mark: st_scheduling data is fresh again: "
+            "<http://dagster.test/assets/raw/scheduler_sessions|"
+            "raw/scheduler_sessions>"
+        )
         tick(recovered.cursor)
         assert len(receiver.received) == 2
     assert not (tmp_path / "never.duckdb").exists(), "the sensor never opens the warehouse"

@@ -38,8 +38,11 @@ def resolved_specs() -> dict:
             "automation": node.automation_condition.get_label() if node.automation_condition else None,
             "pool": node.pools and sorted(node.pools),
             "checks": sorted(c.name for c in node.check_keys),
-            "columns": [" ".join([c.name, c.type, *(f"#{k}={v}" for k, v in sorted(c.tags.items()))])
-                        for c in schema.columns] if schema else None,
+            "columns": [
+                " ".join([c.name, c.type, *(f"#{k}={v}" for k, v in sorted(c.tags.items()))]) for c in schema.columns
+            ]
+            if schema
+            else None,
         }
     return out
 
@@ -68,8 +71,10 @@ def direct_sources(markdown: str) -> dict[str, set[str]]:
 def test_every_mart_shows_its_column_lineage_in_markdown_that_agrees_with_dagster_column_lineage():
     for mart in marts.MARTS:
         metadata = MART_ASSETS[mart.name].specs_by_key[dg.AssetKey(["marts", mart.name])].metadata
-        graph = {column: {f"{d.asset_key.to_user_string()}:{d.column_name}" for d in deps}
-                 for column, deps in metadata["dagster/column_lineage"].deps_by_column.items()}
+        graph = {
+            column: {f"{d.asset_key.to_user_string()}:{d.column_name}" for d in deps}
+            for column, deps in metadata["dagster/column_lineage"].deps_by_column.items()
+        }
         shown = direct_sources(metadata["column_lineage"].value)
         assert list(shown) == [c.name for c in mart.columns], mart.name
         assert {column: refs for column, refs in shown.items() if refs} == graph, mart.name
@@ -77,6 +82,7 @@ def test_every_mart_shows_its_column_lineage_in_markdown_that_agrees_with_dagste
 
 def test_every_customer_pii_column_is_tagged_and_only_those():
     specs = resolved_specs()
+
     def tagged(asset: str) -> set[str]:
         return {c.split()[0] for c in specs[asset]["columns"] if c.endswith(" #pii=true")}
 

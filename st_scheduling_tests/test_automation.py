@@ -113,17 +113,26 @@ def test_scheduler_sensor_refreshes_when_a_scheduler_appears(served, simulator, 
 
 def test_marts_are_requested_after_raw_partitions_are_materialized(served, warehouse):
     instance = dg.DagsterInstance.ephemeral()
-    defs = dg.Definitions(assets=[*raw_assets(), *MART_ASSETS.values()],
-                          resources={"servicetitan": served.resource(), "warehouse": warehouse})
+    defs = dg.Definitions(
+        assets=[*raw_assets(), *MART_ASSETS.values()],
+        resources={"servicetitan": served.resource(), "warehouse": warehouse},
+    )
     marts = {dg.AssetKey(["marts", name]) for name in MART_ASSETS}
     initial = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    assert materialize([*raw_assets(), *MART_ASSETS.values()], served.resource(), warehouse, "2026-10-01",
-                       "2026-10-02", instance=instance).success
+    assert materialize(
+        [*raw_assets(), *MART_ASSETS.values()],
+        served.resource(),
+        warehouse,
+        "2026-10-01",
+        "2026-10-02",
+        instance=instance,
+    ).success
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=initial.cursor)
     assert settled.total_requested == 0, "marts built in the same run as their raw data are current"
 
-    assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-03", "2026-10-03",
-                       instance=instance).success
+    assert materialize(
+        raw_assets(), served.resource(), warehouse, "2026-10-03", "2026-10-03", instance=instance
+    ).success
     after_raw = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     requested = {key for key in marts if after_raw.get_num_requested(key)}
     assert requested == marts
@@ -133,25 +142,34 @@ NOW_UTC = datetime(2026, 10, 15, 18, 0, tzinfo=UTC)
 
 
 def test_late_changes_are_the_days_older_than_yesterday_and_the_cursor_moves_to_the_latest_change():
-    records = [{"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2026-10-15T17:00:00Z"},
-               {"createdOn": "2026-10-02T11:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"},
-               {"createdOn": "2026-10-14T09:00:00Z", "modifiedOn": "2026-10-15T17:45:00Z"},  # yesterday: hourly's
-               {"createdOn": "2026-08-01T09:00:00Z", "modifiedOn": "2026-10-15T16:00:00Z"}]  # before the first day
+    records = [
+        {"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2026-10-15T17:00:00Z"},
+        {"createdOn": "2026-10-02T11:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"},
+        {"createdOn": "2026-10-14T09:00:00Z", "modifiedOn": "2026-10-15T17:45:00Z"},  # yesterday: hourly's
+        {"createdOn": "2026-08-01T09:00:00Z", "modifiedOn": "2026-10-15T16:00:00Z"},
+    ]  # before the first day
     found = automation.tenant_changes("2026-10-15T16:50:00Z", NOW_UTC, records)
     assert found == automation.TenantChanges("2026-10-15T17:45:00Z", {"2026-10-02": "2026-10-15T17:30:00Z"})
     assert automation.tenant_changes(None, NOW_UTC, records) == automation.TenantChanges("2026-10-15T18:00:00Z", {})
     assert [r.run_key for r in automation.late_update_requests(found.days)] == [
-        "late-update:2026-10-02:2026-10-15T17:30:00Z"]
+        "late-update:2026-10-02:2026-10-15T17:30:00Z"
+    ]
 
 
 def test_a_modified_on_in_the_future_is_reported_and_never_moves_the_cursor_past_the_api_clock():
-    records = [{"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2099-01-01T00:00:00Z"},
-               {"createdOn": "2026-10-03T10:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"}]
+    records = [
+        {"createdOn": "2026-10-02T10:00:00Z", "modifiedOn": "2099-01-01T00:00:00Z"},
+        {"createdOn": "2026-10-03T10:00:00Z", "modifiedOn": "2026-10-15T17:30:00Z"},
+    ]
     found = automation.tenant_changes("2026-10-15T16:50:00Z", NOW_UTC, records)
     assert found == automation.TenantChanges(
-        "2026-10-15T17:30:00Z", {"2026-10-02": "2099-01-01T00:00:00Z", "2026-10-03": "2026-10-15T17:30:00Z"}, 1)
-    later = automation.tenant_changes(found.cursor, NOW_UTC + timedelta(hours=1),
-                                      [{"createdOn": "2026-10-04T10:00:00Z", "modifiedOn": "2026-10-15T18:40:00Z"}])
+        "2026-10-15T17:30:00Z", {"2026-10-02": "2099-01-01T00:00:00Z", "2026-10-03": "2026-10-15T17:30:00Z"}, 1
+    )
+    later = automation.tenant_changes(
+        found.cursor,
+        NOW_UTC + timedelta(hours=1),
+        [{"createdOn": "2026-10-04T10:00:00Z", "modifiedOn": "2026-10-15T18:40:00Z"}],
+    )
     assert later.days == {"2026-10-04": "2026-10-15T18:40:00Z"}, "a real change after the future one is still seen"
 
 
@@ -160,4 +178,5 @@ def test_the_scheduler_fingerprint_changes_with_any_scheduler_and_not_with_order
     assert automation.scheduler_fingerprint([a, b]) == automation.scheduler_fingerprint([b, a])
     assert automation.scheduler_fingerprint([a]) != automation.scheduler_fingerprint([a, b])
     assert automation.scheduler_fingerprint([a, b]) != automation.scheduler_fingerprint(
-        [a, (1, "s2", "2026-10-03T00:00:00Z")])
+        [a, (1, "s2", "2026-10-03T00:00:00Z")]
+    )

@@ -18,8 +18,13 @@ def test_the_quick_benchmark_completes_and_the_baselines_agree(tmp_path):
     # nor hold a pipe the test would wait on.
     log = tmp_path / "bench.log"
     with log.open("w") as out:
-        bench = subprocess.Popen([sys.executable, "-m", "bench.run", "--quick"], cwd=ROOT, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "bench.run", "--quick"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             returncode = bench.wait(timeout=600)
         finally:
@@ -30,6 +35,15 @@ def test_the_quick_benchmark_completes_and_the_baselines_agree(tmp_path):
     output = log.read_text()
     assert returncode == 0, output[-6000:]
     assert "baselines agree on the numbers: True" in output
-    for variant in ("server", "floor", "platform", "dagster", "dlt_fastest", "hourly refresh", "pandas",
-                    "DuckDB SQL: the same", "tenants, 50 ms per call: all at once"):
+    for variant in (
+        "server",
+        "floor",
+        "platform",
+        "dagster",
+        "dlt_fastest",
+        "hourly refresh",
+        "pandas",
+        "DuckDB SQL: the same",
+        "tenants, 50 ms per call: all at once",
+    ):
         assert variant in output

@@ -48,8 +48,13 @@ def test_one_token_for_a_long_paging_run(served, simulator, tenant):
     with served.client() as client:
         for scheduler in tenant.schedulers:
             got = set()
-            for batch in client.collect(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions",
-                                        shape={}, tenant=tenant.id, created_from=START, created_before=END):
+            for batch in client.collect(
+                f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions",
+                shape={},
+                tenant=tenant.id,
+                created_from=START,
+                created_before=END,
+            ):
                 got |= {r["id"] for r in batch}
             assert got == expected_ids(simulator, tenant, scheduler)
         assert client.stats.token_fetches == 1
@@ -60,8 +65,15 @@ def test_one_token_for_a_long_paging_run(served, simulator, tenant):
 def test_small_pages_and_a_token_expiring_mid_pagination_lose_and_double_nothing(served, simulator, tenant):
     scheduler = tenant.schedulers[0]
     with served.client() as client:
-        pages = list(client.pages(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions", tenant.id,
-                                  {"createdOnOrAfter": "2026-09-01T00:00:00Z"}, parse_records({}), page_size=25))
+        pages = list(
+            client.pages(
+                f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions",
+                tenant.id,
+                {"createdOnOrAfter": "2026-09-01T00:00:00Z"},
+                parse_records({}),
+                page_size=25,
+            )
+        )
         assert len(pages) > 5 and pages[0].total_count == sum(len(p.records) for p in pages)
         simulator.faults.queue(*["token_expiry"] * 1)
         got = sessions_of(client, tenant, scheduler.id, created_from=START, created_before=END)
@@ -107,8 +119,9 @@ def test_retry_after_is_capped(served, simulator, tenant):
 def test_five_503s_then_success(served, simulator, tenant):
     slept = []
     simulator.faults.queue(*["server_error"] * 5)
-    with served.client(sleep=slept.append, jitter=lambda: 1.0,
-                       retry=RetryPolicy(max_attempts=6, base_delay=0.5, max_delay=30)) as client:
+    with served.client(
+        sleep=slept.append, jitter=lambda: 1.0, retry=RetryPolicy(max_attempts=6, base_delay=0.5, max_delay=30)
+    ) as client:
         assert len([r for b in client.schedulers(tenant.id) for r in b]) == 3
     assert slept == [0.5, 1.0, 2.0, 4.0, 8.0], "exponential backoff"
     assert client.stats.retries == 5
@@ -117,7 +130,10 @@ def test_five_503s_then_success(served, simulator, tenant):
 def test_retries_exhausted_raise_a_clear_error(served, simulator, tenant):
     simulator.faults.queue(*["maintenance"] * 10)
     with served.client(retry=RetryPolicy(max_attempts=4, base_delay=0.01)) as client:
-        with pytest.raises(RetriesExhaustedError, match=r"/schedulers page 1 still failing after 4 attempts; last problem: 409 maintenance"):
+        with pytest.raises(
+            RetriesExhaustedError,
+            match=r"/schedulers page 1 still failing after 4 attempts; last problem: 409 maintenance",
+        ):
             list(client.schedulers(tenant.id))
 
 
@@ -148,8 +164,12 @@ def test_malformed_and_html_bodies_are_retried_then_named(served, simulator, ten
 def test_a_400_names_status_fields_and_trace_id_but_quotes_no_body_text(served, tenant):
     with served.client() as client:
         with pytest.raises(ApiResponseError) as raised:
-            client._get(f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[0].id}/sessions", tenant.id,
-                        {"pageSize": 9000}, bytes)
+            client._get(
+                f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[0].id}/sessions",
+                tenant.id,
+                {"pageSize": 9000},
+                bytes,
+            )
     err = raised.value
     assert err.status == 400 and err.reason == "Bad Request"
     assert err.fields == ["pageSize"] and err.trace_id and err.trace_id in str(err)
@@ -210,8 +230,9 @@ def test_secrets_never_reach_logs_exceptions_or_reprs(served, simulator, tenant,
         except RetriesExhaustedError as err:
             errors.append(err)
         texts = [repr(client), str(client.stats)]
-    bad = ServiceTitanClient(Endpoints.resolve(served.base_url), Credentials(creds.client_id, "wrong-secret",
-                                                                              creds.app_key))
+    bad = ServiceTitanClient(
+        Endpoints.resolve(served.base_url), Credentials(creds.client_id, "wrong-secret", creds.app_key)
+    )
     with bad, pytest.raises(AuthenticationError) as refused:
         list(bad.schedulers(tenant.id))
     errors.append(refused.value)
@@ -226,12 +247,15 @@ def test_secrets_never_reach_logs_exceptions_or_reprs(served, simulator, tenant,
 
 
 def test_production_and_integration_urls_are_the_documented_ones():
-    assert Endpoints.resolve("production") == Endpoints("https://api.servicetitan.io",
-                                                        "https://auth.servicetitan.io/connect/token")
-    assert Endpoints.resolve("integration") == Endpoints("https://api-integration.servicetitan.io",
-                                                         "https://auth-integration.servicetitan.io/connect/token")
+    assert Endpoints.resolve("production") == Endpoints(
+        "https://api.servicetitan.io", "https://auth.servicetitan.io/connect/token"
+    )
+    assert Endpoints.resolve("integration") == Endpoints(
+        "https://api-integration.servicetitan.io", "https://auth-integration.servicetitan.io/connect/token"
+    )
     assert Endpoints.resolve("http://127.0.0.1:9/schedulingpro/v2/") == Endpoints(
-        "http://127.0.0.1:9", "http://127.0.0.1:9/connect/token")
+        "http://127.0.0.1:9", "http://127.0.0.1:9/connect/token"
+    )
     assert Endpoints.resolve("https://h:1", token_url="https://auth/t").token_url == "https://auth/t"
     with pytest.raises(ConfigurationError, match="ST_ENVIRONMENT='staging'"):
         Endpoints.resolve("staging")
@@ -257,10 +281,12 @@ def test_the_rate_limiter_keeps_each_tenant_at_60_calls_per_second():
 
 def test_performance_calls_return_the_api_numbers(served, simulator, tenant):
     with served.client() as client:
-        numbers = client.scheduler_performance(tenant.id, tenant.schedulers[0].id,
-                                               datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
-        router = client.router_performance(tenant.id, tenant.routers[0].id, datetime(2026, 10, 1, tzinfo=UTC),
-                                           datetime(2026, 10, 2, tzinfo=UTC))
+        numbers = client.scheduler_performance(
+            tenant.id, tenant.schedulers[0].id, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)
+        )
+        router = client.router_performance(
+            tenant.id, tenant.routers[0].id, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC)
+        )
     assert numbers["id"] == tenant.schedulers[0].id and numbers["totalSessions"] > 0
     assert router["openedCount"] >= sum(s["openedCount"] for s in router["sessionCountBySchedulerId"]) - 0
     assert NOW.year == 2026

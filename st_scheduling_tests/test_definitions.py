@@ -16,10 +16,21 @@ from st_scheduling.defs.resources import build_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
-    "raw/schedulers", "raw/scheduler_sessions", "raw/scheduler_performance", "raw/router_sessions",
-    "raw/router_performance", "marts/sessions", "marts/milestone_funnel", "marts/campaign_attribution",
-    "marts/booking_volume", "marts/customer_follow_ups", "marts/service_demand", "marts/scheduler_scorecard",
-    "marts/schedulers", "marts/blocker_impact", "marts/booking_lag",
+    "raw/schedulers",
+    "raw/scheduler_sessions",
+    "raw/scheduler_performance",
+    "raw/router_sessions",
+    "raw/router_performance",
+    "marts/sessions",
+    "marts/milestone_funnel",
+    "marts/campaign_attribution",
+    "marts/booking_volume",
+    "marts/customer_follow_ups",
+    "marts/service_demand",
+    "marts/scheduler_scorecard",
+    "marts/schedulers",
+    "marts/blocker_impact",
+    "marts/booking_lag",
 }
 LOAD = """
 import json, socket
@@ -37,8 +48,14 @@ print(json.dumps({"assets": sorted(k.to_user_string() for k in graph.get_all_ass
 
 
 def _load(env: dict, tmp_path: Path) -> dict:
-    result = subprocess.run([sys.executable, "-c", LOAD], cwd=tmp_path, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -49,9 +66,17 @@ def test_definitions_load_with_every_asset_job_schedule_and_sensor(tmp_path):
         "assets": sorted(ASSETS),
         "jobs": ["raw_schedulers_job", "raw_sessions_job", "scheduling_pro_job"],
         "schedules": ["refresh_lookback", "refresh_recent_days"],
-        "sensors": ["alert_on_failed_checks", "alert_on_run_failure", "alert_on_stale_assets",
-                    "fail_runs_whose_process_died", "late_session_updates", "marts_follow_raw", "scheduler_changes",
-                    "webhook_callbacks", "webhook_sessions"],
+        "sensors": [
+            "alert_on_failed_checks",
+            "alert_on_run_failure",
+            "alert_on_stale_assets",
+            "fail_runs_whose_process_died",
+            "late_session_updates",
+            "marts_follow_raw",
+            "scheduler_changes",
+            "webhook_callbacks",
+            "webhook_sessions",
+        ],
     }
     assert not (tmp_path / "never.duckdb").exists(), "loading opened no DuckDB file"
 
@@ -87,8 +112,14 @@ def test_live_mode_missing_a_variable_fails_at_launch_naming_it(missing, monkeyp
 
 def _dg_check_defs(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), **settings}
-    return subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_dg_check_defs_passes(tmp_path):
@@ -114,8 +145,15 @@ def test_bad_settings_give_clear_errors(monkeypatch):
         ServiceTitanResource(environment="production", router_ids="r1").routers()
 
 
-@pytest.mark.parametrize("variable, value", [("ST_LOOKBACK_DAYS", "thirty"), ("ST_LOOKBACK_DAYS", "0"),
-                                             *((name, "-1") for name in API_LIMITS), ("ST_API_MAX_ATTEMPTS", "many")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("ST_LOOKBACK_DAYS", "thirty"),
+        ("ST_LOOKBACK_DAYS", "0"),
+        *((name, "-1") for name in API_LIMITS),
+        ("ST_API_MAX_ATTEMPTS", "many"),
+    ],
+)
 def test_a_bad_number_in_any_setting_is_named(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=f"{variable}='{value}' must be a positive"):
@@ -136,34 +174,37 @@ def test_dg_check_defs_refuses_bad_settings_in_one_line_naming_every_one(tmp_pat
 TOMORROW = (date.today() + timedelta(days=2)).isoformat()  # tomorrow in every time zone
 
 
-@pytest.mark.parametrize("variable, value, named", [
-    ("ST_TENANT_IDS", "4_242", "'4_242'"),  # int() takes underscores
-    ("ST_TENANT_IDS", "\u0664\u0662\u0664\u0662", "'\u0664\u0662\u0664\u0662'"),  # and Arabic-Indic digits
-    ("ST_TENANT_IDS", "12345678901234567890", "each 1 to 9223372036854775807"),  # past the API's int64
-    ("ST_TENANT_IDS", "1001,-4242", "(refused: '-4242')"),
-    ("ST_TENANT_IDS", "0", "(refused: '0')"),
-    ("ST_TENANT_IDS", "1001,1001", "lists 1001 more than once"),
-    ("ST_ROUTER_IDS", "\u0664:r1", "ST_ROUTER_IDS entry '\u0664:r1'"),
-    ("ST_API_TIMEOUT_SECONDS", "nan", "must be a positive number no greater than 3600"),
-    ("ST_API_TIMEOUT_SECONDS", "inf", "must be a positive number"),
-    ("ST_API_TIMEOUT_SECONDS", "1e3", "must be a positive number"),
-    ("ST_API_TIMEOUT_SECONDS", "86400", "no greater than 3600"),
-    ("ST_API_MAX_ATTEMPTS", "1_0", "must be a positive whole number no greater than 100"),
-    ("ST_API_MAX_ATTEMPTS", "\u00b2", "must be a positive whole number"),  # isdigit() says yes, int() says no
-    ("ST_LOOKBACK_DAYS", "9" * 30, "must be a positive whole number no greater than 3660"),
-    ("ST_DUCKDB_THREADS", "0", "must be a positive whole number"),
-    ("ST_DUCKDB_MEMORY_LIMIT", "0GB", "must be an amount of memory"),
-    ("ST_TIMEZONE", "posixrules", "is not an IANA time zone"),
-    ("ST_TIMEZONE", "Factory", "is not an IANA time zone"),
-    ("ST_TIMEZONE", "localtime", "is not an IANA time zone"),
-    ("ST_TIMEZONE", "utc", "is not an IANA time zone"),
-    ("ST_START_DATE", "0001-01-01", "must be a day from 2015-01-01 to today"),
-    ("ST_START_DATE", TOMORROW, "must be a day from 2015-01-01 to today"),
-    ("ST_START_DATE", "20260901", "is not a date (YYYY-MM-DD)"),
-    ("ST_START_DATE", "2026-02-30", "is not a date (YYYY-MM-DD)"),
-    ("ST_DUCKDB_PATH", ":memory:", "is an in-memory database"),
-    ("ST_DUCKDB_PATH", ":memory:other", "is an in-memory database"),
-])
+@pytest.mark.parametrize(
+    "variable, value, named",
+    [
+        ("ST_TENANT_IDS", "4_242", "'4_242'"),  # int() takes underscores
+        ("ST_TENANT_IDS", "\u0664\u0662\u0664\u0662", "'\u0664\u0662\u0664\u0662'"),  # and Arabic-Indic digits
+        ("ST_TENANT_IDS", "12345678901234567890", "each 1 to 9223372036854775807"),  # past the API's int64
+        ("ST_TENANT_IDS", "1001,-4242", "(refused: '-4242')"),
+        ("ST_TENANT_IDS", "0", "(refused: '0')"),
+        ("ST_TENANT_IDS", "1001,1001", "lists 1001 more than once"),
+        ("ST_ROUTER_IDS", "\u0664:r1", "ST_ROUTER_IDS entry '\u0664:r1'"),
+        ("ST_API_TIMEOUT_SECONDS", "nan", "must be a positive number no greater than 3600"),
+        ("ST_API_TIMEOUT_SECONDS", "inf", "must be a positive number"),
+        ("ST_API_TIMEOUT_SECONDS", "1e3", "must be a positive number"),
+        ("ST_API_TIMEOUT_SECONDS", "86400", "no greater than 3600"),
+        ("ST_API_MAX_ATTEMPTS", "1_0", "must be a positive whole number no greater than 100"),
+        ("ST_API_MAX_ATTEMPTS", "\u00b2", "must be a positive whole number"),  # isdigit() says yes, int() says no
+        ("ST_LOOKBACK_DAYS", "9" * 30, "must be a positive whole number no greater than 3660"),
+        ("ST_DUCKDB_THREADS", "0", "must be a positive whole number"),
+        ("ST_DUCKDB_MEMORY_LIMIT", "0GB", "must be an amount of memory"),
+        ("ST_TIMEZONE", "posixrules", "is not an IANA time zone"),
+        ("ST_TIMEZONE", "Factory", "is not an IANA time zone"),
+        ("ST_TIMEZONE", "localtime", "is not an IANA time zone"),
+        ("ST_TIMEZONE", "utc", "is not an IANA time zone"),
+        ("ST_START_DATE", "0001-01-01", "must be a day from 2015-01-01 to today"),
+        ("ST_START_DATE", TOMORROW, "must be a day from 2015-01-01 to today"),
+        ("ST_START_DATE", "20260901", "is not a date (YYYY-MM-DD)"),
+        ("ST_START_DATE", "2026-02-30", "is not a date (YYYY-MM-DD)"),
+        ("ST_DUCKDB_PATH", ":memory:", "is an in-memory database"),
+        ("ST_DUCKDB_PATH", ":memory:other", "is an in-memory database"),
+    ],
+)
 def test_a_bad_setting_is_refused_naming_the_variable(monkeypatch, variable, value, named):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as refused:
@@ -178,18 +219,27 @@ def test_a_vocabulary_that_is_no_regular_small_file_is_refused_without_reading_i
     paths["large"].write_text("# " + "x" * 2**20)
     path = str(paths.get(setting, setting))
     monkeypatch.setenv("ST_VOCABULARY", path)
-    with pytest.raises(SettingsError, match="the vocabulary file (must be a regular file|is larger than 1 MB)"):
+    with pytest.raises(SettingsError, match=r"the vocabulary file (must be a regular file|is larger than 1 MB)"):
         Settings.from_env()
 
 
 def test_good_settings_are_read_as_given(monkeypatch):
-    for variable, value in {"ST_TENANT_IDS": " 4242, 9223372036854775807 ", "ST_ROUTER_IDS": "4242:r-1",
-                            "ST_API_TIMEOUT_SECONDS": "2.5", "ST_TIMEZONE": "America/Chicago",
-                            "ST_START_DATE": "2015-01-01", "ST_DUCKDB_PATH": "md:st_scheduling"}.items():
+    for variable, value in {
+        "ST_TENANT_IDS": " 4242, 9223372036854775807 ",
+        "ST_ROUTER_IDS": "4242:r-1",
+        "ST_API_TIMEOUT_SECONDS": "2.5",
+        "ST_TIMEZONE": "America/Chicago",
+        "ST_START_DATE": "2015-01-01",
+        "ST_DUCKDB_PATH": "md:st_scheduling",
+    }.items():
         monkeypatch.setenv(variable, value)
     settings = Settings.from_env()
     assert (settings.api_limits, settings.timezone, settings.start_date, settings.duckdb_path) == (
-        {"timeout_seconds": 2.5}, "America/Chicago", "2015-01-01", "md:st_scheduling")
+        {"timeout_seconds": 2.5},
+        "America/Chicago",
+        "2015-01-01",
+        "md:st_scheduling",
+    )
     assert tenant_ids(" 4242, 9223372036854775807 ") == [4242, 2**63 - 1]
     assert start_date(date.today().isoformat(), date.today()) == date.today().isoformat()
 
@@ -215,8 +265,9 @@ def test_duckdb_settings_reach_the_warehouse_and_a_bad_amount_is_named(monkeypat
         Settings.from_env()
 
 
-def test_per_tenant_credentials_alone_suffice_and_a_tenant_without_any_is_named_in_one_line(served, monkeypatch,
-                                                                                          tmp_path):
+def test_per_tenant_credentials_alone_suffice_and_a_tenant_without_any_is_named_in_one_line(
+    served, monkeypatch, tmp_path
+):
     from st_scheduling.defs.automation import late_session_updates
 
     credentials, tenants = served.simulator.credentials, [t.id for t in served.simulator.tenants]
@@ -229,16 +280,20 @@ def test_per_tenant_credentials_alone_suffice_and_a_tenant_without_any_is_named_
     monkeypatch.setenv("ST_APP_KEY", credentials.app_key)
     monkeypatch.setenv("ST_TENANT_IDS", ",".join(map(str, tenants)))
     settings = Settings(served.base_url, "UTC", "2026-09-01", str(tmp_path / "w.duckdb"), "", None)
-    assert dg.materialize([raw_schedulers], resources=build_resources(settings),
-                          instance=dg.DagsterInstance.ephemeral()).success
+    assert dg.materialize(
+        [raw_schedulers], resources=build_resources(settings), instance=dg.DagsterInstance.ephemeral()
+    ).success
 
     monkeypatch.delenv(f"ST_CLIENT_SECRET_{tenants[1]}")
     resources = build_resources(settings)
-    failed = dg.materialize([raw_schedulers], resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                            raise_on_error=False)
+    failed = dg.materialize(
+        [raw_schedulers], resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
     [failure] = failed.get_step_failure_events()
-    expected = (f"tenant {tenants[1]} has no ST_CLIENT_SECRET: set ST_CLIENT_SECRET_{tenants[1]} (its own client), "
-                f"or ST_CLIENT_SECRET (the default for every tenant)")
+    expected = (
+        f"tenant {tenants[1]} has no ST_CLIENT_SECRET: set ST_CLIENT_SECRET_{tenants[1]} (its own client), "
+        f"or ST_CLIENT_SECRET (the default for every tenant)"
+    )
     assert failure.event_specific_data.error.message.strip().splitlines()[-1].endswith(f"schedulers: {expected}")
     tick = late_session_updates(dg.build_sensor_context(resources={"servicetitan": resources["servicetitan"]}))
     assert tick.skip_message == f"not configured: {expected}"
@@ -253,10 +308,15 @@ def test_an_instance_belongs_to_the_first_warehouse_it_recorded_and_refuses_anot
     first, second = str(tmp_path / "simulator.duckdb"), str(tmp_path / "live.duckdb")
     with dg.DagsterInstance.local_temp(str(home)) as instance:
         for path in (first, first):  # the same warehouse again is fine
-            assert dg.materialize([MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=path)},
-                                  instance=instance).success
-        other = dg.materialize([MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=second)},
-                               instance=instance, raise_on_error=False)
+            assert dg.materialize(
+                [MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=path)}, instance=instance
+            ).success
+        other = dg.materialize(
+            [MART_ASSETS["schedulers"]],
+            resources={"warehouse": DuckDBWarehouse(path=second)},
+            instance=instance,
+            raise_on_error=False,
+        )
     assert not other.success
     message = str([e.event_specific_data.error for e in other.all_events if e.is_failure])
     assert f"holds the history of the warehouse {first}" in message and f"this run writes {second}" in message
@@ -265,9 +325,19 @@ def test_an_instance_belongs_to_the_first_warehouse_it_recorded_and_refuses_anot
 
 def test_the_make_targets_choose_one_instance_per_warehouse():
     def home(**env) -> str:
-        out = subprocess.run(["make", "-n", "--no-print-directory", "instance"], cwd=ROOT, capture_output=True,
-                             text=True, check=True, env={k: v for k, v in os.environ.items() if k not in (
-                                 "DAGSTER_HOME", "ST_DUCKDB_PATH", "ST_ENVIRONMENT", "MAKEFLAGS", "MAKELEVEL")} | env)
+        out = subprocess.run(
+            ["make", "-n", "--no-print-directory", "instance"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("DAGSTER_HOME", "ST_DUCKDB_PATH", "ST_ENVIRONMENT", "MAKEFLAGS", "MAKELEVEL")
+            }
+            | env,
+        )
         return next(line for line in out.stdout.splitlines() if line.startswith("mkdir -p")).split()[2]
 
     assert home().endswith(".dagster_home/simulator")

@@ -18,8 +18,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
@@ -72,9 +80,14 @@ def dagster_dev(tmp_path, dev_env):
     port = _free_port()
     env = dev_env
     log = (tmp_path / "dg-dev.log").open("w")
-    process = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "dev", "--port", str(port), "--host",
-                                "127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dg"), "dev", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -104,8 +117,11 @@ def a_value_left_out_of_the_vocabulary(dev_env, tmp_path) -> str:
     when the live API starts sending a value nobody mapped. The reconciliation must then fail and say why."""
     text = (ROOT / "st_scheduling" / "vocabulary" / "default.toml").read_text()
     path = tmp_path / "vocabulary.toml"
-    path.write_text(text.replace('AbandonedSentToBooking = "sent_to_booking"\n', "")
-                    .replace("unknown_threshold = 0.01", "unknown_threshold = 0.5"))
+    path.write_text(
+        text.replace('AbandonedSentToBooking = "sent_to_booking"\n', "").replace(
+            "unknown_threshold = 0.01", "unknown_threshold = 0.5"
+        )
+    )
     dev_env["ST_VOCABULARY"] = str(path)
     return "AbandonedSentToBooking"
 
@@ -124,18 +140,30 @@ def _duckdb_rows(path: str, sql: str, *params) -> list[tuple]:
 
 
 @pytest.mark.e2e
-def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value_left_out_of_the_vocabulary,
-                                                                         dagster_dev, dev_env):
+def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(
+    a_value_left_out_of_the_vocabulary, dagster_dev, dev_env
+):
     base = dagster_dev
     today = datetime.now(UTC).date()
-    tags = [{"key": "dagster/asset_partition_range_start", "value": str(today - timedelta(days=2))},
-            {"key": "dagster/asset_partition_range_end", "value": str(today)}]
-    launched = _graphql(base, LAUNCH, {"params": {
-        "selector": {"repositoryLocationName": "st_scheduling", "repositoryName": "__repository__",
-                     "jobName": "scheduling_pro_job"},
-        "runConfigData": {},
-        "executionMetadata": {"tags": tags},
-    }})["launchRun"]
+    tags = [
+        {"key": "dagster/asset_partition_range_start", "value": str(today - timedelta(days=2))},
+        {"key": "dagster/asset_partition_range_end", "value": str(today)},
+    ]
+    launched = _graphql(
+        base,
+        LAUNCH,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": "st_scheduling",
+                    "repositoryName": "__repository__",
+                    "jobName": "scheduling_pro_job",
+                },
+                "runConfigData": {},
+                "executionMetadata": {"tags": tags},
+            }
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     deadline = time.monotonic() + 420
@@ -148,8 +176,9 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value
 
     funnel = _graphql(base, FUNNEL)["assetNodeOrError"]
     assert {"/".join(k["path"]) for k in funnel["dependencyKeys"]} == {"marts/sessions", "raw/schedulers"}
-    checks = {c["name"]: c["executionForLatestMaterialization"]["status"]
-              for c in funnel["assetChecksOrError"]["checks"]}
+    checks = {
+        c["name"]: c["executionForLatestMaterialization"]["status"] for c in funnel["assetChecksOrError"]["checks"]
+    }
     assert checks == {"funnel_monotone": "SUCCEEDED", "rates_within_0_and_1": "SUCCEEDED"}
     assert "funnel_chart" in {m["label"] for m in funnel["assetMaterializations"][0]["metadataEntries"]}
 
@@ -161,9 +190,13 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1600, "height": 2600})  # tall enough for every mart
-        for group, names in (("scheduling_pro_raw", ("schedulers", "scheduler_sessions", "scheduler_performance")),
-                             ("scheduling_pro_marts", ("milestone_funnel", "campaign_attribution",
-                                                       "customer_follow_ups", "scheduler_scorecard"))):
+        for group, names in (
+            ("scheduling_pro_raw", ("schedulers", "scheduler_sessions", "scheduler_performance")),
+            (
+                "scheduling_pro_marts",
+                ("milestone_funnel", "campaign_attribution", "customer_follow_ups", "scheduler_scorecard"),
+            ),
+        ):
             page.goto(f"{base}/locations/st_scheduling/asset-groups/{group}", wait_until="networkidle")
             page.get_by_text(names[0], exact=True).first.wait_for(timeout=60_000)
             page.screenshot(path=str(ARTIFACTS / f"asset-graph-{group}.png"))
@@ -186,8 +219,11 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(a_value
         body = page.inner_text("body")
         shown = int(re.search(r"dagster/partition_row_count\s+(\d+)", body).group(1))
         assert "about_these_numbers" in body and "run_rows_stored_per_tenant" in body  # run totals say so
-        [(stored,)] = _duckdb_rows(dev_env["ST_DUCKDB_PATH"], "SELECT count(*) FROM raw.scheduler_sessions WHERE "
-                                   "CAST(timezone('UTC', created_on) AS DATE) = ?", day)
+        [(stored,)] = _duckdb_rows(
+            dev_env["ST_DUCKDB_PATH"],
+            "SELECT count(*) FROM raw.scheduler_sessions WHERE CAST(timezone('UTC', created_on) AS DATE) = ?",
+            day,
+        )
         assert shown == stored > 0
 
         # A failing check explains itself: the metric that differs, and how often.
@@ -210,12 +246,26 @@ POOL = """{ instance { concurrencyLimits { concurrencyKey claimedSlots { runId }
 
 
 def _launch(base: str, job: str, first: str, last: str) -> str:
-    launched = _graphql(base, LAUNCH, {"params": {
-        "selector": {"repositoryLocationName": "st_scheduling", "repositoryName": "__repository__", "jobName": job},
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/asset_partition_range_start", "value": first},
-                                       {"key": "dagster/asset_partition_range_end", "value": last}]},
-    }})["launchRun"]
+    launched = _graphql(
+        base,
+        LAUNCH,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": "st_scheduling",
+                    "repositoryName": "__repository__",
+                    "jobName": job,
+                },
+                "runConfigData": {},
+                "executionMetadata": {
+                    "tags": [
+                        {"key": "dagster/asset_partition_range_start", "value": first},
+                        {"key": "dagster/asset_partition_range_end", "value": last},
+                    ]
+                },
+            }
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
 
@@ -279,8 +329,14 @@ mutation Reexecute($parent: String!) {
 def test_a_make_demo_run_shows_in_the_instance_and_reexecutes_from_graphql(dagster_dev, dev_env):
     base = dagster_dev
     recent = str(datetime.now(UTC).date() - timedelta(days=2))  # a short history keeps the demo quick
-    demo = subprocess.run([sys.executable, "-m", "st_scheduling.demo"], cwd=ROOT, capture_output=True, text=True,
-                          env={**dev_env, "ST_START_DATE": recent}, timeout=600)
+    demo = subprocess.run(
+        [sys.executable, "-m", "st_scheduling.demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**dev_env, "ST_START_DATE": recent},
+        timeout=600,
+    )
     assert demo.returncode == 0, (demo.stdout + demo.stderr)[-3000:]
     parent = re.search(r"Run ([0-9a-f-]{36}): succeeded", demo.stdout).group(1)
     assert _graphql(base, RUN_STATUS, {"id": parent})["runOrError"]["status"] == "SUCCESS"

@@ -29,10 +29,21 @@ TRACES = [EMAIL.encode(), EMAIL.lower().encode(), PHONE.encode(), b"3128675309",
 def _warehouse(path: str) -> None:
     """Fifty other customers and two sessions of the canary customer (one by email, one by phone alone, seen by a
     router too), built into every mart and published, the call-back list included."""
-    others = [session_record(f"o{n}", "DetailsConfirmed", "Abandoned", email=f"other{n}@example.com",
-                             phone=f"555-01{n:02d}", firstName=f"Other{n}") for n in range(50)]
-    mine = [session_record("m1", "DetailsConfirmed", "Abandoned", email=EMAIL, firstName="Erasmus-Canary"),
-            session_record("m2", "DetailsConfirmed", "Abandoned", phone=PHONE, firstName="Erasmus-Canary")]
+    others = [
+        session_record(
+            f"o{n}",
+            "DetailsConfirmed",
+            "Abandoned",
+            email=f"other{n}@example.com",
+            phone=f"555-01{n:02d}",
+            firstName=f"Other{n}",
+        )
+        for n in range(50)
+    ]
+    mine = [
+        session_record("m1", "DetailsConfirmed", "Abandoned", email=EMAIL, firstName="Erasmus-Canary"),
+        session_record("m2", "DetailsConfirmed", "Abandoned", phone=PHONE, firstName="Erasmus-Canary"),
+    ]
     with connect(WarehouseSettings(path)) as con:
         put_sessions(con, others + mine)
         con.register("batch", ROUTER_SESSIONS.to_arrow(mine[1:], {"tenant_id": 1, "listed_by_id": "r"}))
@@ -47,8 +58,10 @@ def _files(*roots: Path) -> dict[Path, bytes]:
 
 def _rows(path: str) -> dict[str, list]:
     with duckdb.connect(path, read_only=True) as con:
-        tables = [f"{s}.{t}" for s, t in con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()]
+        tables = [
+            f"{s}.{t}"
+            for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        ]
         return {t: sorted(map(repr, con.execute(f"FROM {t}").fetchall())) for t in tables}
 
 
@@ -74,11 +87,16 @@ def test_erase_removes_every_row_and_byte_of_the_customer_and_nothing_else(tmp_p
     assert EMAIL in pq.read_table(follow_ups).column("email").to_pylist()
     before = _rows(path)
     with duckdb.connect(path, read_only=True) as con:
-        keys = [k for (k,) in con.execute(
-            "SELECT customer_key FROM marts.sessions WHERE session_id IN ('m1', 'm2')").fetchall()]
+        keys = [
+            k
+            for (k,) in con.execute(
+                "SELECT customer_key FROM marts.sessions WHERE session_id IN ('m1', 'm2')"
+            ).fetchall()
+        ]
     assert len(keys) == 2
-    assert EMAIL.encode() in Path(path).read_bytes() and PHONE.encode() in Path(path).read_bytes(), \
+    assert EMAIL.encode() in Path(path).read_bytes() and PHONE.encode() in Path(path).read_bytes(), (
         "the customer is in the file's bytes, so the test can fail"
+    )
 
     # Why the file is rewritten: deleting the rows leaves their bytes in the file, whatever is run after.
     deleted_by_hand = tmp_path / "by_hand.duckdb"
@@ -95,8 +113,13 @@ def test_erase_removes_every_row_and_byte_of_the_customer_and_nothing_else(tmp_p
     env = {**os.environ, "ST_DUCKDB_PATH": path}
     for name in ("ST_PUBLISH_DIR", "ST_ENVIRONMENT"):
         env.pop(name, None)
-    done = subprocess.run([sys.executable, "-m", "st_scheduling", "erase", "--email", f"  {EMAIL.upper()} ",
-                           "--phone", PHONE], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "st_scheduling", "erase", "--email", f"  {EMAIL.upper()} ", "--phone", PHONE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
     assert "raw.scheduler_sessions: 2\n" in output and "raw.router_sessions: 1\n" in output
@@ -118,10 +141,14 @@ def test_erase_removes_every_row_and_byte_of_the_customer_and_nothing_else(tmp_p
         assert all(any(t in row for t in theirs) for row in removed), f"{table}: only the customer's rows removed"
         assert not [row for row in after[table] if any(t in row for t in theirs)], f"{table}: none of theirs left"
 
-    rebuilt = dg.materialize(list(MART_ASSETS.values()), resources={
-        "warehouse": DuckDBWarehouse(path=path, publish_pii=True)})
+    rebuilt = dg.materialize(
+        list(MART_ASSETS.values()), resources={"warehouse": DuckDBWarehouse(path=path, publish_pii=True)}
+    )
     assert rebuilt.success
-    [sessions] = [e.materialization for e in rebuilt.get_asset_materialization_events()
-                  if e.materialization.asset_key.path == ["marts", "sessions"]]
+    [sessions] = [
+        e.materialization
+        for e in rebuilt.get_asset_materialization_events()
+        if e.materialization.asset_key.path == ["marts", "sessions"]
+    ]
     assert sessions.metadata["build"].value.startswith("full rebuild"), "raw changed by hand: rebuilt in full"
     assert sessions.metadata["dagster/row_count"].value == 50

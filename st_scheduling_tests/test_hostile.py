@@ -38,26 +38,42 @@ def server():
 
 
 def api(base: str, **changes) -> ServiceTitanResource:
-    return ServiceTitanResource(environment=base, client_id=hostile.CLIENT_ID, client_secret=hostile.CLIENT_SECRET,
-                                app_key=hostile.APP_KEY, tenant_ids=str(hostile.TENANT), **{**SHORT, **changes})
+    return ServiceTitanResource(
+        environment=base,
+        client_id=hostile.CLIENT_ID,
+        client_secret=hostile.CLIENT_SECRET,
+        app_key=hostile.APP_KEY,
+        tenant_ids=str(hostile.TENANT),
+        **{**SHORT, **changes},
+    )
 
 
 def run(base: str, warehouse: DuckDBWarehouse, allow_shrink: bool = False, instance=None, **changes):
     config = {"ops": {"raw__scheduler_sessions": {"config": {"allow_shrink": allow_shrink}}}}
-    return materialize([raw_scheduler_sessions], api(base, **changes), warehouse, DAY, DAY, run_config=config,
-                       instance=instance or dg.DagsterInstance.ephemeral())
+    return materialize(
+        [raw_scheduler_sessions],
+        api(base, **changes),
+        warehouse,
+        DAY,
+        DAY,
+        run_config=config,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
 
 
 def stored(path: str) -> dict[str, tuple]:
     with duckdb.connect(path, read_only=True) as con:
-        return {i: (o, m) for i, o, m in con.execute(
-            "SELECT id, listed_by_id, modified_on FROM raw.scheduler_sessions").fetchall()}
+        return {
+            i: (o, m)
+            for i, o, m in con.execute("SELECT id, listed_by_id, modified_on FROM raw.scheduler_sessions").fetchall()
+        }
 
 
 def failure(result) -> str:
     assert not result.success
-    return "\n".join(e.step_failure_data.error.to_string() for e in result.all_events
-                     if e.event_type_value == "STEP_FAILURE")
+    return "\n".join(
+        e.step_failure_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 @pytest.fixture
@@ -88,8 +104,10 @@ def test_a_shrinking_window_is_refused_by_name_until_the_override_is_set(baselin
     state, base, warehouse, before = baseline
     state.sessions = {s: records[:1] for s, records in state.sessions.items()}
     text = failure(run(base, warehouse))
-    assert (f"tenant {hostile.TENANT} owner sched-a: the API now lists 1 distinct rows where 300 are stored, and no "
-            f"longer lists 299 stored ids ({hostile.DAY}: 299)") in text
+    assert (
+        f"tenant {hostile.TENANT} owner sched-a: the API now lists 1 distinct rows where 300 are stored, and no "
+        f"longer lists 299 stored ids ({hostile.DAY}: 299)"
+    ) in text
     assert "allow_shrink" in text
     assert stored(warehouse.path) == before
     assert run(base, warehouse, allow_shrink=True).success, "a real deletion, confirmed in run config"
@@ -99,9 +117,10 @@ def test_a_shrinking_window_is_refused_by_name_until_the_override_is_set(baselin
 def test_ids_replaced_by_as_many_new_ones_are_refused_by_id_not_by_count(baseline):
     state, base, warehouse, before = baseline
     state.sessions["sched-a"] = state.sessions["sched-a"][100:] + [
-        hostile.session("sched-a", 1000 + n) for n in range(100)]
+        hostile.session("sched-a", 1000 + n) for n in range(100)
+    ]
     text = failure(run(base, warehouse))
-    assert f"the API now lists 300 distinct rows where 300 are stored, and no longer lists 100 stored ids" in text
+    assert "the API now lists 300 distinct rows where 300 are stored, and no longer lists 100 stored ids" in text
     assert stored(warehouse.path) == before
 
 
@@ -110,14 +129,17 @@ def endless_new_pages(h, sid, page, size) -> None:
     h.send(200, orjson.dumps({"page": page, "pageSize": size, "hasMore": True, "totalCount": 6, "data": data}))
 
 
-@pytest.mark.parametrize("mode, named", [
-    (hostile.endless_same_page, "page 2 repeats the ids of page 1"),
-    (endless_new_pages, "still says hasMore after"),
-    (hostile.trickle, "deadline: the response took longer than 2 s"),
-    (hostile.redirect_with_page, "returned 302 Found (a redirect: refused, never followed"),
-    (hostile.empty_redirect, "returned 307 Temporary Redirect (a redirect"),
-    (hostile.gzip_bomb, "ResponseLimitError"),
-])
+@pytest.mark.parametrize(
+    "mode, named",
+    [
+        (hostile.endless_same_page, "page 2 repeats the ids of page 1"),
+        (endless_new_pages, "still says hasMore after"),
+        (hostile.trickle, "deadline: the response took longer than 2 s"),
+        (hostile.redirect_with_page, "returned 302 Found (a redirect: refused, never followed"),
+        (hostile.empty_redirect, "returned 307 Temporary Redirect (a redirect"),
+        (hostile.gzip_bomb, "ResponseLimitError"),
+    ],
+)
 def test_misbehaving_pages_fail_by_name_in_bounded_time_and_keep_the_rows(baseline, mode, named):
     state, base, warehouse, before = baseline
     if mode is hostile.gzip_bomb:
@@ -139,11 +161,17 @@ def test_misbehaving_pages_fail_by_name_in_bounded_time_and_keep_the_rows(baseli
         assert len(sessions) == 2, "a redirect is not retried, and never read as data"
 
 
-@pytest.mark.parametrize("limits, named, attempts", [
-    ({}, "after 2 attempts; last problem: deadline: the response took longer than 2 s", 2),
-    ({"timeout_seconds": 60.0, "max_attempts": 8, "max_retry_seconds": 3.0},
-     "deadline: the response took longer than 3 s (what was left of the call's 3 s budget)", 1),
-])
+@pytest.mark.parametrize(
+    "limits, named, attempts",
+    [
+        ({}, "after 2 attempts; last problem: deadline: the response took longer than 2 s", 2),
+        (
+            {"timeout_seconds": 60.0, "max_attempts": 8, "max_retry_seconds": 3.0},
+            "deadline: the response took longer than 3 s (what was left of the call's 3 s budget)",
+            1,
+        ),
+    ],
+)
 def test_headers_trickling_in_are_cut_off_at_the_deadline_within_the_calls_budget(baseline, limits, named, attempts):
     """A minute of headers at a byte every 0.5 s: the client hangs up while they are still arriving."""
     state, base, warehouse, before = baseline
@@ -166,12 +194,22 @@ def pages_past(cap: int) -> int:
     return number
 
 
-@pytest.mark.parametrize("limits, named, pages", [
-    ({"max_pages_per_window": 20}, "20 pages, the most one read of a window may take (ST_API_MAX_PAGES_PER_WINDOW), "
-                                   "and the server keeps answering hasMore", 20),
-    ({"max_window_mb": 1}, f"more than 1 MB in {pages_past(2**20)} pages of one read of the window "
-                           "(ST_API_MAX_WINDOW_MB)", pages_past(2**20)),
-])
+@pytest.mark.parametrize(
+    "limits, named, pages",
+    [
+        (
+            {"max_pages_per_window": 20},
+            "20 pages, the most one read of a window may take (ST_API_MAX_PAGES_PER_WINDOW), "
+            "and the server keeps answering hasMore",
+            20,
+        ),
+        (
+            {"max_window_mb": 1},
+            f"more than 1 MB in {pages_past(2**20)} pages of one read of the window (ST_API_MAX_WINDOW_MB)",
+            pages_past(2**20),
+        ),
+    ],
+)
 def test_a_window_read_is_capped_by_the_settings_whatever_total_count_claims(baseline, limits, named, pages):
     state, base, warehouse, before = baseline
     state.misbehave(hostile.endless_billion)
@@ -182,13 +220,16 @@ def test_a_window_read_is_capped_by_the_settings_whatever_total_count_claims(bas
     assert [n for path, n in asked(state, since).items() if path.endswith("/sessions")] == [pages, pages]
 
 
-@pytest.mark.parametrize("change, named", [
-    (lambda r: {**r, "id": None}, "field 'id' missing or null"),
-    (lambda r: {**r, "createdOn": None}, "field 'createdOn' missing or null"),
-    (lambda r: {k: v for k, v in r.items() if k != "modifiedOn"}, "field 'modifiedOn' missing or null"),
-    (lambda r: {k: v for k, v in r.items() if k != "id"}, "field 'id' missing or null"),
-    (lambda r: {**r, "createdOn": "yesterday"}, "field 'created_on' is not a valid timestamp"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda r: {**r, "id": None}, "field 'id' missing or null"),
+        (lambda r: {**r, "createdOn": None}, "field 'createdOn' missing or null"),
+        (lambda r: {k: v for k, v in r.items() if k != "modifiedOn"}, "field 'modifiedOn' missing or null"),
+        (lambda r: {k: v for k, v in r.items() if k != "id"}, "field 'id' missing or null"),
+        (lambda r: {**r, "createdOn": "yesterday"}, "field 'created_on' is not a valid timestamp"),
+    ],
+)
 def test_a_record_without_its_keys_is_named_by_field_position_and_page(baseline, change, named):
     state, base, warehouse, before = baseline
     state.sessions["sched-b"][7] = change(state.sessions["sched-b"][7])
@@ -202,12 +243,15 @@ def asked(state: hostile.Hostile, since: int) -> Counter:
     return Counter(urlsplit(r.path).path for r in state.requests[since:])
 
 
-@pytest.mark.parametrize("mode, named", [
-    (hostile.total_count_lots, "'totalCount' is str, expected a non-negative integer"),
-    (hostile.forbidden, "returned 403 Forbidden [traceId t-403]"),
-    (hostile.unprocessable, "returned 422 Unprocessable Entity (fields: createdOnOrAfter) [traceId t-422]"),
-    ("token_empty", "token endpoint returned a malformed body: an access_token that is empty"),
-])
+@pytest.mark.parametrize(
+    "mode, named",
+    [
+        (hostile.total_count_lots, "'totalCount' is str, expected a non-negative integer"),
+        (hostile.forbidden, "returned 403 Forbidden [traceId t-403]"),
+        (hostile.unprocessable, "returned 422 Unprocessable Entity (fields: createdOnOrAfter) [traceId t-422]"),
+        ("token_empty", "token endpoint returned a malformed body: an access_token that is empty"),
+    ],
+)
 def test_an_answer_that_asking_again_cannot_change_fails_after_one_request(baseline, mode, named):
     state, base, warehouse, before = baseline
     state.misbehave(mode)
@@ -249,10 +293,13 @@ def test_ids_are_path_segments_and_credentials_stay_on_their_paths(baseline):
     assert all(r.path == "/connect/token" for r in state.requests if r.method == "POST")
 
 
-@pytest.mark.parametrize("environment, token_url, named", [
-    ("production", "http://auth.example.test/connect/token", "ST_TOKEN_URL must be an https URL"),
-    ("http://api.example.test", None, "ST_ENVIRONMENT must be an https URL"),
-])
+@pytest.mark.parametrize(
+    "environment, token_url, named",
+    [
+        ("production", "http://auth.example.test/connect/token", "ST_TOKEN_URL must be an https URL"),
+        ("http://api.example.test", None, "ST_ENVIRONMENT must be an https URL"),
+    ],
+)
 def test_credentials_never_travel_over_plain_http_to_another_host(tmp_path, environment, token_url, named):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     result = materialize([raw_scheduler_sessions], api(environment, token_url=token_url), warehouse, DAY, DAY)
@@ -263,16 +310,39 @@ def launch_env(base: str, home: Path, warehouse_path: str, **overrides: str) -> 
     """The environment of a live install pointed at the hostile server, with the test's short limits."""
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return {**os.environ, "DAGSTER_HOME": str(home), "ST_ENVIRONMENT": base, "ST_CLIENT_ID": hostile.CLIENT_ID,
-            "ST_CLIENT_SECRET": hostile.CLIENT_SECRET, "ST_APP_KEY": hostile.APP_KEY,
-            "ST_TENANT_IDS": str(hostile.TENANT), "ST_DUCKDB_PATH": warehouse_path, "ST_START_DATE": "2026-09-01",
-            "ST_API_MAX_ATTEMPTS": "2", "ST_API_RETRY_BASE_SECONDS": "0.01", **overrides}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ST_ENVIRONMENT": base,
+        "ST_CLIENT_ID": hostile.CLIENT_ID,
+        "ST_CLIENT_SECRET": hostile.CLIENT_SECRET,
+        "ST_APP_KEY": hostile.APP_KEY,
+        "ST_TENANT_IDS": str(hostile.TENANT),
+        "ST_DUCKDB_PATH": warehouse_path,
+        "ST_START_DATE": "2026-09-01",
+        "ST_API_MAX_ATTEMPTS": "2",
+        "ST_API_RETRY_BASE_SECONDS": "0.01",
+        **overrides,
+    }
 
 
 def dg_launch(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets", "raw/scheduler_sessions",
-                           "--partition", DAY, *args], cwd=Path(__file__).resolve().parents[1], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dg"),
+            "launch",
+            "--assets",
+            "raw/scheduler_sessions",
+            "--partition",
+            DAY,
+            *args,
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_dg_launch_refuses_a_shrink_and_takes_the_override_as_run_config(baseline, tmp_path):
@@ -292,20 +362,39 @@ def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_table
     """Through `dg launch` on a real instance: secrets and a customer's details served back by a token
     endpoint that echoes its form and a malformed page appear nowhere but raw.scheduler_sessions."""
     state, base = server
-    canaries = {"client id": "canary-client-id-7731", "secret": "canary-secret-8842", "app key": "canary-app-key-9953",
-                "token": hostile.TOKEN, "email": "canary.customer@example.test", "phone": "555-867-5309",
-                "name": "Zebulon"}
+    canaries = {
+        "client id": "canary-client-id-7731",
+        "secret": "canary-secret-8842",
+        "app key": "canary-app-key-9953",
+        "token": hostile.TOKEN,
+        "email": "canary.customer@example.test",
+        "phone": "555-867-5309",
+        "name": "Zebulon",
+    }
     for records in state.sessions.values():
-        records[3] = {**records[3], "customer": {**records[3]["customer"], "email": canaries["email"],
-                                                 "phone": canaries["phone"], "firstName": canaries["name"]}}
+        records[3] = {
+            **records[3],
+            "customer": {
+                **records[3]["customer"],
+                "email": canaries["email"],
+                "phone": canaries["phone"],
+                "firstName": canaries["name"],
+            },
+        }
 
     def malformed(h, sid, page, size):
         h.send(200, orjson.dumps(state.sessions_page(sid, page, size))[:-40])
 
     state.overrides["malformed"] = malformed
     home = tmp_path / "home"
-    env = launch_env(base, home, str(tmp_path / "w.duckdb"), ST_CLIENT_ID=canaries["client id"],
-                     ST_CLIENT_SECRET=canaries["secret"], ST_APP_KEY=canaries["app key"])
+    env = launch_env(
+        base,
+        home,
+        str(tmp_path / "w.duckdb"),
+        ST_CLIENT_ID=canaries["client id"],
+        ST_CLIENT_SECRET=canaries["secret"],
+        ST_APP_KEY=canaries["app key"],
+    )
     outputs = []
     for mode in ("normal", "malformed", "token_echo"):
         state.mode = mode
@@ -316,10 +405,18 @@ def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_table
     files = "\n".join(p.read_bytes().decode(errors="replace") for p in home.rglob("*") if p.is_file())
     assert "returned a malformed body" in files, "the failures' event log is among the files searched"
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions WHERE customer_email = ?",
-                           [canaries["email"]]).fetchone()[0] == 2, "the canary customer was stored"
-        others = [t for (t,) in con.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                                            "WHERE table_name <> 'scheduler_sessions'").fetchall()]
+        assert (
+            con.execute(
+                "SELECT count(*) FROM raw.scheduler_sessions WHERE customer_email = ?", [canaries["email"]]
+            ).fetchone()[0]
+            == 2
+        ), "the canary customer was stored"
+        others = [
+            t
+            for (t,) in con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE table_name <> 'scheduler_sessions'"
+            ).fetchall()
+        ]
         tables = "\n".join(str(con.execute(f"SELECT * FROM {t}").fetchall()) for t in others)
     for where, text in {"instance files": files, "run output": "\n".join(outputs), "other tables": tables}.items():
         leaked = [name for name, value in canaries.items() if value in text]
@@ -343,9 +440,19 @@ def test_a_slow_api_never_holds_the_warehouse_lock_and_a_failed_staging_leaves_n
     runner = threading.Thread(target=lambda: outcome.setdefault("result", run(base, staged, timeout_seconds=10)))
     runner.start()
     assert reading.wait(30)
-    reader = subprocess.run([sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
-                             "read_only=True); print(con.execute('SELECT count(*) FROM raw.scheduler_sessions')"
-                             ".fetchone()[0])", warehouse.path], capture_output=True, text=True, timeout=60)
+    reader = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1], "
+            "read_only=True); print(con.execute('SELECT count(*) FROM raw.scheduler_sessions')"
+            ".fetchone()[0])",
+            warehouse.path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     runner.join(120)
     assert reader.returncode == 0 and reader.stdout.strip() == str(len(before)), "readable while the API is read"
     assert "returned a malformed body" in failure(outcome["result"])

@@ -21,8 +21,16 @@ from st_scheduling_tests.conftest import materialize, raw_assets, serve
 
 MODEL = marts.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
 TODAY = datetime(2026, 11, 3, 15, tzinfo=UTC)  # a Tuesday: yesterday, last week and last month all differ
-STEPS = ("WelcomeViewed", "ZipCodeEntered", "ServiceTypeChosen", "IssueDescribed", "TimeslotChosen",
-         "ContactInfoEntered", "DetailsConfirmed", "BookingSubmitted")
+STEPS = (
+    "WelcomeViewed",
+    "ZipCodeEntered",
+    "ServiceTypeChosen",
+    "IssueDescribed",
+    "TimeslotChosen",
+    "ContactInfoEntered",
+    "DetailsConfirmed",
+    "BookingSubmitted",
+)
 OUTCOMES = ("Abandoned", "JobBooked", "BookingRequested", "AbandonedSentToBooking", "AbandonedSentToLead", None)
 # Few customers, campaigns and schedulers, so batches keep touching the same customers' look-back windows, the
 # catalogue's most frequent names and the UTM matches.
@@ -40,19 +48,32 @@ def random_session(rng: random.Random, sid: str, created: datetime, tenant: int)
     if campaign_id and tenant == PER_VISIT:
         campaign_id = f"{campaign_id}-{sid}"
     return {
-        "id": sid, "createdOn": created.isoformat(), "modifiedOn": (created + booked_later).isoformat(),
-        "lastCheckinDate": (created + booked_later).isoformat(), "lastStep": rng.choice(STEPS),
+        "id": sid,
+        "createdOn": created.isoformat(),
+        "modifiedOn": (created + booked_later).isoformat(),
+        "lastCheckinDate": (created + booked_later).isoformat(),
+        "lastStep": rng.choice(STEPS),
         "sessionOutcome": outcome,
         "jobId": rng.randrange(1, 10**6) if outcome == "JobBooked" else None,
         "bookingId": rng.randrange(1, 10**6) if outcome in ("BookingRequested", "AbandonedSentToBooking") else None,
         "leadId": rng.randrange(1, 10**6) if outcome == "AbandonedSentToLead" else None,
-        "category": rng.choice(("HVAC", "Plumbing", None)), "blockerType": rng.choice((None, None, "NoAvailability")),
+        "category": rng.choice(("HVAC", "Plumbing", None)),
+        "blockerType": rng.choice((None, None, "NoAvailability")),
         "timeslotStart": (created + timedelta(days=rng.choice((1, 6, 35)))).isoformat() if rng.random() < 0.5 else None,
         "campaignName": campaign_name,
-        "customer": {"isBot": rng.random() < 0.1, "email": rng.choice(EMAILS), "firstName": rng.choice(("A", None)),
-                     "phone": None, "address": {}},
-        "sourceTracking": {"campaignId": campaign_id, "utmCampaign": rng.choice(UTMS),
-                           "gclid": rng.choice(("g", None)), "utmMedium": rng.choice(("cpc", "email", None))},
+        "customer": {
+            "isBot": rng.random() < 0.1,
+            "email": rng.choice(EMAILS),
+            "firstName": rng.choice(("A", None)),
+            "phone": None,
+            "address": {},
+        },
+        "sourceTracking": {
+            "campaignId": campaign_id,
+            "utmCampaign": rng.choice(UTMS),
+            "gclid": rng.choice(("g", None)),
+            "utmMedium": rng.choice(("cpc", "email", None)),
+        },
     }
 
 
@@ -74,15 +95,19 @@ class World:
             files = (str(self.folder / f"{self.files}.parquet"),)
             pq.write_table(table.to_arrow(records, {"tenant_id": tenant, **lead}).cast(table.staged_schema), files[0])
         for con in self.cons:
-            commit_tenant(con, table, tenant, window, [StagedOwner(owner, files)], [owner], run_id="r",
-                          allow_shrink=True)
+            commit_tenant(
+                con, table, tenant, window, [StagedOwner(owner, files)], [owner], run_id="r", allow_shrink=True
+            )
 
     def commit_day(self, table, tenant: int, owner: str, created: str) -> None:
         start = datetime.fromisoformat(created).replace(hour=0, minute=0, second=0, microsecond=0)
         window = (start, start + timedelta(days=1))
-        records = [r for (name, t, _), (_, o, r) in sorted(self.stored.items())
-                   if (name, t, o) == (table.name, tenant, owner) and window[0] <= datetime.fromisoformat(
-                       r["createdOn"]) < window[1]]
+        records = [
+            r
+            for (name, t, _), (_, o, r) in sorted(self.stored.items())
+            if (name, t, o) == (table.name, tenant, owner)
+            and window[0] <= datetime.fromisoformat(r["createdOn"]) < window[1]
+        ]
         self.commit(table, tenant, owner, window, records, {"listed_by_id": owner})
 
     def put(self, table, tenant: int, owner: str, record: dict) -> None:
@@ -93,8 +118,12 @@ class World:
         table = self.rng.choice((SCHEDULER_SESSIONS, SCHEDULER_SESSIONS, ROUTER_SESSIONS))
         self.next_id += 1
         tenant = self.rng.choice((1, 2))
-        self.put(table, tenant, self.rng.choice(OWNERS[table.name]),
-                 random_session(self.rng, f"x{self.next_id}", self.created(days_back), tenant))
+        self.put(
+            table,
+            tenant,
+            self.rng.choice(OWNERS[table.name]),
+            random_session(self.rng, f"x{self.next_id}", self.created(days_back), tenant),
+        )
 
     def apply_batch(self) -> None:
         """New sessions of today and yesterday, changes to stored ones, late arrivals, removals, and a router
@@ -106,8 +135,12 @@ class World:
         keys = sorted(self.stored)
         for key in self.rng.sample(keys, min(len(keys), self.rng.randrange(2, 8))):
             table, owner, record = self.stored[key]
-            self.put(table, key[1], owner, random_session(self.rng, record["id"],
-                                                          datetime.fromisoformat(record["createdOn"]), key[1]))
+            self.put(
+                table,
+                key[1],
+                owner,
+                random_session(self.rng, record["id"], datetime.fromisoformat(record["createdOn"]), key[1]),
+            )
         if self.rng.random() < 0.5:  # the API no longer lists a session, and the shrink is allowed
             key = self.rng.choice(sorted(self.stored))
             table, owner, record = self.stored.pop(key)
@@ -120,15 +153,28 @@ class World:
 
     def performance(self) -> None:
         day = (TODAY - timedelta(days=self.rng.randrange(5))).replace(hour=5, minute=0)
-        self.commit(SCHEDULER_PERFORMANCE, 1, "s1", (day, day + timedelta(days=1)),
-                    [{"id": "s1", "schedulerName": "Website", "brandName": "Acme", "totalSessions": self.rng.randrange(9),
-                      "milestoneFrequencyCount": {"opened": 1}}],
-                    {"window_start": day.isoformat(), "window_end": (day + timedelta(days=1)).isoformat()})
+        self.commit(
+            SCHEDULER_PERFORMANCE,
+            1,
+            "s1",
+            (day, day + timedelta(days=1)),
+            [
+                {
+                    "id": "s1",
+                    "schedulerName": "Website",
+                    "brandName": "Acme",
+                    "totalSessions": self.rng.randrange(9),
+                    "milestoneFrequencyCount": {"opened": 1},
+                }
+            ],
+            {"window_start": day.isoformat(), "window_end": (day + timedelta(days=1)).isoformat()},
+        )
 
     def name_schedulers(self, name: str) -> None:
         for tenant, ids in ((1, ("s1", "s2")), (2, ("s1",))):
-            self.commit(SCHEDULERS, tenant, str(tenant), None, [{"id": sid, "name": f"{name} {sid}"} for sid in ids],
-                        {})
+            self.commit(
+                SCHEDULERS, tenant, str(tenant), None, [{"id": sid, "name": f"{name} {sid}"} for sid in ids], {}
+            )
 
 
 def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
@@ -138,8 +184,10 @@ def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
     con.register("theirs", theirs)
     con.register("ours", ours)
     try:
-        return tuple(con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchall()[0][0]
-                     for a, b in (("ours", "theirs"), ("theirs", "ours")))
+        return tuple(
+            con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchall()[0][0]
+            for a, b in (("ours", "theirs"), ("theirs", "ours"))
+        )
     finally:
         con.unregister("theirs")
         con.unregister("ours")
@@ -147,8 +195,10 @@ def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, seed):
-    with (connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
-          connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference):
+    with (
+        connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
+        connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference,
+    ):
         world = World(random.Random(seed), [con, reference], tmp_path)
         world.name_schedulers("Website")
         for _ in range(60):
@@ -167,8 +217,10 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
                     rebuilt.add((batch if mart is not marts.SCHEDULERS else None, built.reason))
             by_name.append({tenant: named for tenant, named, *_ in marts.campaign_identity(con)})
         # After the first build only the small inventory and the renamed schedulers' marts were rebuilt in full.
-        assert rebuilt == {(None, "this mart is always rebuilt in full (it is small)"),
-                           (4, "its SQL, settings, vocabulary or scheduler names changed since the last build")}
+        assert rebuilt == {
+            (None, "this mart is always rebuilt in full (it is small)"),
+            (4, "its SQL, settings, vocabulary or scheduler names changed since the last build"),
+        }
         # The tenant sending an id per visit passed the rule's minimum of ids between two incremental builds.
         assert by_name[0] == {1: False, PER_VISIT: False} and by_name[-1] == {1: False, PER_VISIT: True}
 
@@ -176,8 +228,10 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
 def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
     """The rows stored so far carry times two hours ahead of this worker's clock (written by a machine whose clock
     ran ahead): the commits that follow are still read, since builds follow commit numbers, not times."""
-    with (connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
-          connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference):
+    with (
+        connect(WarehouseSettings(str(tmp_path / "incremental.duckdb"))) as con,
+        connect(WarehouseSettings(str(tmp_path / "full.duckdb"))) as reference,
+    ):
         world = World(random.Random(3), [con, reference], tmp_path)
         world.name_schedulers("Website")
         for _ in range(40):
@@ -188,8 +242,12 @@ def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
             incremental.build(con, mart, MODEL)
         for key in world.rng.sample(sorted(world.stored), 10):  # changed, not added: the row counts stay as they were
             table, owner, record = world.stored[key]
-            world.put(table, key[1], owner, random_session(world.rng, record["id"],
-                                                           datetime.fromisoformat(record["createdOn"]), key[1]))
+            world.put(
+                table,
+                key[1],
+                owner,
+                random_session(world.rng, record["id"], datetime.fromisoformat(record["createdOn"]), key[1]),
+            )
         for mart in marts.MARTS:
             built = incremental.build(con, mart, MODEL)
             incremental.build(reference, mart, MODEL, full=True)
@@ -210,7 +268,8 @@ def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows
         by_hand = incremental.build(con, marts.SESSIONS, MODEL)
     assert all(b.full and b.reason == "first build" for b in first)
     assert [(b.full, b.changed, b.rows) for b in again if b.full is False] == [
-        (False, 0, b.rows) for b in first if b is not first[marts.MARTS.index(marts.SCHEDULERS)]]
+        (False, 0, b.rows) for b in first if b is not first[marts.MARTS.index(marts.SCHEDULERS)]
+    ]
     assert asked.full and asked.reason == "full rebuild requested"
     assert by_hand.full and by_hand.rows == asked.rows - 1
     assert by_hand.reason == "raw rows were added or removed outside the platform's loads since the last build"
@@ -219,19 +278,47 @@ def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows
 STATE = BuildState("f", sessions_build=5, full_build=3, raw_commit=None, raw_rows=10, content=1)
 
 
-@pytest.mark.parametrize(("requested", "own", "fingerprint", "exists", "scoped", "sessions", "edited", "reason"), [
-    (True, STATE, "f", True, True, STATE, False, "full rebuild requested"),
-    (False, None, "f", True, True, STATE, False, "first build"),
-    (False, STATE, "f", False, True, STATE, False, "first build"),
-    (False, STATE, "f", True, False, STATE, False, "this mart is always rebuilt in full (it is small)"),
-    (False, STATE, "g", True, True, STATE, False, "its SQL, settings, vocabulary or scheduler names changed since "
-                                                  "the last build"),
-    (False, STATE, "f", True, True, STATE, True, "raw rows were added or removed outside the platform's loads since "
-                                                 "the last build"),
-    (False, STATE, "f", True, True, None, False, "marts/sessions was rebuilt outside the incremental path"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 6, None, 10, 1), False, "marts/sessions was rebuilt in full since"),
-    (False, STATE, "f", True, True, BuildState("x", 9, 5, None, 10, 1), False, None),
-])
+@pytest.mark.parametrize(
+    ("requested", "own", "fingerprint", "exists", "scoped", "sessions", "edited", "reason"),
+    [
+        (True, STATE, "f", True, True, STATE, False, "full rebuild requested"),
+        (False, None, "f", True, True, STATE, False, "first build"),
+        (False, STATE, "f", False, True, STATE, False, "first build"),
+        (False, STATE, "f", True, False, STATE, False, "this mart is always rebuilt in full (it is small)"),
+        (
+            False,
+            STATE,
+            "g",
+            True,
+            True,
+            STATE,
+            False,
+            "its SQL, settings, vocabulary or scheduler names changed since the last build",
+        ),
+        (
+            False,
+            STATE,
+            "f",
+            True,
+            True,
+            STATE,
+            True,
+            "raw rows were added or removed outside the platform's loads since the last build",
+        ),
+        (False, STATE, "f", True, True, None, False, "marts/sessions was rebuilt outside the incremental path"),
+        (
+            False,
+            STATE,
+            "f",
+            True,
+            True,
+            BuildState("x", 9, 6, None, 10, 1),
+            False,
+            "marts/sessions was rebuilt in full since",
+        ),
+        (False, STATE, "f", True, True, BuildState("x", 9, 5, None, 10, 1), False, None),
+    ],
+)
 def test_when_a_mart_is_rebuilt_in_full(requested, own, fingerprint, exists, scoped, sessions, edited, reason):
     assert full_rebuild_reason(requested, own, fingerprint, exists, scoped, sessions, edited) == reason
 
@@ -247,8 +334,10 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
 
     def builds(**kwargs) -> dict[str, str]:
         result = dg.materialize(mart_assets, resources={"warehouse": warehouse}, **kwargs)
-        return {event.asset_key.to_user_string(): event.materialization.metadata["build"].value
-                for event in result.get_asset_materialization_events()}
+        return {
+            event.asset_key.to_user_string(): event.materialization.metadata["build"].value
+            for event in result.get_asset_materialization_events()
+        }
 
     snapshot = publish.snapshot_path(warehouse.publish_directory(), "sessions")
     first = builds()
@@ -257,8 +346,9 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
     kept = snapshot.stat().st_mtime_ns
     asked = builds(run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}})
     assert set(first.values()) == {"full rebuild: first build"}
-    assert again["marts/sessions"] == ("incremental: re-read 0 sessions stored or replaced since the last build; "
-                                       "0 changed")
+    assert again["marts/sessions"] == (
+        "incremental: re-read 0 sessions stored or replaced since the last build; 0 changed"
+    )
     assert again["marts/milestone_funnel"].startswith("incremental: recomputed the rows 0 session changes")
     assert asked["marts/sessions"] == "full rebuild: full rebuild requested"
     assert asked["marts/milestone_funnel"] == "full rebuild: marts/sessions was rebuilt in full since"
@@ -295,8 +385,9 @@ def test_a_snapshot_left_behind_by_a_crash_or_a_full_disk_is_republished_by_the_
         assert pq.read_metadata(snapshot).num_rows < table_rows()
         again = build(warehouse)
         assert again.success and pq.read_metadata(snapshot).num_rows == table_rows()
-        assert again.get_asset_materialization_events()[0].materialization.metadata["build"].value.endswith(
-            "0 changed"), "nothing changed in the table: the snapshot was republished for its state alone"
+        assert (
+            again.get_asset_materialization_events()[0].materialization.metadata["build"].value.endswith("0 changed")
+        ), "nothing changed in the table: the snapshot was republished for its state alone"
         assert sorted(p.name for p in published.iterdir()) == ["sessions.parquet"]
 
         assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-03", "2026-10-03").success

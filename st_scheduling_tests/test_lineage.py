@@ -25,7 +25,8 @@ def test_campaign_credit_traces_through_sessions_to_the_raw_fields_a_booking_and
     fields = ("session_outcome", "job_id", "booking_id", "lead_id", "customer_email", "customer_phone")
     assert lineage.origins(sources) == {f"{table}:{f}" for table in SESSION_TABLES for f in fields}
     assert {chain[-1].ref for chain in lineage.paths(sources[:1])} == {
-        f"{table}:{f}" for table in SESSION_TABLES for f in fields[:4]}
+        f"{table}:{f}" for table in SESSION_TABLES for f in fields[:4]
+    }
 
 
 def test_every_traced_path_ends_at_a_raw_column_without_passing_a_column_twice():
@@ -48,25 +49,31 @@ def _mart(name: str, *columns: tuple[str, ...]) -> Mart:
 
 
 def test_a_source_in_a_mart_built_from_another_mart_is_followed_down_to_the_raw_table():
-    catalogue = (_mart("top", ("total", "marts/middle:amount", "raw/orders:id")),
-                 _mart("middle", ("amount", "marts/bottom:price", "marts/bottom:quantity")),
-                 _mart("bottom", ("price", "raw/orders:price"), ("quantity", "raw/orders:quantity", "raw/lines:qty")))
+    catalogue = (
+        _mart("top", ("total", "marts/middle:amount", "raw/orders:id")),
+        _mart("middle", ("amount", "marts/bottom:price", "marts/bottom:quantity")),
+        _mart("bottom", ("price", "raw/orders:price"), ("quantity", "raw/orders:quantity", "raw/lines:qty")),
+    )
     sources = lineage.trace(catalogue, "marts/top", "total")
     assert lineage.origins(sources) == {"raw/orders:price", "raw/orders:quantity", "raw/lines:qty", "raw/orders:id"}
     assert [[s.ref for s in chain] for chain in lineage.paths(sources)] == [
         ["marts/middle:amount", "marts/bottom:price", "raw/orders:price"],
         ["marts/middle:amount", "marts/bottom:quantity", "raw/orders:quantity"],
         ["marts/middle:amount", "marts/bottom:quantity", "raw/lines:qty"],
-        ["raw/orders:id"]]
-    assert lineage.markdown(catalogue, catalogue[0]).split("\n\n", 1)[1] == "\n".join([
-        "- `total`",
-        "  - ← `marts/middle.amount`",
-        "    - ← `marts/bottom.price`",
-        "      - ← `raw/orders`: `price`",
-        "    - ← `marts/bottom.quantity`",
-        "      - ← `raw/orders`: `quantity`",
-        "      - ← `raw/lines`: `qty`",
-        "  - ← `raw/orders`: `id`"])
+        ["raw/orders:id"],
+    ]
+    assert lineage.markdown(catalogue, catalogue[0]).split("\n\n", 1)[1] == "\n".join(
+        [
+            "- `total`",
+            "  - ← `marts/middle.amount`",
+            "    - ← `marts/bottom.price`",
+            "      - ← `raw/orders`: `price`",
+            "    - ← `marts/bottom.quantity`",
+            "      - ← `raw/orders`: `quantity`",
+            "      - ← `raw/lines`: `qty`",
+            "  - ← `raw/orders`: `id`",
+        ]
+    )
 
 
 def test_a_cycle_or_a_source_the_catalogue_lacks_is_an_error_not_a_hang():
@@ -80,26 +87,33 @@ def test_a_cycle_or_a_source_the_catalogue_lacks_is_an_error_not_a_hang():
 
 def test_a_column_computed_with_no_source_says_so():
     catalogue = (_mart("a", ("label",), ("x", "marts/b:constant")), _mart("b", ("constant",)))
-    assert lineage.markdown(catalogue, catalogue[0]).split("\n\n", 1)[1] == "\n".join([
-        "- `label` (computed here)",
-        "- `x`",
-        "  - ← `marts/b.constant` (computed there)"])
+    assert lineage.markdown(catalogue, catalogue[0]).split("\n\n", 1)[1] == "\n".join(
+        ["- `label` (computed here)", "- `x`", "  - ← `marts/b.constant` (computed there)"]
+    )
     assert [[s.ref for s in chain] for chain in lineage.paths(lineage.trace(catalogue, "marts/a", "x"))] == [
-        ["marts/b:constant"]]
+        ["marts/b:constant"]
+    ]
 
 
 def test_the_credit_lineage_reads_one_source_per_line():
     text = lineage.markdown(marts.MARTS, marts.CAMPAIGN_ATTRIBUTION)
     section = re.search(r"^- `credit`\n(?:  .*\n)*", text, re.MULTILINE)[0]
     outcome = "`session_outcome`, `job_id`, `booking_id`, `lead_id`"
-    assert section == "\n".join([
-        "- `credit`",
-        "  - ← `marts/sessions.is_booked`",
-        f"    - ← `raw/scheduler_sessions`: {outcome}",
-        f"    - ← `raw/router_sessions`: {outcome}",
-        "  - ← `marts/sessions.customer_key`",
-        "    - ← `raw/scheduler_sessions`: `customer_email`, `customer_phone`",
-        "    - ← `raw/router_sessions`: `customer_email`, `customer_phone`"]) + "\n"
+    assert (
+        section
+        == "\n".join(
+            [
+                "- `credit`",
+                "  - ← `marts/sessions.is_booked`",
+                f"    - ← `raw/scheduler_sessions`: {outcome}",
+                f"    - ← `raw/router_sessions`: {outcome}",
+                "  - ← `marts/sessions.customer_key`",
+                "    - ← `raw/scheduler_sessions`: `customer_email`, `customer_phone`",
+                "    - ← `raw/router_sessions`: `customer_email`, `customer_phone`",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _items(tokens) -> list[tuple[int, str]]:

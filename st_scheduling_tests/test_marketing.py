@@ -50,12 +50,17 @@ def test_every_simulated_campaign_appears_under_one_name_with_its_utm_only_sessi
 def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up_to_the_bookings(warehouse):
     def first_touch(days: int) -> tuple[dict, dict]:
         with connect(WarehouseSettings(warehouse.path)) as con:
-            incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(),
-                                                                             attribution_days=days))
-            credits = dict(con.execute("""SELECT attribution_model, sum(credit) FROM marts.campaign_attribution
-                                          GROUP BY ALL""").fetchall())
-            by_campaign = dict(con.execute("""SELECT campaign, sum(credit) FROM marts.campaign_attribution
-                                              WHERE attribution_model = 'first_touch' GROUP BY ALL""").fetchall())
+            incremental.build(
+                con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(), attribution_days=days)
+            )
+            credits = dict(
+                con.execute("""SELECT attribution_model, sum(credit) FROM marts.campaign_attribution
+                                          GROUP BY ALL""").fetchall()
+            )
+            by_campaign = dict(
+                con.execute("""SELECT campaign, sum(credit) FROM marts.campaign_attribution
+                                              WHERE attribution_model = 'first_touch' GROUP BY ALL""").fetchall()
+            )
         return credits, by_campaign
 
     wide, wide_first = first_touch(90)
@@ -77,18 +82,26 @@ def test_a_tenant_sending_an_id_per_visit_shows_the_campaigns_it_shows_with_stab
         tenant = con.execute("SELECT max(tenant_id) FROM raw.scheduler_sessions").fetchone()[0]
         stable = sorted(con.execute(totals, [tenant]).fetchall())
         for table in ("raw.scheduler_sessions", "raw.router_sessions"):
-            con.execute(f"UPDATE {table} SET source_campaign_id = 'visit-' || id "
-                        "WHERE tenant_id = ? AND source_campaign_id IS NOT NULL", [tenant])
-    result = dg.materialize([MART_ASSETS["sessions"], MART_ASSETS["campaign_attribution"]],
-                            resources={"warehouse": DuckDBWarehouse(path=path)},
-                            run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}})
+            con.execute(
+                f"UPDATE {table} SET source_campaign_id = 'visit-' || id "
+                "WHERE tenant_id = ? AND source_campaign_id IS NOT NULL",
+                [tenant],
+            )
+    result = dg.materialize(
+        [MART_ASSETS["sessions"], MART_ASSETS["campaign_attribution"]],
+        resources={"warehouse": DuckDBWarehouse(path=path)},
+        run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}},
+    )
     with duckdb.connect(path, read_only=True) as con:
         assert sorted(con.execute(totals, [tenant]).fetchall()) == stable
-        assert con.execute("SELECT count(DISTINCT campaign_id) FILTER (WHERE campaign_id LIKE 'name:%'), "
-                           "count(DISTINCT campaign_id) FROM marts.sessions WHERE tenant_id = ?",
-                           [tenant]).fetchone() == (len(stable), len(stable))
-    metadata = {e.asset_key.to_user_string(): e.materialization.metadata
-                for e in result.get_asset_materialization_events()}
+        assert con.execute(
+            "SELECT count(DISTINCT campaign_id) FILTER (WHERE campaign_id LIKE 'name:%'), "
+            "count(DISTINCT campaign_id) FROM marts.sessions WHERE tenant_id = ?",
+            [tenant],
+        ).fetchone() == (len(stable), len(stable))
+    metadata = {
+        e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
     identity = metadata["marts/sessions"]["campaign_identity"].value
     assert f"Campaigns identified by name (campaign_id name:<slug>) on {tenant}." in identity
     assert f"| {tenant} | name |" in identity and "| id |" in identity, "every tenant with its figures"
@@ -112,8 +125,9 @@ def year(tmp_path_factory) -> str:
     clients = {t: served.client(t) for t in tenants}
     try:
         window = (datetime.combine(YEAR.epoch, time(), UTC), NOW)
-        loaded = pipeline.load(sources.scheduler_sessions(clients.__getitem__, window), tenants,
-                               WarehouseSettings(path), "a-year")
+        loaded = pipeline.load(
+            sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path), "a-year"
+        )
         assert not loaded.problems()
     finally:
         for client in clients.values():
@@ -149,9 +163,15 @@ def touches_by_hand(con, days: int) -> dict[str, list[Row]]:
             sessions_of[customer].append(row)
         if has_job_or_booking and outcome not in ABANDONMENTS:
             booked.append((customer, row))
-    return {row.id: sorted((t for t in sessions_of[customer] if row.created - timedelta(days=days) <= t.created
-                            <= row.created), key=lambda t: (t.created, t.id)) if customer else [row]
-            for customer, row in booked}
+    return {
+        row.id: sorted(
+            (t for t in sessions_of[customer] if row.created - timedelta(days=days) <= t.created <= row.created),
+            key=lambda t: (t.created, t.id),
+        )
+        if customer
+        else [row]
+        for customer, row in booked
+    }
 
 
 def credit_by_hand(touches: dict[str, list[Row]]) -> Counter:
@@ -166,11 +186,16 @@ def credit_by_hand(touches: dict[str, list[Row]]) -> Counter:
 
 
 def credit_in_mart(con, days: int) -> dict[tuple[str, str], float]:
-    incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(),
-                                                                           attribution_days=days))
-    return {(model, channel): credit for model, channel, credit in con.execute(
-        """SELECT attribution_model, channel, sum(credit) FROM marts.campaign_attribution
-           WHERE attribution_model <> 'session' GROUP BY ALL""").fetchall()}
+    incremental.build(
+        con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(), attribution_days=days)
+    )
+    return {
+        (model, channel): credit
+        for model, channel, credit in con.execute(
+            """SELECT attribution_model, channel, sum(credit) FROM marts.campaign_attribution
+           WHERE attribution_model <> 'session' GROUP BY ALL"""
+        ).fetchall()
+    }
 
 
 def test_a_quarter_of_bookings_have_several_touches_and_linear_credit_differs_from_first_and_last(year):
@@ -180,8 +205,10 @@ def test_a_quarter_of_bookings_have_several_touches_and_linear_credit_differs_fr
     credit = credit_by_hand(touches)
     assert in_mart == pytest.approx(dict(credit))
     several = [mine for mine in touches.values() if len(mine) > 1]
-    print(f"\n{len(touches)} bookings, {len(several)} ({len(several) / len(touches):.0%}) with 2+ touches in 90 days, "
-          f"touches per booking: {sorted(Counter(map(len, touches.values())).items())}")
+    print(
+        f"\n{len(touches)} bookings, {len(several)} ({len(several) / len(touches):.0%}) with 2+ touches in 90 days, "
+        f"touches per booking: {sorted(Counter(map(len, touches.values())).items())}"
+    )
     assert 0.2 <= len(several) / len(touches) <= 0.34
     assert {2, 3, 4, 5} <= {len(mine) for mine in several}
     assert sum(len({t.channel for t in mine}) > 1 for mine in several) > len(several) / 2, "through other channels"
@@ -206,7 +233,7 @@ def test_the_window_leaves_out_what_returning_customers_did_months_before(year):
     beyond = {sid: len(ever[sid]) - len(within[sid]) for sid in within if len(ever[sid]) > len(within[sid])}
     print(f"\n{sum(beyond.values())} touches more than 90 days before a booking, on {len(beyond)} bookings")
     assert len(beyond) >= 40
-    assert all(ever[sid][-len(within[sid]):] == within[sid] for sid in beyond), "only the oldest touches go"
+    assert all(ever[sid][-len(within[sid]) :] == within[sid] for sid in beyond), "only the oldest touches go"
     credit_within, credit_ever = credit_by_hand(within), credit_by_hand(ever)
 
     def by_channel(credit: Counter, model: str) -> dict[str, float]:

@@ -24,13 +24,18 @@ def imported_top_levels() -> set[str]:
 
 def declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values()
-                                                for r in extra)]
+    requirements = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
     return {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 
 def test_every_imported_package_is_declared():
     distributions = importlib.metadata.packages_distributions()
-    undeclared = {name: distributions.get(name) for name in imported_top_levels()
-                  if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared()}
+    undeclared = {
+        name: distributions.get(name)
+        for name in imported_top_levels()
+        if not {d.lower().replace("_", "-") for d in distributions.get(name, [name])} & declared()
+    }
     assert undeclared == {}, "imported but not declared in pyproject.toml (module: its distributions)"

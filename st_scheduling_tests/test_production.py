@@ -22,8 +22,10 @@ PG_BIN = postgres.binaries()
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL's initdb/pg_ctl are not installed (Debian package "
-                                              "`postgresql`; .ci/run installs it)"),
+    pytest.mark.skipif(
+        PG_BIN is None,
+        reason="PostgreSQL's initdb/pg_ctl are not installed (Debian package `postgresql`; .ci/run installs it)",
+    ),
 ]
 
 
@@ -54,25 +56,35 @@ def test_the_main_job_sensor_and_schedule_ticks_are_stored_in_postgres(pg_home, 
     monkeypatch.setenv("ST_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
     first_day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
     monkeypatch.setenv("ST_START_DATE", first_day)
-    demo = subprocess.run([sys.executable, "-m", "st_scheduling.demo"], cwd=ROOT, env=os.environ,
-                          capture_output=True, text=True, timeout=600)
+    demo = subprocess.run(
+        [sys.executable, "-m", "st_scheduling.demo"],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
 
     main_run = re.search(r"^Run (\S+): succeeded", demo.stdout, re.MULTILINE).group(1)
     [(job, status)] = pg_server.query(f"SELECT pipeline_name, status FROM runs WHERE run_id = '{main_run}'")
     assert (job, status) == ("scheduling_pro_job", "SUCCESS")
-    materialized = pg_server.query("SELECT count(DISTINCT asset_key) FROM event_logs "
-                                   f"WHERE run_id = '{main_run}' AND dagster_event_type = 'ASSET_MATERIALIZATION'")
+    materialized = pg_server.query(
+        "SELECT count(DISTINCT asset_key) FROM event_logs "
+        f"WHERE run_id = '{main_run}' AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+    )
     assert materialized[0][0] >= 15
     sensor_ticks = pg_server.query("SELECT count(*) FROM job_ticks WHERE type = 'SENSOR'")
     assert sensor_ticks[0][0] > 0
 
     scheduled = _tick_the_hourly_schedule(pg_home)
     assert scheduled.status.value == "SUCCESS" and len(scheduled.run_ids) == 1
-    [(job, tags)] = pg_server.query("SELECT r.pipeline_name, string_agg(t.key || '=' || t.value, ',') FROM runs r "
-                                    "JOIN run_tags t ON t.run_id = r.run_id "
-                                    f"WHERE r.run_id = '{scheduled.run_ids[0]}' AND t.key LIKE 'dagster/asset_part%' "
-                                    "GROUP BY 1")
+    [(job, tags)] = pg_server.query(
+        "SELECT r.pipeline_name, string_agg(t.key || '=' || t.value, ',') FROM runs r "
+        "JOIN run_tags t ON t.run_id = r.run_id "
+        f"WHERE r.run_id = '{scheduled.run_ids[0]}' AND t.key LIKE 'dagster/asset_part%' "
+        "GROUP BY 1"
+    )
     assert job == "raw_sessions_job" and "dagster/asset_partition_range_end=" in tags
     assert pg_server.query("SELECT count(*) FROM job_ticks WHERE type = 'SCHEDULE' AND status = 'SUCCESS'")[0][0] >= 1
     assert not list(pg_home.rglob("*.db")), "SQLite storage appeared beside PostgreSQL"
@@ -87,8 +99,12 @@ def _tick_the_hourly_schedule(home: Path):
 
     logger = logging.getLogger("st_scheduling_tests.scheduler")
     start = datetime.now(UTC)
-    with dg.DagsterInstance.from_config(str(home)) as instance, create_test_daemon_workspace_context(
-            WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")]), instance) as context:
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        create_test_daemon_workspace_context(
+            WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")]), instance
+        ) as context,
+    ):
         for now in (start, start + timedelta(hours=1)):
             list(launch_scheduled_runs(context, logger, now, iteration_times={}))
         [schedule] = [s for s in instance.all_instigator_state() if s.instigator_name == "refresh_recent_days"]

@@ -15,8 +15,8 @@ import orjson
 import pyarrow.parquet as pq
 
 from st_scheduling.defs.raw.assets import raw_scheduler_sessions
-from st_scheduling.defs.raw.metadata import not_configured_text
 from st_scheduling.defs.raw.checks import raw_table_checks
+from st_scheduling.defs.raw.metadata import not_configured_text
 from st_scheduling.ingest import LoadOptions, load, sources
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
 from st_scheduling.simulator import ManualClock, Simulator
@@ -33,7 +33,9 @@ def stored_fingerprint(path: str, table: str = "raw.scheduler_sessions") -> dict
     """Per (tenant, scheduler, day): row count and a checksum of every API column (not ingestion columns)."""
     groups = defaultdict(list)
     with duckdb.connect(path, read_only=True) as con:
-        for row in con.execute(f"SELECT * EXCLUDE (ingested_at, run_id, commit_number) FROM {table} ORDER BY tenant_id, id").fetchall():
+        for row in con.execute(
+            f"SELECT * EXCLUDE (ingested_at, run_id, commit_number) FROM {table} ORDER BY tenant_id, id"
+        ).fetchall():
             groups[(row[0], row[1], str(row[3])[:10])].append(repr(row))
     return {k: (len(v), hashlib.md5("".join(v).encode()).hexdigest()) for k, v in groups.items()}
 
@@ -55,8 +57,11 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
     result = materialize(raw_assets(), served.resource(), warehouse, FIRST, LAST, instance=instance)
     assert result.success
     assert len(instance.get_runs()) == 1
-    keys = {e.partition for e in result.get_asset_materialization_events()
-            if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])}
+    keys = {
+        e.partition
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])
+    }
     assert len(keys) == 45 and min(keys) == FIRST and max(keys) == LAST
     # Count and checksum per tenant, scheduler and day.
     with duckdb.connect(warehouse.path, read_only=True) as con:
@@ -66,13 +71,18 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
             FROM raw.scheduler_sessions GROUP BY ALL""").fetchall()
     stored = {(t, s, d): (len(v), hashlib.md5("".join(sorted(v)).encode()).hexdigest()) for t, s, d, v in rows}
     assert stored == served_fingerprint(simulator)
-    metadata = next(e for e in result.get_asset_materialization_events()
-                    if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])).materialization.metadata
+    metadata = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])
+    ).materialization.metadata
     assert metadata["dagster/row_count"].value == sum(n for n, _ in stored.values())
     # Each day of the single run records that day's own rows, not the run's total.
-    per_day = {e.partition: e.materialization.metadata["dagster/partition_row_count"].value
-               for e in result.get_asset_materialization_events()
-               if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])}
+    per_day = {
+        e.partition: e.materialization.metadata["dagster/partition_row_count"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])
+    }
     by_day = defaultdict(int)
     for (_, _, day), (n, _) in stored.items():
         by_day[day] += n
@@ -82,7 +92,8 @@ def test_a_partition_range_loads_in_one_run_and_equals_what_the_simulator_serves
     assert {k for k in metadata if k not in own and not k.startswith("run_")} == set()
     assert metadata["about_these_numbers"].value == (
         f"dagster/partition_row_count and partition_window: this day's own. run_*: the whole run (45 days, {FIRST} "
-        f"to {LAST}). dagster/row_count: the whole table after the run.")
+        f"to {LAST}). dagster/row_count: the whole table after the run."
+    )
     assert metadata["run_rows_stored"].value == sum(metadata["run_rows_stored_per_tenant"].value.values())
     assert metadata["run_api_calls"].value > 0
     assert metadata["run_lock_held_seconds"].value < metadata["run_seconds"].value
@@ -99,8 +110,10 @@ def test_the_same_partition_twice_gives_identical_rows_and_no_duplicates(served,
             first = stored_fingerprint(warehouse.path)
     assert stored_fingerprint(warehouse.path) == first and first
     with duckdb.connect(warehouse.path, read_only=True) as con:
-        assert con.execute("SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM raw.scheduler_sessions"
-                           ).fetchone()[0] == 0
+        assert (
+            con.execute("SELECT count(*) - count(DISTINCT (tenant_id, id)) FROM raw.scheduler_sessions").fetchone()[0]
+            == 0
+        )
 
 
 def test_a_failure_part_way_through_a_window_keeps_the_previous_rows(served, simulator, warehouse):
@@ -131,8 +144,14 @@ def _stage(tmp_path, name: str, records: list[dict], owner: str = "s") -> Staged
 def test_a_commit_keeps_the_latest_instant_refuses_to_shrink_and_keeps_unlisted_owners(tmp_path):
     settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
     window = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC))
-    record = {"id": "a", "createdOn": "2026-10-01T10:00:00Z", "modifiedOn": "2026-10-01T10:05:00.500Z",
-              "lastCheckinDate": "2026-10-01T10:05:00Z", "customer": {"isBot": False}, "sourceTracking": {}}
+    record = {
+        "id": "a",
+        "createdOn": "2026-10-01T10:00:00Z",
+        "modifiedOn": "2026-10-01T10:05:00.500Z",
+        "lastCheckinDate": "2026-10-01T10:05:00Z",
+        "customer": {"isBot": False},
+        "sourceTracking": {},
+    }
     # The same id twice: the copy at .500 is the later instant even though it sorts first as text.
     first = _stage(tmp_path, "first", [record, {**record, "modifiedOn": "2026-10-01T10:05:00Z"}, {**record, "id": "b"}])
     other = _stage(tmp_path, "other", [{**record, "id": "c"}], owner="t")
@@ -154,17 +173,27 @@ def test_a_commit_keeps_the_latest_instant_refuses_to_shrink_and_keeps_unlisted_
 def test_a_commit_that_keeps_the_count_but_loses_ids_is_refused_naming_each_day(tmp_path):
     settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
     window = (datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
-    record = {"createdOn": "2026-05-02T10:00:00Z", "modifiedOn": "2026-05-02T10:05:00Z", "customer": {},
-              "sourceTracking": {}}
-    may = [{**record, "id": f"{day}-{n}", "createdOn": f"2026-05-{day:02d}T10:00:00Z"} for day in (2, 3, 30)
-           for n in range(2 if day < 30 else 1)]
-    grown = [r for r in may if not r["id"].startswith("2-")] + [{**record, "id": f"new-{n}",
-                                                                   "createdOn": "2026-05-30T11:00:00Z"} for n in range(3)]
+    record = {
+        "createdOn": "2026-05-02T10:00:00Z",
+        "modifiedOn": "2026-05-02T10:05:00Z",
+        "customer": {},
+        "sourceTracking": {},
+    }
+    may = [
+        {**record, "id": f"{day}-{n}", "createdOn": f"2026-05-{day:02d}T10:00:00Z"}
+        for day in (2, 3, 30)
+        for n in range(2 if day < 30 else 1)
+    ]
+    grown = [r for r in may if not r["id"].startswith("2-")] + [
+        {**record, "id": f"new-{n}", "createdOn": "2026-05-30T11:00:00Z"} for n in range(3)
+    ]
     with connect(settings) as con:
-        assert not commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "may", may)], ["s"],
-                                 run_id="r1").refused
-        refused = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "grown", grown)], ["s"],
-                                run_id="r2")
+        assert not commit_tenant(
+            con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "may", may)], ["s"], run_id="r1"
+        ).refused
+        refused = commit_tenant(
+            con, SCHEDULER_SESSIONS, 1, window, [_stage(tmp_path, "grown", grown)], ["s"], run_id="r2"
+        )
         assert refused.refused == {"s": Removal(5, 6, {"2026-05-02": 2})}, "more rows than stored, yet two deleted"
         assert "no longer lists 2 stored ids (2026-05-02: 2)" in refused.refused["s"].describe()
         assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 5, "nothing deleted"
@@ -173,7 +202,9 @@ def test_a_commit_that_keeps_the_count_but_loses_ids_is_refused_naming_each_day(
 def test_removals_group_the_missing_ids_per_owner_and_day():
     missing = [("a", "2026-05-02", 3), ("a", "2026-05-03", 1), ("b", "all", 2)]
     assert removals(missing, {"a": 10, "b": 2}, {"a": 12}) == {
-        "a": Removal(10, 12, {"2026-05-02": 3, "2026-05-03": 1}), "b": Removal(2, 0, {"all": 2})}
+        "a": Removal(10, 12, {"2026-05-02": 3, "2026-05-03": 1}),
+        "b": Removal(2, 0, {"all": 2}),
+    }
     assert removals([], {"a": 1}, {}) == {}
 
 
@@ -194,10 +225,15 @@ def test_a_failing_tenant_keeps_the_others_rows_and_is_named(served, simulator, 
     result = materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.error.cause.message if failure.step_failure_data.error.cause else \
-        failure.step_failure_data.error.message
-    assert "424242" in failure.step_failure_data.error.to_string() and "424242" in message + \
-        failure.step_failure_data.error.to_string()
+    message = (
+        failure.step_failure_data.error.cause.message
+        if failure.step_failure_data.error.cause
+        else failure.step_failure_data.error.message
+    )
+    assert (
+        "424242" in failure.step_failure_data.error.to_string()
+        and "424242" in message + failure.step_failure_data.error.to_string()
+    )
     with duckdb.connect(warehouse.path, read_only=True) as con:
         tenants = dict(con.execute("SELECT tenant_id, count(*) FROM raw.scheduler_sessions GROUP BY ALL").fetchall())
     assert set(tenants) == {good} and tenants[good] > 0
@@ -209,24 +245,34 @@ def test_a_tenant_dropped_from_the_settings_is_named_with_its_rows_kept(served, 
     before = stored_fingerprint(warehouse.path)
     rows = sum(count for (tenant, _, _), (count, _) in before.items() if tenant == dropped)
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize([raw_scheduler_sessions], served.resource(tenant_ids=str(kept)), warehouse, "2026-10-01",
-                         "2026-10-03", instance=instance)
+    result = materialize(
+        [raw_scheduler_sessions],
+        served.resource(tenant_ids=str(kept)),
+        warehouse,
+        "2026-10-01",
+        "2026-10-03",
+        instance=instance,
+    )
     assert result.success and rows > 0
-    said = {event.materialization.metadata["tenants_not_configured"].value
-            for event in result.get_asset_materialization_events()}
+    said = {
+        event.materialization.metadata["tenants_not_configured"].value
+        for event in result.get_asset_materialization_events()
+    }
     assert said == {not_configured_text(SCHEDULER_SESSIONS, "ST_TENANT_IDS", {dropped: rows})}
     assert f"tenant {dropped}: {rows:,} rows. Not in ST_TENANT_IDS" in said.pop()
     warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
     assert any(f"tenant {dropped}: {rows:,} rows" in message for message in warnings)
     assert {key: row for key, row in stored_fingerprint(warehouse.path).items() if key[0] == dropped} == {
-        key: row for key, row in before.items() if key[0] == dropped}, "its rows are kept as they were"
+        key: row for key, row in before.items() if key[0] == dropped
+    }, "its rows are kept as they were"
 
 
 def test_the_dropped_tenants_text_says_what_is_kept_and_how_to_erase_it():
     assert not_configured_text(SCHEDULER_SESSIONS, "ST_ROUTER_IDS", {9: 5, 7: 1234}) == (
-        "tenant 7: 1,234 rows, tenant 9: 5 rows. Not in ST_ROUTER_IDS: their rows in raw.scheduler_sessions are kept as "
-        "they are and no run refreshes them. To erase them, DELETE FROM raw.scheduler_sessions WHERE tenant_id IN "
-        "(7, 9), then materialize the marts (README runbook: a tenant left the settings).")
+        "tenant 7: 1,234 rows, tenant 9: 5 rows. Not in ST_ROUTER_IDS: their rows in raw.scheduler_sessions are kept "
+        "as they are and no run refreshes them. To erase them, DELETE FROM raw.scheduler_sessions WHERE tenant_id IN "
+        "(7, 9), then materialize the marts (README runbook: a tenant left the settings)."
+    )
 
 
 def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, warehouse):
@@ -236,15 +282,25 @@ def test_a_window_that_empties_fails_instead_of_wiping(served, simulator, wareho
     simulator.model._day_counts.cache_clear()
     result = materialize([raw_scheduler_sessions], served.resource(), warehouse, "2026-10-01", "2026-10-01")
     assert not result.success
-    assert "refusing to delete them" in next(
-        e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.to_string()
+    assert (
+        "refusing to delete them"
+        in next(
+            e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+        ).step_failure_data.error.to_string()
+    )
     assert stored_fingerprint(warehouse.path) == before
 
 
 def _run_checks(served, warehouse):
     checks = [c for table in RAW_TABLES for c in raw_table_checks(table)]
-    result = materialize([*raw_assets(), *checks], served.resource(), warehouse, "2026-10-01", "2026-10-03",
-                         selection=dg.AssetSelection.checks(*checks))
+    result = materialize(
+        [*raw_assets(), *checks],
+        served.resource(),
+        warehouse,
+        "2026-10-01",
+        "2026-10-03",
+        selection=dg.AssetSelection.checks(*checks),
+    )
     return {f"{c.asset_key.path[-1]}:{c.check_name}": c for c in result.get_asset_check_evaluations()}
 
 
@@ -252,10 +308,13 @@ def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served,
     assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-01", "2026-10-03").success
     clean = _run_checks(served, warehouse)
     expected = {f"{t.name}:{c}" for t in RAW_TABLES for c in ("unique_key", "required_fields")} | {
-        f"{t}:{c}" for t in ("scheduler_sessions", "router_sessions") for c in ("modified_after_created",
-                                                                                "known_vocabulary")}
-    assert set(clean) == expected and all(c.passed for c in clean.values()), [k for k, c in clean.items()
-                                                                               if not c.passed]
+        f"{t}:{c}"
+        for t in ("scheduler_sessions", "router_sessions")
+        for c in ("modified_after_created", "known_vocabulary")
+    }
+    assert set(clean) == expected and all(c.passed for c in clean.values()), [
+        k for k, c in clean.items() if not c.passed
+    ]
     with duckdb.connect(warehouse.path) as con:
         con.execute("INSERT INTO raw.scheduler_sessions SELECT * FROM raw.scheduler_sessions LIMIT 1")
         con.execute("""UPDATE raw.scheduler_sessions SET modified_on = created_on - INTERVAL 1 HOUR,
@@ -263,13 +322,19 @@ def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served,
                        WHERE id = (SELECT max(id) FROM raw.scheduler_sessions)""")
     corrupted = _run_checks(served, warehouse)
     failed = {k for k, c in corrupted.items() if not c.passed}
-    assert failed == {"scheduler_sessions:unique_key", "scheduler_sessions:modified_after_created",
-                      "scheduler_sessions:required_fields", "scheduler_sessions:known_vocabulary"}
+    assert failed == {
+        "scheduler_sessions:unique_key",
+        "scheduler_sessions:modified_after_created",
+        "scheduler_sessions:required_fields",
+        "scheduler_sessions:known_vocabulary",
+    }
     # Each failure explains itself: the rule, and the first offending row with its numbers.
     required = corrupted["scheduler_sessions:required_fields"]
-    assert required.description.startswith("1 row(s) break the rule: tenant_id, id, created_on, modified_on, "
-                                           "last_checkin_date are never null. First: column = last_checkin_date, "
-                                           "rows_null = 1")
+    assert required.description.startswith(
+        "1 row(s) break the rule: tenant_id, id, created_on, modified_on, "
+        "last_checkin_date are never null. First: column = last_checkin_date, "
+        "rows_null = 1"
+    )
     copies = corrupted["scheduler_sessions:unique_key"].metadata["examples"].value
     assert len(copies) == 1 and copies[0]["copies"] == "2"
     vocabulary = corrupted["scheduler_sessions:known_vocabulary"]
@@ -277,8 +342,9 @@ def test_raw_checks_pass_on_simulator_data_and_fail_on_a_corrupted_table(served,
     assert vocabulary.metadata["unknown_values"].value == {"last_step": {"'TeleportedToMars'": 1}}
 
 
-def test_each_tenant_is_read_with_its_own_credentials_and_a_token_stays_in_its_tenant(served, simulator, warehouse,
-                                                                                      monkeypatch):
+def test_each_tenant_is_read_with_its_own_credentials_and_a_token_stays_in_its_tenant(
+    served, simulator, warehouse, monkeypatch
+):
     first, second = (t.id for t in simulator.tenants)
     resource = served.resource()  # ST_CLIENT_ID_<tenant> / ST_CLIENT_SECRET_<tenant> for both
     assert materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03").success
@@ -295,8 +361,10 @@ def test_each_tenant_is_read_with_its_own_credentials_and_a_token_stays_in_its_t
     result = materialize([raw_scheduler_sessions], resource, warehouse, "2026-10-01", "2026-10-03")
     assert not result.success
     error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
-    assert f"tenant {second}: listing its owners failed: ApiResponseError: /tenant/{second}/schedulers page 1 " \
-           "returned 403 Forbidden" in error.to_string()
+    assert (
+        f"tenant {second}: listing its owners failed: ApiResponseError: /tenant/{second}/schedulers page 1 "
+        "returned 403 Forbidden" in error.to_string()
+    )
     assert stored_fingerprint(warehouse.path) == before
 
 
@@ -336,16 +404,26 @@ def test_tenants_are_read_in_parallel_each_within_its_own_workers_and_store_the_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     tenants = [t.id for t in simulator.tenants]
     creds = simulator.credentials
-    clients = {t: ServiceTitanClient(Endpoints.resolve(f"http://127.0.0.1:{server.server_port}"),
-                                     Credentials(*creds.for_tenant(t), creds.app_key)) for t in tenants}
+    clients = {
+        t: ServiceTitanClient(
+            Endpoints.resolve(f"http://127.0.0.1:{server.server_port}"),
+            Credentials(*creds.for_tenant(t), creds.app_key),
+        )
+        for t in tenants
+    }
     window = (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 16, tzinfo=UTC))
     peaks, stored = {}, {}
     try:
         for parallel in (1, 4):
             watched.peak.clear()
             path = str(tmp_path / f"parallel-{parallel}.duckdb")
-            result = load(sources.scheduler_sessions(clients.__getitem__, window), tenants, WarehouseSettings(path),
-                          "run", LoadOptions(workers=2, parallel_tenants=parallel))
+            result = load(
+                sources.scheduler_sessions(clients.__getitem__, window),
+                tenants,
+                WarehouseSettings(path),
+                "run",
+                LoadOptions(workers=2, parallel_tenants=parallel),
+            )
             assert not result.problems()
             peaks[parallel], stored[parallel] = dict(watched.peak), stored_fingerprint(path)
     finally:
@@ -355,6 +433,6 @@ def test_tenants_are_read_in_parallel_each_within_its_own_workers_and_store_the_
     assert stored[1] == stored[4]
     served = served_fingerprint(simulator, "2026-09-01", "2026-10-15")
     assert {key: n for key, (n, _) in stored[4].items()} == {key: n for key, (n, _) in served.items()}
-    for parallel, peak in peaks.items():  # no tenant ever had more than its two workers' requests in flight
+    for peak in peaks.values():  # no tenant ever had more than its two workers' requests in flight
         assert max(v for k, v in peak.items() if k != "all") <= 2, peak
     assert peaks[1]["all"] <= 2 < peaks[4]["all"], peaks

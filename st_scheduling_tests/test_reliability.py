@@ -27,7 +27,9 @@ from st_scheduling.warehouse.raw_tables import RAW_TABLES
 from st_scheduling_tests.conftest import NOW, SMALL, Served, materialize, raw_assets
 
 FIRST, LAST = "2026-10-11", "2026-10-15"
-WINDOW = Window(int(datetime(2026, 10, 11, tzinfo=UTC).timestamp()), int(datetime(2026, 10, 16, tzinfo=UTC).timestamp()))
+WINDOW = Window(
+    int(datetime(2026, 10, 11, tzinfo=UTC).timestamp()), int(datetime(2026, 10, 16, tzinfo=UTC).timestamp())
+)
 RATES = {kind: 0.2 for kind in KINDS} | {"token_expiry": 0.1}
 
 
@@ -54,18 +56,22 @@ def stored(path: str) -> dict[tuple, set]:
     if not Path(path).exists():
         return {}
     with duckdb.connect(path, read_only=True) as con:
-        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scheduler_sessions'").fetchone()[0]:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'scheduler_sessions'").fetchone()[
+            0
+        ]:
             return {}
         for tenant, owner, sid, modified in con.execute(
-                "SELECT tenant_id, listed_by_id, id, strftime(modified_on AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') "
-                "FROM raw.scheduler_sessions").fetchall():
+            "SELECT tenant_id, listed_by_id, id, strftime(modified_on AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') "
+            "FROM raw.scheduler_sessions"
+        ).fetchall():
             found[tenant, owner].add((sid, modified))
     return dict(found)
 
 
 def _error_text(result) -> str:
-    return "\n".join(e.step_failure_data.error.to_string() for e in result.all_events
-                     if e.event_type_value == "STEP_FAILURE")
+    return "\n".join(
+        e.step_failure_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    )
 
 
 @pytest.fixture
@@ -87,8 +93,9 @@ def test_each_fault_mid_run_completes_exactly_or_fails_cleanly_and_a_clean_run_c
     clock.advance(36 * 3600)  # sessions appear and change: the next run has something to write
     now = truth(served.simulator)
     assert now != before
-    served.simulator.faults = FaultInjector(FaultRates(**{kind: RATES[kind]}, seed=5, retry_after_seconds=0,
-                                                       slow_seconds=1.0))
+    served.simulator.faults = FaultInjector(
+        FaultRates(**{kind: RATES[kind]}, seed=5, retry_after_seconds=0, slow_seconds=1.0)
+    )
     result = materialize(raw_and_marts(), resource, warehouse, FIRST, LAST)
     after = stored(warehouse.path)
     assert served.simulator.faults.injected[kind] > 0
@@ -107,9 +114,13 @@ def test_each_fault_mid_run_completes_exactly_or_fails_cleanly_and_a_clean_run_c
 
 def _child(served, path: str, *extra: str) -> subprocess.Popen:
     tenants = ",".join(str(t.id) for t in served.simulator.tenants)
-    return subprocess.Popen([sys.executable, "-m", "st_scheduling_tests.child_run", served.base_url, tenants, path,
-                             FIRST, LAST, *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    return subprocess.Popen(
+        [sys.executable, "-m", "st_scheduling_tests.child_run", served.base_url, tenants, path, FIRST, LAST, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 def test_a_run_killed_inside_a_write_leaves_the_previous_state_and_the_next_run_converges(world):
@@ -175,8 +186,13 @@ def test_two_runs_writing_the_same_warehouse_at_once_both_succeed(world):
 
 # The warehouse's own bookkeeping: the customer-key salt, the raw commits' log, the incremental builds' state, the
 # session changes they pass on, the campaign catalogue.
-BOOKKEEPING = {"meta.customer_key_salt", "meta.raw_replaced", "meta.mart_builds", "meta.session_changes",
-               "meta.campaign_catalogue"}
+BOOKKEEPING = {
+    "meta.customer_key_salt",
+    "meta.raw_replaced",
+    "meta.mart_builds",
+    "meta.session_changes",
+    "meta.campaign_catalogue",
+}
 
 
 def test_no_secret_token_or_pii_outside_the_contact_tables(world, tmp_path, capsys):
@@ -184,35 +200,59 @@ def test_no_secret_token_or_pii_outside_the_contact_tables(world, tmp_path, caps
     simulator = served.simulator
     tokens = []
     issue = simulator.auth.issue
-    simulator.auth.issue = lambda environ, tenant_ids: tokens.append(issue(environ, tenant_ids)["access_token"]) or {
-        "access_token": tokens[-1], "token_type": "Bearer", "expires_in": 900}
-    simulator.faults = FaultInjector(FaultRates(token_expiry=0.1, server_error=0.1, malformed_json=0.05,
-                                                html_error=0.05, rate_limit=0.1, seed=2, retry_after_seconds=0))
+    simulator.auth.issue = lambda environ, tenant_ids: (
+        tokens.append(issue(environ, tenant_ids)["access_token"])
+        or {"access_token": tokens[-1], "token_type": "Bearer", "expires_in": 900}
+    )
+    simulator.faults = FaultInjector(
+        FaultRates(
+            token_expiry=0.1,
+            server_error=0.1,
+            malformed_json=0.05,
+            html_error=0.05,
+            rate_limit=0.1,
+            seed=2,
+            retry_after_seconds=0,
+        )
+    )
     instance_dir = tmp_path / "dagster_home"
     instance_dir.mkdir()
     with dg.DagsterInstance.local_temp(tempdir=str(instance_dir)) as instance:
         # Enough attempts that 40% faulty requests never exhaust a call: this test is about what leaks.
-        result = materialize(everything(), served.resource(max_attempts=10), warehouse, FIRST, LAST,
-                             instance=instance)
+        result = materialize(everything(), served.resource(max_attempts=10), warehouse, FIRST, LAST, instance=instance)
         assert result.success and len(tokens) > 1
         event_log = "\n".join(str(record) for record in instance.all_logs(result.run_id))
-    files = "\n".join(p.read_text(errors="replace") for p in instance_dir.rglob("*") if p.is_file()
-                      and p.suffix in ("", ".out", ".err", ".log", ".txt", ".complete"))
+    files = "\n".join(
+        p.read_text(errors="replace")
+        for p in instance_dir.rglob("*")
+        if p.is_file() and p.suffix in ("", ".out", ".err", ".log", ".txt", ".complete")
+    )
     captured = capsys.readouterr()
     creds = simulator.credentials
     with duckdb.connect(warehouse.path, read_only=True) as con:
         contacts = con.execute("""SELECT DISTINCT customer_email, customer_phone,
                                          customer_first_name || ' ' || customer_last_name
                                   FROM raw.scheduler_sessions WHERE customer_email IS NOT NULL""").fetchall()
-        tables = [t for (t,) in con.execute(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE table_name NOT IN "
-            "('scheduler_sessions', 'router_sessions', 'customer_follow_ups')").fetchall()]
+        tables = [
+            t
+            for (t,) in con.execute(
+                "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE table_name NOT IN "
+                "('scheduler_sessions', 'router_sessions', 'customer_follow_ups')"
+            ).fetchall()
+        ]
         table_text = "\n".join(str(con.execute(f"SELECT * FROM {t}").fetchall()) for t in tables)
     assert len(contacts) > 20
-    assert set(tables) == ({t.qualified for t in RAW_TABLES if not t.pii_columns} | {m.qualified for m in marts.MARTS
-                           if not m.contains_pii} | BOOKKEEPING), "every table without PII is searched"
-    haystacks = {"event log": event_log, "instance files": files, "test output": captured.out + captured.err,
-                 "tables": table_text}
+    assert set(tables) == (
+        {t.qualified for t in RAW_TABLES if not t.pii_columns}
+        | {m.qualified for m in marts.MARTS if not m.contains_pii}
+        | BOOKKEEPING
+    ), "every table without PII is searched"
+    haystacks = {
+        "event log": event_log,
+        "instance files": files,
+        "test output": captured.out + captured.err,
+        "tables": table_text,
+    }
     secrets = [creds.client_secret, creds.app_key, *tokens]
     pii = [v for row in contacts for v in row if v]
     for where, text in haystacks.items():
@@ -222,12 +262,20 @@ def test_no_secret_token_or_pii_outside_the_contact_tables(world, tmp_path, caps
 
 def test_a_locked_or_unwritable_warehouse_fails_clearly_and_writes_nothing(served, tmp_path):
     locked_path = str(tmp_path / "locked.duckdb")
-    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({locked_path!r}); "
-                               "print('HELD', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({locked_path!r}); print('HELD', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "HELD"
-        result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(path=locked_path, lock_wait_seconds=1),
-                             FIRST, FIRST)
+        result = materialize(
+            raw_assets(), served.resource(), DuckDBWarehouse(path=locked_path, lock_wait_seconds=1), FIRST, FIRST
+        )
         assert not result.success and "is locked by another process (waited 1 s)" in _error_text(result)
     finally:
         holder.kill()

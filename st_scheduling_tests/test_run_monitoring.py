@@ -41,12 +41,25 @@ def killed_run(tmp_path):
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # what `make instance` writes without PostgreSQL
     # An API that accepts connections and never answers: the run waits inside its step for its 600 s deadline.
     silent = socket.create_server(("127.0.0.1", 0))
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ST_ENVIRONMENT": f"http://127.0.0.1:{silent.getsockname()[1]}",
-           "ST_CLIENT_ID": "id", "ST_CLIENT_SECRET": "secret", "ST_APP_KEY": "key", "ST_TENANT_IDS": "4242",
-           "ST_DUCKDB_PATH": str(tmp_path / "w.duckdb"), "ST_API_TIMEOUT_SECONDS": "600"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ST_ENVIRONMENT": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        "ST_CLIENT_ID": "id",
+        "ST_CLIENT_SECRET": "secret",
+        "ST_APP_KEY": "key",
+        "ST_TENANT_IDS": "4242",
+        "ST_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+        "ST_API_TIMEOUT_SECONDS": "600",
+    }
     with open(tmp_path / "launch.log", "w") as log, dg.DagsterInstance.from_config(str(home)) as instance:
-        worker = subprocess.Popen([str(Path(sys.executable).parent / "dg"), "launch", "--assets", "raw/schedulers"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "raw/schedulers"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             run = _started_run(instance, worker, 120)
             [started] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
@@ -85,8 +98,9 @@ def test_a_dg_launch_run_whose_worker_was_killed_is_failed_by_the_run_time_limit
     # A hung run is ended before the raw tables' freshness fails, so the next hourly refresh catches up in time.
     assert 0 < limit < HOURLY.fail_window.to_timedelta().total_seconds()
     logger = logging.getLogger("st_scheduling_tests.run_monitoring")
-    with create_test_daemon_workspace_context(WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")]),
-                                              instance) as context:
+    with create_test_daemon_workspace_context(
+        WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")]), instance
+    ) as context:
         # The default run launcher cannot see that the worker is gone: under the limit the run stays STARTED.
         list(execute_run_monitoring_iteration(context, logger))
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED

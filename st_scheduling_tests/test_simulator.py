@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import orjson
@@ -44,9 +44,14 @@ class Api:
         """Each tenant's own token, as ServiceTitan issues credentials per tenant."""
         if tenant not in self._headers:
             creds = self.served.credentials(tenant)
-            token = self.http.post("/connect/token", data={
-                "grant_type": "client_credentials", "client_id": creds.client_id,
-                "client_secret": creds.client_secret}).json()["access_token"]
+            token = self.http.post(
+                "/connect/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": creds.client_id,
+                    "client_secret": creds.client_secret,
+                },
+            ).json()["access_token"]
             self._headers[tenant] = {"Authorization": f"Bearer {token}", "ST-App-Key": creds.app_key}
         return self._headers[tenant]
 
@@ -109,19 +114,26 @@ def test_auth_requires_token_and_app_key_and_tokens_expire(api, clock):
     assert api.http.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert api.http.get(path, headers={"Authorization": f"Bearer {token}", "ST-App-Key": "wrong"}).status_code == 401
     assert api.http.get(path, headers={"Authorization": token, "ST-App-Key": app_key}).status_code == 200
-    assert api.http.get(path, params={"servicetitanapplicationkey": app_key},
-                        headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert (
+        api.http.get(
+            path, params={"servicetitanapplicationkey": app_key}, headers={"Authorization": f"Bearer {token}"}
+        ).status_code
+        == 200
+    )
     clock.advance(899)
     assert api.get(f"/tenant/{tenant.id}/schedulers").status_code == 200
     clock.advance(1)
     expired = api.get(f"/tenant/{tenant.id}/schedulers")
     assert expired.status_code == 401 and "expired" in expired.json()["title"]
-    refused = api.http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "x",
-                                                     "client_secret": "y"})
+    refused = api.http.post(
+        "/connect/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"}
+    )
     assert refused.status_code == 401
     creds = api.served.credentials()
-    token_body = api.http.post("/connect/token", data={
-        "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret}).json()
+    token_body = api.http.post(
+        "/connect/token",
+        data={"grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret},
+    ).json()
     assert token_body["token_type"] == "Bearer" and token_body["expires_in"] == 900
 
 
@@ -135,11 +147,19 @@ def test_paging_envelopes_and_validation(api):
     last_page = -(-total // 50)
     last = api.get(path, page=last_page, includeTotal="true").json()
     assert last["hasMore"] is False and len(last["data"]) == total - 50 * (last_page - 1)
-    assert api.get(path, page=last_page + 1).json() == {"page": last_page + 1, "pageSize": 50, "hasMore": False,
-                                                         "data": []}
-    for params, field in (({"pageSize": 0}, "pageSize"), ({"pageSize": 5001}, "pageSize"), ({"page": 0}, "page"),
-                          ({"createdOnOrAfter": "yesterday"}, "createdOnOrAfter"),
-                          ({"includeTotal": "maybe"}, "includeTotal")):
+    assert api.get(path, page=last_page + 1).json() == {
+        "page": last_page + 1,
+        "pageSize": 50,
+        "hasMore": False,
+        "data": [],
+    }
+    for params, field in (
+        ({"pageSize": 0}, "pageSize"),
+        ({"pageSize": 5001}, "pageSize"),
+        ({"page": 0}, "page"),
+        ({"createdOnOrAfter": "yesterday"}, "createdOnOrAfter"),
+        ({"includeTotal": "maybe"}, "includeTotal"),
+    ):
         response = api.get(path, **params)
         assert response.status_code == 400, params
         assert field in response.json()["errors"]
@@ -147,8 +167,10 @@ def test_paging_envelopes_and_validation(api):
     # hasMore is exact at the boundaries, with and without includeTotal.
     assert api.get(path, pageSize=total).json()["hasMore"] is False
     assert api.get(path, pageSize=total - 1).json()["hasMore"] is True
-    assert [len(api.get(path, pageSize=total - 1, page=2).json()["data"]), api.get(
-        path, pageSize=total - 1, page=2).json()["hasMore"]] == [1, False]
+    assert [
+        len(api.get(path, pageSize=total - 1, page=2).json()["data"]),
+        api.get(path, pageSize=total - 1, page=2).json()["hasMore"],
+    ] == [1, False]
     assert api.get("/tenant/123/schedulers").status_code == 404
     assert api.get("/tenant/not-a-number/schedulers").status_code == 400
     assert api.get(f"/tenant/{tenant.id}/routers/nope/performance", **DAY_WINDOW).status_code == 404
@@ -163,18 +185,25 @@ def test_created_and_modified_filters_select_exactly_the_matching_sessions(api):
     assert {r["id"] for r in created} == {r["id"] for r in everything if start <= r["createdOn"] < end}
     # A filter before year 1000 (an outside fuzzer's find) is still a filter, not a server error.
     assert {r["id"] for r in api.all_pages(path, modifiedOnOrAfter="0999-01-01T00:00:00Z")} == {
-        r["id"] for r in everything}
+        r["id"] for r in everything
+    }
     modified = api.all_pages(path, modifiedOnOrAfter="2026-10-12T00:00:00Z", modifiedBefore="2026-10-14T00:00:00Z")
     assert {r["id"] for r in modified} == {
-        r["id"] for r in everything if "2026-10-12T00:00:00Z" <= r["modifiedOn"] < "2026-10-14T00:00:00Z"}
+        r["id"] for r in everything if "2026-10-12T00:00:00Z" <= r["modifiedOn"] < "2026-10-14T00:00:00Z"
+    }
     # Sessions change for days after they are created (recoveries, bookings turned into jobs), and the
     # modified filter finds them however old they are.
-    late = [(s, r) for s in tenant.schedulers for r in api.all_pages(f"/tenant/{tenant.id}/schedulers/{s.id}/sessions")
-            if datetime.fromisoformat(r["modifiedOn"]) - datetime.fromisoformat(r["createdOn"]) > timedelta(days=1)]
+    late = [
+        (s, r)
+        for s in tenant.schedulers
+        for r in api.all_pages(f"/tenant/{tenant.id}/schedulers/{s.id}/sessions")
+        if datetime.fromisoformat(r["modifiedOn"]) - datetime.fromisoformat(r["createdOn"]) > timedelta(days=1)
+    ]
     assert late
     scheduler, record = late[-1]
-    found = api.all_pages(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions",
-                          modifiedOnOrAfter=record["modifiedOn"])
+    found = api.all_pages(
+        f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions", modifiedOnOrAfter=record["modifiedOn"]
+    )
     assert record in found and all(r["modifiedOn"] >= record["modifiedOn"] for r in found)
 
 
@@ -185,8 +214,12 @@ def test_same_seed_and_clock_serve_byte_identical_pages():
         try:
             api = Api(served)
             tenant = served.simulator.tenants[1]
-            response = api.get(f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[1].id}/sessions",
-                               pageSize=100, page=2, includeTotal="true")
+            response = api.get(
+                f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[1].id}/sessions",
+                pageSize=100,
+                page=2,
+                includeTotal="true",
+            )
             bodies.append(response.content)
         finally:
             served.close()
@@ -198,9 +231,12 @@ def test_the_settled_day_disk_cache_serves_the_same_bytes(tmp_path):
     try:
         tenant = plain.simulator.tenants[0]
         path = f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[0].id}/sessions"
-        queries = [{"pageSize": 5000}, {"pageSize": 100, "page": 3, "includeTotal": "true"},
-                   {"createdOnOrAfter": "2026-09-03T05:00:00Z", "createdBefore": "2026-09-20T00:00:00Z"},
-                   {"modifiedOnOrAfter": "2026-09-10T00:00:00Z", "modifiedBefore": "2026-09-12T00:00:00Z"}]
+        queries = [
+            {"pageSize": 5000},
+            {"pageSize": 100, "page": 3, "includeTotal": "true"},
+            {"createdOnOrAfter": "2026-09-03T05:00:00Z", "createdBefore": "2026-09-20T00:00:00Z"},
+            {"modifiedOnOrAfter": "2026-09-10T00:00:00Z", "modifiedBefore": "2026-09-12T00:00:00Z"},
+        ]
         for query in queries:
             expected = Api(plain).get(path, **query).content
             assert Api(cached).get(path, **query).content == expected  # fills the cache
@@ -225,8 +261,16 @@ def test_a_moving_clock_creates_and_modifies_sessions(api, clock):
 
 def _independent_performance(sessions: list[dict]) -> dict:
     """The performance numbers, computed here from served sessions with DESIGN §7's definitions."""
-    order = ["WelcomeViewed", "ZipCodeEntered", "ServiceTypeChosen", "IssueDescribed", "TimeslotChosen",
-             "ContactInfoEntered", "DetailsConfirmed", "BookingSubmitted"]
+    order = [
+        "WelcomeViewed",
+        "ZipCodeEntered",
+        "ServiceTypeChosen",
+        "IssueDescribed",
+        "TimeslotChosen",
+        "ContactInfoEntered",
+        "DetailsConfirmed",
+        "BookingSubmitted",
+    ]
     abandoned = {"Abandoned", "AbandonedSentToBooking", "AbandonedSentToLead"}
     humans = [s for s in sessions if not s["customer"]["isBot"]]
     booked = [s for s in humans if s["sessionOutcome"] not in abandoned and (s["jobId"] or s["bookingId"])]
@@ -235,12 +279,19 @@ def _independent_performance(sessions: list[dict]) -> dict:
         top = 7 if s in booked else min(order.index(s["lastStep"]), 6)
         for i in range(top + 1):
             reach[i] += 1
-    names = {f"{s['customer']['firstName']} {s['customer']['lastName']}".lower() for s in humans
-             if s["customer"]["firstName"]}
+    names = {
+        f"{s['customer']['firstName']} {s['customer']['lastName']}".lower()
+        for s in humans
+        if s["customer"]["firstName"]
+    }
     return {
         "totalSessions": len(sessions),
-        "milestoneFrequencyCount": {m: reach[i] for i, m in enumerate(
-            ["opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked"])}
+        "milestoneFrequencyCount": {
+            m: reach[i]
+            for i, m in enumerate(
+                ["opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked"]
+            )
+        }
         | {"abandoned": sum(s["sessionOutcome"] in abandoned for s in humans)},
         "totalJobsCreated": sum(1 for s in booked if s["jobId"]),
         "totalBookingsCreated": sum(1 for s in booked if not s["jobId"]),
@@ -258,12 +309,16 @@ def test_performance_equals_counts_computed_from_the_served_sessions(api):
     for tenant in api.served.simulator.tenants:
         for scheduler in tenant.schedulers[:2]:
             for day in ("2026-09-02", "2026-09-20", "2026-10-10"):
-                window = {"createdOnOrAfter": f"{day}T00:00:00Z",
-                          "createdBefore": f"{(datetime.fromisoformat(day) + timedelta(days=7)).date()}T00:00:00Z"}
+                window = {
+                    "createdOnOrAfter": f"{day}T00:00:00Z",
+                    "createdBefore": f"{(datetime.fromisoformat(day) + timedelta(days=7)).date()}T00:00:00Z",
+                }
                 sessions = api.all_pages(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/sessions", **window)
-                served = api.get(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/performance",
-                                 sessionCreatedOnOrAfter=window["createdOnOrAfter"],
-                                 sessionCreatedBefore=window["createdBefore"]).json()
+                served = api.get(
+                    f"/tenant/{tenant.id}/schedulers/{scheduler.id}/performance",
+                    sessionCreatedOnOrAfter=window["createdOnOrAfter"],
+                    sessionCreatedBefore=window["createdBefore"],
+                ).json()
                 expected = _independent_performance(sessions)
                 assert {k: served[k] for k in expected} == expected
                 checked += len(sessions)
@@ -279,16 +334,21 @@ def test_every_session_of_every_scheduler_can_be_paged_with_plain_httpx(api):
             assert len(ids) == len(set(ids)) == total
 
 
-@pytest.mark.parametrize("kind, check", [
-    ("rate_limit", lambda r: r.status_code == 429 and "Retry-After" in r.headers),
-    ("maintenance", lambda r: r.status_code == 409),
-    ("server_error", lambda r: r.status_code in (500, 502, 503)),
-    ("html_error", lambda r: r.status_code == 502 and r.headers["Content-Type"].startswith("text/html")),
-    ("malformed_json", lambda r: r.status_code == 200 and _not_json(r)),
-    ("token_expiry", lambda r: r.status_code == 401),
-    ("schema_drift", lambda r: "assignedTechnicianPreference" in r.json()["data"][0]
-     and "notes" not in r.json()["data"][0]),
-])
+@pytest.mark.parametrize(
+    "kind, check",
+    [
+        ("rate_limit", lambda r: r.status_code == 429 and "Retry-After" in r.headers),
+        ("maintenance", lambda r: r.status_code == 409),
+        ("server_error", lambda r: r.status_code in (500, 502, 503)),
+        ("html_error", lambda r: r.status_code == 502 and r.headers["Content-Type"].startswith("text/html")),
+        ("malformed_json", lambda r: r.status_code == 200 and _not_json(r)),
+        ("token_expiry", lambda r: r.status_code == 401),
+        (
+            "schema_drift",
+            lambda r: "assignedTechnicianPreference" in r.json()["data"][0] and "notes" not in r.json()["data"][0],
+        ),
+    ],
+)
 def test_each_fault_kind_is_observable(api, kind, check):
     tenant = first_tenant(api)
     path = f"/tenant/{tenant.id}/schedulers/{tenant.schedulers[0].id}/sessions"
@@ -340,9 +400,11 @@ def test_webhook_events_are_signed_cloudevents():
     kinds = Counter(e["type"] for e in events)
     assert kinds[webhooks.COMPLETED] > 0 and kinds[webhooks.ABANDONED_QUALIFIED] > 0
     for event in events:
-        schema = ("CloudEvent_Of_SchedulingPro.V2.Webhooks.SessionCompletedWebhookEvent"
-                  if event["type"] == webhooks.COMPLETED
-                  else "CloudEvent_Of_SchedulingPro.V2.Webhooks.SessionAbandonedQualifiedWebhookEvent")
+        schema = (
+            "CloudEvent_Of_SchedulingPro.V2.Webhooks.SessionCompletedWebhookEvent"
+            if event["type"] == webhooks.COMPLETED
+            else "CloudEvent_Of_SchedulingPro.V2.Webhooks.SessionAbandonedQualifiedWebhookEvent"
+        )
         assert_valid(schema, event)
     received = []
 
@@ -360,8 +422,9 @@ def test_webhook_events_are_signed_cloudevents():
 
 
 def test_cli_serves_and_prints_how_to_connect():
-    process = subprocess.Popen([sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "st_scheduling.simulator", "serve", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         lines = [process.stdout.readline() for _ in range(5)]
         base = lines[0].split()[-1]
@@ -369,9 +432,14 @@ def test_cli_serves_and_prints_how_to_connect():
         assert "token URL" in lines[2] and lines[2].strip().endswith("/connect/token")
         variables = dict(part.split("=", 1) for part in lines[3].split() if "=" in part)
         tenant = lines[4].split("ST_TENANT_IDS=")[1].split()[0].split(",")[0]
-        token = httpx.post(f"{base}/connect/token", data={"grant_type": "client_credentials",
-                           "client_id": variables[f"ST_CLIENT_ID_{tenant}"],
-                           "client_secret": variables[f"ST_CLIENT_SECRET_{tenant}"]})
+        token = httpx.post(
+            f"{base}/connect/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": variables[f"ST_CLIENT_ID_{tenant}"],
+                "client_secret": variables[f"ST_CLIENT_SECRET_{tenant}"],
+            },
+        )
         assert token.status_code == 200
     finally:
         process.terminate()
@@ -383,31 +451,41 @@ def test_non_ascii_credentials_are_refused_not_a_server_error(api):
     path = f"{API}/tenant/{tenant.id}/schedulers"
     token = api.headers["Authorization"]
     assert api.http.get(path, headers={"Authorization": token, "ST-App-Key": "clé".encode()}).status_code == 401
-    refused = api.http.post("/connect/token", data={"grant_type": "client_credentials", "client_id": "clïent",
-                                                     "client_secret": "sécret"})
+    refused = api.http.post(
+        "/connect/token", data={"grant_type": "client_credentials", "client_id": "clïent", "client_secret": "sécret"}
+    )
     assert refused.status_code == 401
 
 
 # sha256 of everything `_served_world` reads, per world, as generated since customers come back in journeys. A
 # change here changes the data every test and benchmark was checked against: review it as such.
-WORLD_DIGESTS = {"default": "8b6368eafdc253861d69ef22ed6829e93192700552a6557855bdc82b934a697e",
-                 "alt": "ff7810c60586eb164e1ae14ac11a83ef524294d48fa2e68f51b365ad9aaa52f8"}
+WORLD_DIGESTS = {
+    "default": "8b6368eafdc253861d69ef22ed6829e93192700552a6557855bdc82b934a697e",
+    "alt": "ff7810c60586eb164e1ae14ac11a83ef524294d48fa2e68f51b365ad9aaa52f8",
+}
 
 
 def _served_world(vocabulary: str) -> str:
-    served = Served(Simulator(dataclasses.replace(SMALL, vocabulary=vocabulary), clock=ManualClock(NOW),
-                              sleep=lambda s: None))
+    served = Served(
+        Simulator(dataclasses.replace(SMALL, vocabulary=vocabulary), clock=ManualClock(NOW), sleep=lambda s: None)
+    )
     try:
         api, digest = Api(served), hashlib.sha256()
         for tenant in served.simulator.tenants:
-            for path in [f"/tenant/{tenant.id}/schedulers",
-                         *(f"/tenant/{tenant.id}/schedulers/{s.id}/sessions" for s in tenant.schedulers),
-                         *(f"/tenant/{tenant.id}/routers/{r.id}/sessions" for r in tenant.routers)]:
+            for path in [
+                f"/tenant/{tenant.id}/schedulers",
+                *(f"/tenant/{tenant.id}/schedulers/{s.id}/sessions" for s in tenant.schedulers),
+                *(f"/tenant/{tenant.id}/routers/{r.id}/sessions" for r in tenant.routers),
+            ]:
                 digest.update(orjson.dumps(api.all_pages(path)))
             for scheduler in tenant.schedulers:
-                digest.update(api.get(f"/tenant/{tenant.id}/schedulers/{scheduler.id}/performance",
-                                      sessionCreatedOnOrAfter="2026-10-01T05:00:00Z",
-                                      sessionCreatedBefore="2026-10-08T05:00:00Z").content)
+                digest.update(
+                    api.get(
+                        f"/tenant/{tenant.id}/schedulers/{scheduler.id}/performance",
+                        sessionCreatedOnOrAfter="2026-10-01T05:00:00Z",
+                        sessionCreatedBefore="2026-10-08T05:00:00Z",
+                    ).content
+                )
         return digest.hexdigest()
     finally:
         served.close()

@@ -14,9 +14,14 @@ schema = schemathesis.openapi.from_dict(spec())
 def authed():
     served = serve()
     creds = served.credentials()
-    token = httpx.post(f"{served.base_url}/connect/token", data={
-        "grant_type": "client_credentials", "client_id": creds.client_id, "client_secret": creds.client_secret,
-    }).json()["access_token"]
+    token = httpx.post(
+        f"{served.base_url}/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+        },
+    ).json()["access_token"]
     yield f"{served.base_url}/schedulingpro/v2", {"Authorization": f"Bearer {token}", "ST-App-Key": creds.app_key}
     served.close()
 

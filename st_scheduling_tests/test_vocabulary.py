@@ -41,17 +41,28 @@ SHIPPED = vocabulary.load()
 
 def world_vocabulary(world: World) -> Vocabulary:
     """The mapping and switches a world really uses, written down from the simulator's side."""
-    outcomes = {world.job: "booked", world.booking: "booked", world.abandoned: "abandoned",
-                world.to_booking: "sent_to_booking", world.to_lead: "sent_to_lead"}
+    outcomes = {
+        world.job: "booked",
+        world.booking: "booked",
+        world.abandoned: "abandoned",
+        world.to_booking: "sent_to_booking",
+        world.to_lead: "sent_to_lead",
+    }
     if world.in_progress:
         outcomes[world.in_progress] = "in_progress"
-    return Vocabulary(dict(zip(world.steps, world.milestones)), outcomes,
-                      bots_in_milestones=world.bots_in_milestones,
-                      zipcode_before_interacted=world.at("zipcode") < world.at("interacted"),
-                      leads_in_abandoned=world.leads_in_abandoned, bots_in_totals=world.bots_in_totals,
-                      contacts_captured=world.contacts,
-                      rate_denominators={"scheduler_completion_rate": world.scheduler_rate_of,
-                                         "opened_completion_rate": world.opened_rate_of})
+    return Vocabulary(
+        dict(zip(world.steps, world.milestones)),
+        outcomes,
+        bots_in_milestones=world.bots_in_milestones,
+        zipcode_before_interacted=world.at("zipcode") < world.at("interacted"),
+        leads_in_abandoned=world.leads_in_abandoned,
+        bots_in_totals=world.bots_in_totals,
+        contacts_captured=world.contacts,
+        rate_denominators={
+            "scheduler_completion_rate": world.scheduler_rate_of,
+            "opened_completion_rate": world.opened_rate_of,
+        },
+    )
 
 
 def mapping(v: Vocabulary) -> tuple:
@@ -60,24 +71,33 @@ def mapping(v: Vocabulary) -> tuple:
 
 # --- the file ----------------------------------------------------------------------------------------------
 
+
 def test_the_shipped_file_maps_the_default_world_and_a_rendered_file_reads_back_the_same():
     assert mapping(SHIPPED) == mapping(world_vocabulary(DEFAULT))
     alt = world_vocabulary(ALT)
     assert mapping(vocabulary.parse(vocabulary.render(alt, "header"), "x.toml")) == mapping(alt)
 
 
-@pytest.mark.parametrize("edit, named", [
-    (('ZipCodeEntered = "zipcode"', 'ZipCodeEntered = "zipcod"'), "line 32: lastStep 'ZipCodeEntered' = 'zipcod' is not"),
-    (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 44: sessionOutcome 'Abandoned' = 'gone' is not an"),
-    (("unknown_threshold = 0.01", "unknown_threshold = 5"), "line 8: unknown_threshold = 5 must be a share"),
-    (("bots_in_milestones = false", "bots_in_milestones = \"no\""), "line 12: bots_in_milestones = 'no' must be"),
-    (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 26: opened_completion_rate"),
-    (("leads_in_abandoned = true", "leads_in_abandoned = 1"), "line 16: leads_in_abandoned = 1 must be true or"),
-    (('contacts_captured = "distinct_names"', 'contacts_captured = "names"'),
-     "line 21: contacts_captured = 'names' must be one of \"distinct_names\", \"customer_step\""),
-    (("[definitions]", "[definitions]\nbots_counted = true"), "line 11: unknown definition 'bots_counted'"),
-    (("JobBooked = ", "JobBooked == "), "at line 42"),
-])
+@pytest.mark.parametrize(
+    "edit, named",
+    [
+        (
+            ('ZipCodeEntered = "zipcode"', 'ZipCodeEntered = "zipcod"'),
+            "line 32: lastStep 'ZipCodeEntered' = 'zipcod' is not",
+        ),
+        (('Abandoned = "abandoned"', 'Abandoned = "gone"'), "line 44: sessionOutcome 'Abandoned' = 'gone' is not an"),
+        (("unknown_threshold = 0.01", "unknown_threshold = 5"), "line 8: unknown_threshold = 5 must be a share"),
+        (("bots_in_milestones = false", 'bots_in_milestones = "no"'), "line 12: bots_in_milestones = 'no' must be"),
+        (('opened_completion_rate = "opened"', 'opened_completion_rate = "booked"'), "line 26: opened_completion_rate"),
+        (("leads_in_abandoned = true", "leads_in_abandoned = 1"), "line 16: leads_in_abandoned = 1 must be true or"),
+        (
+            ('contacts_captured = "distinct_names"', 'contacts_captured = "names"'),
+            'line 21: contacts_captured = \'names\' must be one of "distinct_names", "customer_step"',
+        ),
+        (("[definitions]", "[definitions]\nbots_counted = true"), "line 11: unknown definition 'bots_counted'"),
+        (("JobBooked = ", "JobBooked == "), "at line 42"),
+    ],
+)
 def test_a_bad_vocabulary_file_is_refused_naming_the_file_and_line(tmp_path, edit, named):
     text = (Path(vocabulary.__file__).parent / "default.toml").read_text()
     assert edit[0] in text
@@ -90,10 +110,15 @@ def test_a_bad_vocabulary_file_is_refused_naming_the_file_and_line(tmp_path, edi
 
 def test_a_bad_st_vocabulary_fails_when_definitions_load(tmp_path):
     path = tmp_path / "v.toml"
-    path.write_text("[last_step]\nStart = \"begin\"\n[session_outcome]\nDone = \"booked\"\n")
+    path.write_text('[last_step]\nStart = "begin"\n[session_outcome]\nDone = "booked"\n')
     env = {**os.environ, "ST_VOCABULARY": str(path)}
-    loaded = subprocess.run([sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from st_scheduling.definitions import defs; defs()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode != 0 and f"{path}, line 2: lastStep 'Start' = 'begin'" in loaded.stderr
 
 
@@ -121,9 +146,13 @@ def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
     with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
         put_sessions(con, records)
         incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
-        return {sid: tuple(rest) for sid, *rest in con.execute(
-            "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
-            "FROM marts.sessions").fetchall()}
+        return {
+            sid: tuple(rest)
+            for sid, *rest in con.execute(
+                "SELECT session_id, milestone, milestone_index, outcome_class, is_abandoned, is_booked, sent_to_lead "
+                "FROM marts.sessions"
+            ).fetchall()
+        }
 
 
 def test_a_session_reaches_at_least_what_its_own_fields_prove(tmp_path):
@@ -146,14 +175,19 @@ def test_a_failed_vocabulary_gate_is_one_failed_run_that_is_not_retried(tmp_path
     with connect(WarehouseSettings(path)) as con:
         put_sessions(con, [session_record("u1")])
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = dg.materialize([MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path)},
-                                instance=instance, raise_on_error=False)
+        result = dg.materialize(
+            [MART_ASSETS["sessions"]],
+            resources={"warehouse": DuckDBWarehouse(path=path)},
+            instance=instance,
+            raise_on_error=False,
+        )
         assert not result.success
         [run] = instance.get_runs()
         assert run.tags.get("dagster/will_retry") == "false"
 
 
 # --- the unknown-value gate and precision (pure) -----------------------------------------------------------
+
 
 def test_unknown_values_pass_below_the_threshold_and_fail_above_it_naming_each_value_and_the_file():
     vocab = dataclasses.replace(SHIPPED, source="my/vocabulary.toml")
@@ -166,17 +200,25 @@ def test_unknown_values_pass_below_the_threshold_and_fail_above_it_naming_each_v
     assert "my/vocabulary.toml" in failed.message
 
 
-@pytest.mark.parametrize("value, described", [
-    ("zip-checked", "'zip-checked'"),
-    ("Step2_of_8", "'Step2_of_8'"),
-    ("Jane Doe jane@example.com 555-0100",
-     "a value of 34 characters with letters, digits, spaces, '@' and other symbols (first in tenant 7's session s9)"),
-    ("jane@example.com",
-     "a value of 16 characters with letters, '@' and other symbols (first in tenant 7's session s9)"),
-    ("Jane Doe", "a value of 8 characters with letters and spaces (first in tenant 7's session s9)"),
-    ("Suite400", "a value of 8 characters with letters and digits (first in tenant 7's session s9)"),
-    ("", "a value of 0 characters (first in tenant 7's session s9)"),
-])
+@pytest.mark.parametrize(
+    "value, described",
+    [
+        ("zip-checked", "'zip-checked'"),
+        ("Step2_of_8", "'Step2_of_8'"),
+        (
+            "Jane Doe jane@example.com 555-0100",
+            "a value of 34 characters with letters, digits, spaces, '@' and other symbols "
+            "(first in tenant 7's session s9)",
+        ),
+        (
+            "jane@example.com",
+            "a value of 16 characters with letters, '@' and other symbols (first in tenant 7's session s9)",
+        ),
+        ("Jane Doe", "a value of 8 characters with letters and spaces (first in tenant 7's session s9)"),
+        ("Suite400", "a value of 8 characters with letters and digits (first in tenant 7's session s9)"),
+        ("", "a value of 0 characters (first in tenant 7's session s9)"),
+    ],
+)
 def test_an_unknown_value_is_quoted_only_when_it_reads_like_vocabulary(value, described):
     assert checks.describe_value(value, (7, "s9")) == described
 
@@ -184,15 +226,27 @@ def test_an_unknown_value_is_quoted_only_when_it_reads_like_vocabulary(value, de
 def test_the_raw_check_describes_unknown_values_with_their_rows(tmp_path):
     canary = "Jane Doe jane@example.com 555-0100"
     with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
-        put_sessions(con, [session_record("b", canary, "Abandoned"), session_record("a", canary, "Abandoned"),
-                           session_record("c", "zip-checked", "Abandoned")])
+        put_sessions(
+            con,
+            [
+                session_record("b", canary, "Abandoned"),
+                session_record("a", canary, "Abandoned"),
+                session_record("c", "zip-checked", "Abandoned"),
+            ],
+        )
         found = checks.unknown_vocabulary(con, SCHEDULER_SESSIONS, SHIPPED)
-    assert found == {"last_step": {"a value of 34 characters with letters, digits, spaces, '@' and other symbols "
-                                   "(first in tenant 1's session a)": 2, "'zip-checked'": 1}}
+    assert found == {
+        "last_step": {
+            "a value of 34 characters with letters, digits, spaces, '@' and other symbols "
+            "(first in tenant 1's session a)": 2,
+            "'zip-checked'": 1,
+        }
+    }
 
 
-@pytest.mark.parametrize("values, decimals", [
-    ([0.25, 0.1234, 0.5], 4), ([0.2, 0.4], 1), ([2 / 3, 0.5], None), ([], None), ([0.0, 1.0], 0)])
+@pytest.mark.parametrize(
+    "values, decimals", [([0.25, 0.1234, 0.5], 4), ([0.2, 0.4], 1), ([2 / 3, 0.5], None), ([], None), ([0.0, 1.0], 0)]
+)
 def test_the_api_rounding_is_read_from_its_own_rates(values, decimals):
     assert precision.rate_decimals(values) == decimals
 
@@ -204,6 +258,7 @@ def test_a_rate_rounded_by_the_api_is_compared_within_half_its_last_place():
 
 
 # --- two worlds, end to end --------------------------------------------------------------------------------
+
 
 def _loaded(tmp_path_factory, world: str) -> str:
     served = serve(dataclasses.replace(SMALL, vocabulary=world), ManualClock(NOW))
@@ -233,10 +288,17 @@ def test_calibration_recovers_the_shipped_mapping_on_the_default_world(tmp_path_
 
 
 # The metrics each counting switch governs, by the scorecard's names.
-GOVERNED = {"leads_in_abandoned": {"abandoned"},
-            "bots_in_totals": {"jobs_created", "bookings_created", "abandoned_sent_to_bookings",
-                               "abandoned_sent_to_leads", "customer_contacts_captured"},
-            "contacts_captured": {"customer_contacts_captured"}}
+GOVERNED = {
+    "leads_in_abandoned": {"abandoned"},
+    "bots_in_totals": {
+        "jobs_created",
+        "bookings_created",
+        "abandoned_sent_to_bookings",
+        "abandoned_sent_to_leads",
+        "customer_contacts_captured",
+    },
+    "contacts_captured": {"customer_contacts_captured"},
+}
 
 
 def test_calibration_reproduces_every_metric_of_the_alt_world_on_every_scheduler_day(alt_warehouse):
@@ -254,8 +316,9 @@ def test_calibration_reproduces_every_metric_of_the_alt_world_on_every_scheduler
         assert differing and differing <= metrics, switch
 
 
-def _group(day: str, step: str, outcome: str, sessions: int, *, job: bool = False, untouched: bool = False,
-           name: bool = False) -> SessionGroup:
+def _group(
+    day: str, step: str, outcome: str, sessions: int, *, job: bool = False, untouched: bool = False, name: bool = False
+) -> SessionGroup:
     """Sessions of scheduler s on `day` in hand-built calibration tests (people's, and none a lead)."""
     return SessionGroup((1, "s", day), step, outcome, False, job, job, False, untouched, name, name, sessions)
 
@@ -264,19 +327,32 @@ def test_an_open_outcome_stays_in_progress_and_the_fit_says_how_far_off_the_coun
     # ServiceTitan counts the sessions still open (InProgress) as abandoned: mapping InProgress to abandoned would
     # reproduce every count, but those sessions have not ended.
     days = {"d1": (4, 1, 1), "d2": (2, 4, 2), "d3": (5, 2, 1), "d4": (3, 3, 3)}  # jobs, dropped off, still open
-    groups = [g for day, (jobs, dropped, still_open) in days.items()
-              for g in (_group(day, "BookingSubmitted", "JobBooked", jobs, job=True, name=True),
-                        _group(day, "ContactInfoEntered", "Abandoned", dropped, name=True),
-                        _group(day, "WelcomeViewed", "InProgress", still_open, untouched=True))]
+    groups = [
+        g
+        for day, (jobs, dropped, still_open) in days.items()
+        for g in (
+            _group(day, "BookingSubmitted", "JobBooked", jobs, job=True, name=True),
+            _group(day, "ContactInfoEntered", "Abandoned", dropped, name=True),
+            _group(day, "WelcomeViewed", "InProgress", still_open, untouched=True),
+        )
+    ]
     counting_open_as_abandoned = dataclasses.replace(SHIPPED, outcomes={**SHIPPED.outcomes, "InProgress": "abandoned"})
-    api = [ApiDay(day, {m: numbers[m] for m in calibration.COUNTS}, {r: numbers[r] for r in vocabulary.RATES})
-           for day, numbers in calibration.reproduce(groups, counting_open_as_abandoned).items()]
+    api = [
+        ApiDay(day, {m: numbers[m] for m in calibration.COUNTS}, {r: numbers[r] for r in vocabulary.RATES})
+        for day, numbers in calibration.reproduce(groups, counting_open_as_abandoned).items()
+    ]
     fit = calibrate(groups, api, SHIPPED)
     assert fit.vocabulary.outcomes["InProgress"] == "in_progress"
     assert [(d.day[2], d.metric, d.ours, d.api) for d in fit.differences] == [
-        ("d1", "abandoned", 1, 2), ("d2", "abandoned", 4, 6), ("d3", "abandoned", 2, 3), ("d4", "abandoned", 3, 6)]
-    assert "with it open, abandoned is off on 4 of 4 scheduler-days, by 7 in all" in \
-        fit.notes["sessionOutcome 'InProgress'"]
+        ("d1", "abandoned", 1, 2),
+        ("d2", "abandoned", 4, 6),
+        ("d3", "abandoned", 2, 3),
+        ("d4", "abandoned", 3, 6),
+    ]
+    assert (
+        "with it open, abandoned is off on 4 of 4 scheduler-days, by 7 in all"
+        in fit.notes["sessionOutcome 'InProgress'"]
+    )
     assert "tenant 1, scheduler s, d1: abandoned 1 vs 2" in fit.report()
 
 
@@ -286,40 +362,56 @@ def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performanc
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "ST_DUCKDB_PATH": alt_warehouse}
     env.pop("ST_VOCABULARY", None)
-    launched = subprocess.run([str(Path(sys.executable).parent / "dg"), "launch", "--assets",
-                               "group:scheduling_pro_marts"], cwd=Path(__file__).resolve().parents[1], env=env,
-                              capture_output=True, text=True, timeout=300)
+    launched = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "group:scheduling_pro_marts"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = launched.stdout + launched.stderr
     assert launched.returncode != 0
     assert "lastStep 'zip-checked' × " in output and "sessionOutcome 'Lead' × " in output
     assert "default.toml" in output  # the file to edit
 
     out = tmp_path / "alt.toml"
-    cli = subprocess.run([sys.executable, "-m", "st_scheduling.vocabulary", "calibrate", "--out", str(out)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [sys.executable, "-m", "st_scheduling.vocabulary", "calibrate", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr
     assert mapping(vocabulary.load(str(out))) == mapping(world_vocabulary(ALT))
     assert "opened_completion_rate" in cli.stdout and "differs" not in cli.stdout
 
     warehouse = DuckDBWarehouse(path=alt_warehouse, vocabulary_file=str(out))
-    result = dg.materialize(list(MART_ASSETS.values()),
-                            resources={"warehouse": warehouse}, raise_on_error=False)
+    result = dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}, raise_on_error=False)
     assert result.success
-    [reconciled] = [e for e in result.get_asset_check_evaluations()
-                    if e.check_name == "reconciled_with_performance_api"]
+    [reconciled] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "reconciled_with_performance_api"
+    ]
     assert reconciled.passed and reconciled.metadata["api_rate_decimals"].value == "4"
     with duckdb.connect(alt_warehouse, read_only=True) as con:
-        reproduced = {m for (m,) in con.execute(
-            "SELECT DISTINCT metric FROM marts.scheduler_scorecard WHERE NOT api_only").fetchall()}
+        reproduced = {
+            m
+            for (m,) in con.execute(
+                "SELECT DISTINCT metric FROM marts.scheduler_scorecard WHERE NOT api_only"
+            ).fetchall()
+        }
         assert len(reproduced) == 17 and all(f"\n{metric} " in cli.stdout for metric in reproduced)  # each in the fit
         funnel = con.execute(
             """
             SELECT f.scheduler_id, f.period_start, f.milestone, f.sessions_reached, p.milestone_frequency_count
             FROM marts.milestone_funnel AS f
-            JOIN (SELECT id, CAST(timezone('UTC', window_start) AS DATE) AS day, {milestones} AS milestone_frequency_count
+            JOIN (SELECT id, CAST(timezone('UTC', window_start) AS DATE) AS day,
+                         {milestones} AS milestone_frequency_count
                   FROM raw.scheduler_performance) AS p ON p.id = f.scheduler_id AND p.day = f.period_start
             WHERE f.grain = 'day'
-            """.format(milestones="{" + ", ".join(f"'{m}': milestone_{m}" for m in ALT.milestones) + "}")).fetchall()
+            """.format(milestones="{" + ", ".join(f"'{m}': milestone_{m}" for m in ALT.milestones) + "}")
+        ).fetchall()
     assert len(funnel) > 100 and {m for _, _, m, *_ in funnel} == set(ALT.milestones)
     assert [row for row in funnel if row[3] != row[4][row[2]]] == []
 

@@ -55,8 +55,15 @@ class Receiver:
         self.inbox = inbox.FileInbox(directory)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}{PATH}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings, self.inbox, now), host="127.0.0.1",
-                                                    port=port, access_log=False, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, self.inbox, now),
+                host="127.0.0.1",
+                port=port,
+                access_log=False,
+                log_level="warning",
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -73,8 +80,14 @@ class Receiver:
 
 
 def settings(**overrides) -> ReceiverSettings:
-    values = {"key": KEY, "signature_header": config.SIGNATURE_HEADER, "signature_format": "sha256=hex",
-              "max_body_bytes": 64 * 1024, "max_age": timedelta(hours=168), **overrides}
+    values = {
+        "key": KEY,
+        "signature_header": config.SIGNATURE_HEADER,
+        "signature_format": "sha256=hex",
+        "max_body_bytes": 64 * 1024,
+        "max_age": timedelta(hours=168),
+        **overrides,
+    }
     return ReceiverSettings(**values)
 
 
@@ -85,17 +98,33 @@ def receiver(tmp_path) -> Iterator[Receiver]:
     served.close()
 
 
-def event(uid: str = "tn.sp.session-completed:s1:1", kind: str = envelope.COMPLETED, delivery: str = "d1",
-          at: datetime | None = None, tenant: int = 1001, created: str = "2026-12-01T10:00:00Z") -> dict:
-    return {"specversion": "1.0", "id": delivery, "type": kind,
-            "time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "source": "https://webhooks.servicetitan.io", "userassignedid": uid, "datacontenttype": "application/json",
-            "data": {"tenantId": tenant, "tenantName": "Acme",
-                     "session": {"id": uid.split(":")[1] if ":" in uid else uid, "createdOn": created}}}
+def event(
+    uid: str = "tn.sp.session-completed:s1:1",
+    kind: str = envelope.COMPLETED,
+    delivery: str = "d1",
+    at: datetime | None = None,
+    tenant: int = 1001,
+    created: str = "2026-12-01T10:00:00Z",
+) -> dict:
+    return {
+        "specversion": "1.0",
+        "id": delivery,
+        "type": kind,
+        "time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": "https://webhooks.servicetitan.io",
+        "userassignedid": uid,
+        "datacontenttype": "application/json",
+        "data": {
+            "tenantId": tenant,
+            "tenantName": "Acme",
+            "session": {"id": uid.split(":")[1] if ":" in uid else uid, "createdOn": created},
+        },
+    }
 
 
-def post(url: str, body: bytes, key: str | None = KEY, headers: dict | None = None,
-         client: httpx.Client | None = None) -> httpx.Response:
+def post(
+    url: str, body: bytes, key: str | None = KEY, headers: dict | None = None, client: httpx.Client | None = None
+) -> httpx.Response:
     signed = {config.SIGNATURE_HEADER: envelope.signature(body, key, "sha256=hex")} if key else {}
     return (client or httpx).post(url, content=body, headers={**SIGNED, **signed, **(headers or {})}, timeout=10)
 
@@ -114,12 +143,24 @@ def test_a_signed_event_is_stored_and_acknowledged_and_the_health_endpoint_count
     assert mode == 0o700 and all(os.stat(p).st_mode & 0o777 == 0o600 for p in receiver.directory.glob("*.jsonl"))
 
 
-@pytest.mark.parametrize(("case", "status"), [
-    ("forged", 401), ("unsigned", 401), ("signed with another key", 401), ("oversized", 413),
-    ("oversized, chunked", 413), ("not JSON", 400), ("not an object", 400), ("no userassignedid", 400),
-    ("tenant not an integer", 400), ("session without createdOn", 400), ("wrong type", 422),
-    ("replayed after the maximum age", 422), ("form-encoded", 415),
-])
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("forged", 401),
+        ("unsigned", 401),
+        ("signed with another key", 401),
+        ("oversized", 413),
+        ("oversized, chunked", 413),
+        ("not JSON", 400),
+        ("not an object", 400),
+        ("no userassignedid", 400),
+        ("tenant not an integer", 400),
+        ("session without createdOn", 400),
+        ("wrong type", 422),
+        ("replayed after the maximum age", 422),
+        ("form-encoded", 415),
+    ],
+)
 def test_refused_deliveries_get_their_status_and_store_nothing(receiver, case, status):
     body = dumps(event())
     if case == "forged":
@@ -132,8 +173,11 @@ def test_refused_deliveries_get_their_status_and_store_nothing(receiver, case, s
         response = post(receiver.url, dumps({**event(), "pad": "x" * 70_000}))
     elif case == "oversized, chunked":
         big = dumps({**event(), "pad": "x" * 70_000})
-        response = httpx.post(receiver.url, content=iter([big[:1000], big[1000:]]), headers={
-            **SIGNED, config.SIGNATURE_HEADER: envelope.signature(big, KEY, "sha256=hex")})
+        response = httpx.post(
+            receiver.url,
+            content=iter([big[:1000], big[1000:]]),
+            headers={**SIGNED, config.SIGNATURE_HEADER: envelope.signature(big, KEY, "sha256=hex")},
+        )
     elif case == "not JSON":
         response = post(receiver.url, b"{not json")
     elif case == "not an object":
@@ -171,8 +215,9 @@ def test_the_signature_header_and_encoding_are_settings(tmp_path):
     try:
         body = dumps(event())
         wrong_header = post(served.url, body)
-        right = httpx.post(served.url, content=body, headers={
-            **SIGNED, "X-ST-Signature": envelope.signature(body, KEY, "base64")})
+        right = httpx.post(
+            served.url, content=body, headers={**SIGNED, "X-ST-Signature": envelope.signature(body, KEY, "base64")}
+        )
         assert (wrong_header.status_code, right.status_code) == (401, 200)
     finally:
         served.close()
@@ -200,8 +245,13 @@ def test_webhook_settings_are_refused_at_load_by_name_without_quoting_the_key(mo
     with pytest.raises(config.SettingsError) as refused:
         config.Settings.from_env()
     message = str(refused.value)
-    for variable in ("ST_WEBHOOK_HMAC_KEY", "ST_WEBHOOK_SIGNATURE_HEADER", "ST_WEBHOOK_SIGNATURE_FORMAT",
-                     "ST_CALLBACK_WEBHOOK_URL", "ST_CALLBACK_INCLUDE_CONTACT"):
+    for variable in (
+        "ST_WEBHOOK_HMAC_KEY",
+        "ST_WEBHOOK_SIGNATURE_HEADER",
+        "ST_WEBHOOK_SIGNATURE_FORMAT",
+        "ST_CALLBACK_WEBHOOK_URL",
+        "ST_CALLBACK_INCLUDE_CONTACT",
+    ):
         assert variable in message
     assert "short-secret" not in message and "services/T0" not in message
 
@@ -236,8 +286,7 @@ def test_the_simulator_sender_retries_on_servicetitans_schedule_then_gives_up():
 
     start = NOW.timestamp()
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
-        sender = sim_webhooks.Sender("http://receiver.invalid/hook", "s3cret", client,
-                                     clock=clock)
+        sender = sim_webhooks.Sender("http://receiver.invalid/hook", "s3cret", client, clock=clock)
         sender.send([event("a"), event("b")])
         for _ in range(500):
             clock.advance(1)
@@ -267,8 +316,12 @@ def test_the_simulator_sender_faults_duplicate_reorder_and_forge(receiver):
 
 def _serve(directory: Path, port: int) -> subprocess.Popen:
     environment = {**os.environ, "ST_WEBHOOK_INBOX": str(directory), "ST_WEBHOOK_HMAC_KEY": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "st_scheduling.webhooks", "serve", "--port", str(port)],
-                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "st_scheduling.webhooks", "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -321,34 +374,48 @@ def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
 
 # The sensors: pure functions, then one pass through Dagster's sensor machinery from the simulator's events.
 
+
 def test_affected_days_are_the_configured_tenants_creation_days_and_the_rest_is_reported():
-    events = [event("a", tenant=1, created="2026-10-03T23:30:00Z"),
-              event("b", tenant=1, created="2026-10-05T01:00:00Z"), event("c", tenant=2), event("d", tenant=2),
-              event("e", tenant=1, created="2020-01-01T00:00:00Z"),
-              event("f", tenant=1, created="2026-10-09T00:00:00Z")]
+    events = [
+        event("a", tenant=1, created="2026-10-03T23:30:00Z"),
+        event("b", tenant=1, created="2026-10-05T01:00:00Z"),
+        event("c", tenant=2),
+        event("d", tenant=2),
+        event("e", tenant=1, created="2020-01-01T00:00:00Z"),
+        event("f", tenant=1, created="2026-10-09T00:00:00Z"),
+    ]
     found = webhook_defs.affected_days(events, {1}, today="2026-10-08")
     assert found == webhook_defs.Affected({"2026-10-03", "2026-10-05"}, {2: 2}, 2)
-    assert webhook_defs.report(found)[0].startswith("tenant 2: 2 webhook events, but the tenant is not in "
-                                                    "ST_TENANT_IDS")
+    assert webhook_defs.report(found)[0].startswith(
+        "tenant 2: 2 webhook events, but the tenant is not in ST_TENANT_IDS"
+    )
     request = webhook_defs.sessions_request(found.days, "3:1200")
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2026-10-03", "2026-10-05")
     assert request.run_key == "webhooks:3:1200" and request.tags[webhook_defs.TRIGGER_TAG] == "webhooks"
 
 
 def _abandoned() -> dict:
-    document = event("tn.sp.session-abandoned-qualified:s9:1", kind=envelope.ABANDONED_QUALIFIED,
-                     at=datetime(2026, 10, 15, 15, 6, tzinfo=UTC))
-    document["data"]["session"].update({"schedulerId": "sch-1", "lastStep": "TimeslotSelection",
-                                        "category": "Plumbing & Drains", "customer": {
-                                            "firstName": "Ada", "lastName": "Lovelace", "phone": "5125550100",
-                                            "email": "ada@example.com"}})
+    document = event(
+        "tn.sp.session-abandoned-qualified:s9:1",
+        kind=envelope.ABANDONED_QUALIFIED,
+        at=datetime(2026, 10, 15, 15, 6, tzinfo=UTC),
+    )
+    document["data"]["session"].update(
+        {
+            "schedulerId": "sch-1",
+            "lastStep": "TimeslotSelection",
+            "category": "Plumbing & Drains",
+            "customer": {"firstName": "Ada", "lastName": "Lovelace", "phone": "5125550100", "email": "ada@example.com"},
+        }
+    )
     return document
 
 
 def test_a_callback_alert_says_who_where_when_and_what_and_quotes_contact_details_only_when_opted_in():
     steps = {"TimeslotSelection": "schedule"}
-    text = webhook_defs.callback_text(_abandoned(), "Main website", steps, "America/Chicago", False,
-                                      "http://dagster.example")
+    text = webhook_defs.callback_text(
+        _abandoned(), "Main website", steps, "America/Chicago", False, "http://dagster.example"
+    )
     assert "Main website (Acme, tenant 1001)" in text and "2026-10-15 10:06 America/Chicago" in text
     assert "Plumbing &amp; Drains" in text and "left at: schedule ('TimeslotSelection')" in text
     assert "<http://dagster.example/assets/marts/customer_follow_ups|the call-back list>" in text
@@ -384,8 +451,14 @@ def test_simulator_events_lead_to_a_run_for_their_days_and_one_callback_each(rec
     assert again.skip_message == "no new webhook events"
 
     # Events of a tenant not in the settings are kept and reported; a run in flight holds new events back.
-    instance.add_run(DagsterRun(job_name="raw_sessions_job", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
-                                tags={webhook_defs.TRIGGER_TAG: webhook_defs.TRIGGER}))
+    instance.add_run(
+        DagsterRun(
+            job_name="raw_sessions_job",
+            run_id=make_new_run_id(),
+            status=DagsterRunStatus.STARTED,
+            tags={webhook_defs.TRIGGER_TAG: webhook_defs.TRIGGER},
+        )
+    )
     late = event("late", tenant=other, created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert post(receiver.url, dumps(late)).status_code == 200
     held = _tick(webhook_defs.webhook_sessions, first.cursor, instance=instance, resources={"servicetitan": resource})

@@ -48,10 +48,10 @@ def shorten(text: str, limit: int = LINE_LIMIT) -> str:
         return text
     room = limit - len(ELLIPSIS) - 1
     ends = (m.start() + (m.group() == ".") for m in _SENTENCE_END.finditer(text))
-    kept = text[:max((end for end in ends if end <= room), default=0)].rstrip()
+    kept = text[: max((end for end in ends if end <= room), default=0)].rstrip()
     if not kept:
         space = text.rfind(" ", 0, room + 1)
-        kept = text[:space if space > 0 else room].rstrip()
+        kept = text[: space if space > 0 else room].rstrip()
     return f"{kept} {ELLIPSIS}"
 
 
@@ -59,7 +59,7 @@ def first_sentence(description: str | None) -> str:
     """The part of a check's description an alert may quote (see the module docstring)."""
     line = (description or "").strip().split("\n", 1)[0]
     end = _FIRST_SENTENCE.search(line)
-    return line[:end.end()] if end else line
+    return line[: end.end()] if end else line
 
 
 def escape(text: str) -> str:
@@ -89,30 +89,43 @@ def _bullets(lines: list[str]) -> list[str]:
 
 
 def _check_lines(failed: Iterable[tuple[dg.AssetKey, str, str | None]], ui: str | None) -> list[str]:
-    return [f"{link(asset_url(ui, key, check) if ui else None, f'{key.to_user_string()} {check}')}: "
-            f"{escape(shorten(first_sentence(description) or 'failed'))}" for key, check, description in failed]
+    return [
+        f"{link(asset_url(ui, key, check) if ui else None, f'{key.to_user_string()} {check}')}: "
+        f"{escape(shorten(first_sentence(description) or 'failed'))}"
+        for key, check, description in failed
+    ]
 
 
-def run_failure_text(job: str, run_id: str, steps: list[tuple[str, str]],
-                     failed_checks: list[tuple[dg.AssetKey, str, str | None]], ui: str | None = None) -> str:
+def run_failure_text(
+    job: str,
+    run_id: str,
+    steps: list[tuple[str, str]],
+    failed_checks: list[tuple[dg.AssetKey, str, str | None]],
+    ui: str | None = None,
+) -> str:
     """steps: (step key, the class of its error); failed_checks: (asset, check, the evaluation's description)."""
     run = link(run_url(ui, run_id) if ui else None, run_id)
-    lines = [f"step {escape(step)} failed" + (f" ({escape(error)})" if error and error != "Failure" else "")
-             for step, error in steps] or ["no step failed: the run did (its worker stopped, or it never started)"]
+    lines = [
+        f"step {escape(step)} failed" + (f" ({escape(error)})" if error and error != "Failure" else "")
+        for step, error in steps
+    ] or ["no step failed: the run did (its worker stopped, or it never started)"]
     lines += _check_lines(failed_checks, ui)
     return "\n".join([f":red_circle: st_scheduling run failed: {escape(job)} ({run})", *_bullets(lines)])
 
 
-def failed_checks_text(job: str, run_id: str, failed: list[tuple[dg.AssetKey, str, str | None]],
-                       ui: str | None = None) -> str:
+def failed_checks_text(
+    job: str, run_id: str, failed: list[tuple[dg.AssetKey, str, str | None]], ui: str | None = None
+) -> str:
     """failed: (asset, check, the evaluation's description)."""
     run = link(run_url(ui, run_id) if ui else None, run_id)
-    return "\n".join([f":warning: st_scheduling checks failed in {escape(job)} ({run}):",
-                      *_bullets(_check_lines(failed, ui))])
+    return "\n".join(
+        [f":warning: st_scheduling checks failed in {escape(job)} ({run}):", *_bullets(_check_lines(failed, ui))]
+    )
 
 
-def freshness_changes(failing_before: Iterable[str], states: Mapping[str, str]
-                      ) -> tuple[list[str], list[str], list[str]]:
+def freshness_changes(
+    failing_before: Iterable[str], states: Mapping[str, str]
+) -> tuple[list[str], list[str], list[str]]:
     """(newly failing, fresh again, failing now) from the assets failing at the last post and each asset's
     freshness state now (FreshnessState values by asset key string)."""
     before = set(failing_before)
@@ -135,17 +148,25 @@ def expectation(policy: dg.FreshnessPolicy) -> str:
     return "not updated as its freshness policy expects"
 
 
-def freshness_text(failed: list[tuple[dg.AssetKey, str, datetime]], recovered: list[dg.AssetKey],
-                   ui: str | None = None) -> str:
+def freshness_text(
+    failed: list[tuple[dg.AssetKey, str, datetime]], recovered: list[dg.AssetKey], ui: str | None = None
+) -> str:
     """failed: (asset, what it failed to do, when it started failing); recovered: assets fresh again."""
+
     def name(key: dg.AssetKey) -> str:
         return link(asset_url(ui, key) if ui else None, key.to_user_string())
 
     parts = []
     if failed:
-        parts += [":hourglass: st_scheduling data is late (freshness policy failed):",
-                  *_bullets([f"{name(key)}: {escape(missed)} (failing since {since:%Y-%m-%d %H:%M} UTC)"
-                             for key, missed, since in failed])]
+        parts += [
+            ":hourglass: st_scheduling data is late (freshness policy failed):",
+            *_bullets(
+                [
+                    f"{name(key)}: {escape(missed)} (failing since {since:%Y-%m-%d %H:%M} UTC)"
+                    for key, missed, since in failed
+                ]
+            ),
+        ]
     if recovered:
         parts += [":white_check_mark: st_scheduling data is fresh again: " + ", ".join(map(name, recovered))]
     return "\n".join(parts)
@@ -177,26 +198,36 @@ def _failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[tuple[dg.A
     return failed
 
 
-@dg.run_failure_sensor(name="alert_on_run_failure", default_status=dg.DefaultSensorStatus.RUNNING,
-                       monitor_all_code_locations=False,
-                       description=f"Posts every failed run to {WEBHOOK} (Slack-compatible JSON): its failed steps "
-                                   "with their error's class and its failed checks, linked to the run when ST_UI_URL "
-                                   "is set. Does nothing while the variable is unset.")
+@dg.run_failure_sensor(
+    name="alert_on_run_failure",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    monitor_all_code_locations=False,
+    description=f"Posts every failed run to {WEBHOOK} (Slack-compatible JSON): its failed steps "
+    "with their error's class and its failed checks, linked to the run when ST_UI_URL "
+    "is set. Does nothing while the variable is unset.",
+)
 def alert_on_run_failure(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    steps = [(event.step_key, _error_class(event.event_specific_data.error) if event.event_specific_data.error
-              else "") for event in context.get_step_failure_events()]
-    text = run_failure_text(run.job_name, run.run_id, steps, _failed_checks(context.instance, run.run_id),
-                            config.ui_url())
+    steps = [
+        (event.step_key, _error_class(event.event_specific_data.error) if event.event_specific_data.error else "")
+        for event in context.get_step_failure_events()
+    ]
+    text = run_failure_text(
+        run.job_name, run.run_id, steps, _failed_checks(context.instance, run.run_id), config.ui_url()
+    )
     if not post(text):
         context.log.info(f"{WEBHOOK} is not set")
 
 
-@dg.run_status_sensor(name="alert_on_failed_checks", run_status=dg.DagsterRunStatus.SUCCESS,
-                      default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=False,
-                      description=f"Posts the failed asset checks of every successful run (failed runs are posted "
-                                  f"whole) to {WEBHOOK}, including the broken-scheduler alarm, each linked to its "
-                                  "check in the UI when ST_UI_URL is set.")
+@dg.run_status_sensor(
+    name="alert_on_failed_checks",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    monitor_all_code_locations=False,
+    description=f"Posts the failed asset checks of every successful run (failed runs are posted "
+    f"whole) to {WEBHOOK}, including the broken-scheduler alarm, each linked to its "
+    "check in the UI when ST_UI_URL is set.",
+)
 def alert_on_failed_checks(context: dg.RunStatusSensorContext):
     run = context.dagster_run
     # A tick handles every run that ended since the last one: a SkipReason for one run beside the reaction to
@@ -206,17 +237,23 @@ def alert_on_failed_checks(context: dg.RunStatusSensorContext):
         context.log.info(f"{WEBHOOK} is not set")
 
 
-@dg.sensor(name="alert_on_stale_assets", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description=f"Posts each asset whose freshness policy starts failing (not updated in time: the refresh "
-                       f"stopped or keeps failing) to {WEBHOOK} once, and once more when it is fresh again, linked "
-                       "to the asset when ST_UI_URL is set. Reads the freshness daemon's states from the instance, "
-                       "never the warehouse.")
+@dg.sensor(
+    name="alert_on_stale_assets",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Posts each asset whose freshness policy starts failing (not updated in time: the refresh "
+    f"stopped or keeps failing) to {WEBHOOK} once, and once more when it is fresh again, linked "
+    "to the asset when ST_UI_URL is set. Reads the freshness daemon's states from the instance, "
+    "never the warehouse.",
+)
 def alert_on_stale_assets(context: dg.SensorEvaluationContext):
     if context.repository_def is None:
         return dg.SkipReason("no code location to read freshness policies from")
-    policies = {key: assets_def.specs_by_key[key].freshness_policy
-                for key, assets_def in context.repository_def.assets_defs_by_key.items()
-                if assets_def.specs_by_key[key].freshness_policy is not None}
+    policies = {
+        key: assets_def.specs_by_key[key].freshness_policy
+        for key, assets_def in context.repository_def.assets_defs_by_key.items()
+        if assets_def.specs_by_key[key].freshness_policy is not None
+    }
     records = context.instance.get_freshness_state_records(list(policies))
     states = {key.to_user_string(): record.freshness_state.value for key, record in records.items()}
     failing_before = json.loads(context.cursor) if context.cursor else []
@@ -225,12 +262,16 @@ def alert_on_stale_assets(context: dg.SensorEvaluationContext):
     if not failed and not recovered:
         return dg.SensorResult(skip_reason=dg.SkipReason("no change in freshness"), cursor=cursor)
     by_name = {key.to_user_string(): key for key in records}
-    text = freshness_text([(by_name[name], expectation(policies[by_name[name]]), records[by_name[name]].updated_at)
-                           for name in failed], [by_name[name] for name in recovered], config.ui_url())
+    text = freshness_text(
+        [(by_name[name], expectation(policies[by_name[name]]), records[by_name[name]].updated_at) for name in failed],
+        [by_name[name] for name in recovered],
+        config.ui_url(),
+    )
     if not post(text):  # the cursor stays, so whatever is failing is posted once the webhook is set
         return dg.SkipReason(f"{WEBHOOK} is not set")
-    return dg.SensorResult(skip_reason=dg.SkipReason(f"posted: {len(failed)} late, {len(recovered)} fresh again"),
-                           cursor=cursor)
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(f"posted: {len(failed)} late, {len(recovered)} fresh again"), cursor=cursor
+    )
 
 
 @dg.definitions

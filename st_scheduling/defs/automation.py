@@ -37,13 +37,15 @@ raw_sessions_job = dg.define_asset_job(
     description="Raw sessions and performance for a range of days (marts follow automatically).",
 )
 raw_schedulers_job = dg.define_asset_job(
-    "raw_schedulers_job", selection=dg.AssetSelection.assets(["raw", "schedulers"]),
+    "raw_schedulers_job",
+    selection=dg.AssetSelection.assets(["raw", "schedulers"]),
     description="The scheduler inventory (marts/schedulers follows automatically).",
 )
 
 
-def range_request(first: str, last: str, run_key: str | None = None, tags: dict[str, str] | None = None
-                  ) -> dg.RunRequest:
+def range_request(
+    first: str, last: str, run_key: str | None = None, tags: dict[str, str] | None = None
+) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, tags={RANGE_START: first, RANGE_END: last, **(tags or {})})
 
 
@@ -51,16 +53,26 @@ def _clip(first: str) -> str:
     return max(first, FIRST_DAY)
 
 
-@dg.schedule(job=raw_sessions_job, cron_schedule="5 * * * *", execution_timezone=TIMEZONE, default_status=RUNNING,
-             description="Hourly: today's and yesterday's sessions and performance, as one run.")
+@dg.schedule(
+    job=raw_sessions_job,
+    cron_schedule="5 * * * *",
+    execution_timezone=TIMEZONE,
+    default_status=RUNNING,
+    description="Hourly: today's and yesterday's sessions and performance, as one run.",
+)
 def refresh_recent_days(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = context.scheduled_execution_time
     return range_request(_clip(local_day(now, -1)), local_day(now))
 
 
-@dg.schedule(job=scheduling_pro_job, cron_schedule="30 2 * * *", execution_timezone=TIMEZONE,
-             default_status=RUNNING, description=f"Nightly: the last {LOOKBACK_DAYS} days again, for sessions that "
-                                                  "changed late, with the scheduler inventory and every mart.")
+@dg.schedule(
+    job=scheduling_pro_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone=TIMEZONE,
+    default_status=RUNNING,
+    description=f"Nightly: the last {LOOKBACK_DAYS} days again, for sessions that "
+    "changed late, with the scheduler inventory and every mart.",
+)
 def refresh_lookback(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = context.scheduled_execution_time
     return range_request(_clip(local_day(now, -LOOKBACK_DAYS)), local_day(now))
@@ -114,11 +126,15 @@ def _unconfigured(servicetitan: ServiceTitanResource) -> dg.SkipReason | None:
     return None
 
 
-@dg.sensor(job=raw_sessions_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Re-ingests the days whose sessions changed after the hourly refresh stopped covering them "
-                       "(recovered abandonments, bookings turned into jobs): reads sessions modified since its "
-                       "cursor, per tenant, and requests each affected day older than yesterday once. Never opens "
-                       "DuckDB.")
+@dg.sensor(
+    job=raw_sessions_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Re-ingests the days whose sessions changed after the hourly refresh stopped covering them "
+    "(recovered abandonments, bookings turned into jobs): reads sessions modified since its "
+    "cursor, per tenant, and requests each affected day older than yesterday once. Never opens "
+    "DuckDB.",
+)
 def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     if unconfigured := _unconfigured(servicetitan):
         return unconfigured
@@ -133,17 +149,28 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
                 # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
                 schedulers = [r for batch in client.schedulers(tenant) for r in batch]
                 now = client.server_time or datetime.now(UTC)
-                modified_from = None if since is None else (
-                    datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP)
-                records = () if since is None else (
-                    record for scheduler in schedulers
-                    for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from)
-                    for record in batch)
+                modified_from = (
+                    None
+                    if since is None
+                    else (datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP)
+                )
+                records = (
+                    ()
+                    if since is None
+                    else (
+                        record
+                        for scheduler in schedulers
+                        for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from)
+                        for record in batch
+                    )
+                )
                 found = tenant_changes(since, now, records)
                 cursor[str(tenant)] = found.cursor
                 if found.future:
-                    future.append(f"tenant {tenant}: {found.future} sessions modified after the API's own clock "
-                                  f"({now:%Y-%m-%d %H:%M} UTC); their days are read, the cursor stays at {found.cursor}")
+                    future.append(
+                        f"tenant {tenant}: {found.future} sessions modified after the API's own clock "
+                        f"({now:%Y-%m-%d %H:%M} UTC); their days are read, the cursor stays at {found.cursor}"
+                    )
                 for key, modified in found.days.items():
                     changed[key] = max(changed.get(key, ""), modified)
     except ServiceTitanError as err:
@@ -151,21 +178,34 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
     for line in future:
         context.log.warning(line)
     requests = late_update_requests(changed)
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True),
-                           skip_reason=None if requests else "; ".join(
-                               ["no sessions older than yesterday changed since the last check", *future]))
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None
+        if requests
+        else "; ".join(["no sessions older than yesterday changed since the last check", *future]),
+    )
 
 
-@dg.sensor(job=raw_schedulers_job, minimum_interval_seconds=600, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears "
-                       "or changes.")
+@dg.sensor(
+    job=raw_schedulers_job,
+    minimum_interval_seconds=600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Refreshes raw/schedulers (and so marts/schedulers) when a scheduler appears, disappears or changes.",
+)
 def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     if unconfigured := _unconfigured(servicetitan):
         return unconfigured
     try:
         with servicetitan.clients() as clients:
-            fingerprint = scheduler_fingerprint([(tenant, r["id"], r["modifiedOn"]) for tenant in servicetitan.tenants()
-                                                 for batch in clients(tenant).schedulers(tenant) for r in batch])
+            fingerprint = scheduler_fingerprint(
+                [
+                    (tenant, r["id"], r["modifiedOn"])
+                    for tenant in servicetitan.tenants()
+                    for batch in clients(tenant).schedulers(tenant)
+                    for r in batch
+                ]
+            )
     except ServiceTitanError as err:
         return dg.SkipReason(f"could not read the API ({type(err).__name__}: {err}); cursor left where it was")
     if fingerprint == context.cursor:

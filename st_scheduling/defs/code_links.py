@@ -18,12 +18,19 @@ def linked(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
     url = os.getenv("ST_CODE_URL")
     if not url:
         return list(with_sources)
-    return list(dg.link_code_references_to_git(
-        with_sources, git_url=url, git_branch=os.getenv("ST_CODE_BRANCH") or "main",
-        file_path_mapping=dg.AnchorBasedFilePathMapping(local_file_anchor=PACKAGE,
-                                                        file_anchor_path_in_repository="st_scheduling/")))
+    return list(
+        dg.link_code_references_to_git(
+            with_sources,
+            git_url=url,
+            git_branch=os.getenv("ST_CODE_BRANCH") or "main",
+            file_path_mapping=dg.AnchorBasedFilePathMapping(
+                local_file_anchor=PACKAGE, file_anchor_path_in_repository="st_scheduling/"
+            ),
+        )
+    )
 
 
 def sql_reference(path: str) -> dg.CodeReferencesMetadataValue:
-    return dg.CodeReferencesMetadataValue(code_references=[
-        dg.LocalFileCodeReference(file_path=path, line_number=1, label="SQL model")])
+    return dg.CodeReferencesMetadataValue(
+        code_references=[dg.LocalFileCodeReference(file_path=path, line_number=1, label="SQL model")]
+    )

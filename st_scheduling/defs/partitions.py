@@ -15,7 +15,9 @@ TIMEZONE = _settings.timezone
 LOOKBACK_DAYS = _settings.lookback_days
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.start_date, timezone=TIMEZONE, end_offset=1  # today's partition fills as the day goes
+    start_date=_settings.start_date,
+    timezone=TIMEZONE,
+    end_offset=1,  # today's partition fills as the day goes
 )
 FIRST_DAY = daily_partitions.start.date().isoformat()
 # Run tags that make one run cover a range of daily partitions (a single-run backfill).

@@ -15,8 +15,15 @@ from pydantic import Field
 from st_scheduling import vocabulary
 from st_scheduling.config import SIMULATOR, Settings, SettingsError, router_pairs, tenant_ids
 from st_scheduling.ingest.pipeline import LoadOptions
-from st_scheduling.servicetitan import CallStats, ConfigurationError, Credentials, Endpoints, Limits, \
-    RetryPolicy, ServiceTitanClient
+from st_scheduling.servicetitan import (
+    CallStats,
+    ConfigurationError,
+    Credentials,
+    Endpoints,
+    Limits,
+    RetryPolicy,
+    ServiceTitanClient,
+)
 from st_scheduling.vocabulary import Vocabulary
 from st_scheduling.warehouse import instance_binding, marts, publish
 from st_scheduling.warehouse.store import WarehouseSettings, connect
@@ -28,10 +35,13 @@ class ServiceTitanResource(dg.ConfigurableResource):
     """The Scheduling Pro API: `simulator` (in-process, the default), `integration`, `production`, or a base URL."""
 
     environment: str = Field(default=SIMULATOR, description="simulator | integration | production | http(s) URL")
-    client_id: str | None = Field(default=None, description="OAuth client id of every tenant without its own "
-                                                            "ST_CLIENT_ID_<tenant> (ST_CLIENT_ID)")
-    client_secret: str | None = Field(default=None, description="OAuth client secret of every tenant without its "
-                                                                "own ST_CLIENT_SECRET_<tenant> (ST_CLIENT_SECRET)")
+    client_id: str | None = Field(
+        default=None, description="OAuth client id of every tenant without its own ST_CLIENT_ID_<tenant> (ST_CLIENT_ID)"
+    )
+    client_secret: str | None = Field(
+        default=None,
+        description="OAuth client secret of every tenant without its own ST_CLIENT_SECRET_<tenant> (ST_CLIENT_SECRET)",
+    )
     app_key: str | None = Field(default=None, description="ServiceTitan app key (ST_APP_KEY)")
     token_url: str | None = Field(default=None, description="Overrides the environment's token URL (ST_TOKEN_URL)")
     tenant_ids: str = Field(default="", description="Comma-separated tenant ids; empty = every simulated tenant")
@@ -39,21 +49,33 @@ class ServiceTitanResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per API call on 429/409/5xx/timeouts")
     retry_base_seconds: float = Field(default=0.5, description="First backoff delay; doubles per attempt")
     max_retry_seconds: float = Field(default=300.0, description="Give up on a call after retrying this long")
-    timeout_seconds: float = Field(default=100.0, description="Wall-clock limit for one whole request, from "
-                                                              "connecting to the last byte, however slowly it "
-                                                              "arrives (the API's own timeout is 100 s)")
+    timeout_seconds: float = Field(
+        default=100.0,
+        description="Wall-clock limit for one whole request, from "
+        "connecting to the last byte, however slowly it "
+        "arrives (the API's own timeout is 100 s)",
+    )
     max_response_mb: int = Field(default=64, description="Largest response accepted as received (compressed), MB")
     max_decompressed_mb: int = Field(default=256, description="Largest response accepted once decompressed, MB")
     page_slack: int = Field(default=2, description="Pages allowed beyond ceil(totalCount / pageSize) in a window")
-    max_pages_per_window: int = Field(default=1000, description="Most pages one read of a window may take, whatever "
-                                                                "totalCount says (ST_API_MAX_PAGES_PER_WINDOW)")
-    max_window_mb: int = Field(default=16384, description="Most response MB (decompressed) one read of a window may "
-                                                         "take (ST_API_MAX_WINDOW_MB)")
-    fetch_workers: int = Field(default=2, description="Owner-windows (scheduler or router and days) of one tenant "
-                                                      "fetched and staged at once; each tenant stays under 60 "
-                                                      "calls/s (ST_API_FETCH_WORKERS)")
-    parallel_tenants: int = Field(default=4, description="Tenants read at once, each with its own fetch workers "
-                                                         "and rate limit (ST_API_PARALLEL_TENANTS)")
+    max_pages_per_window: int = Field(
+        default=1000,
+        description="Most pages one read of a window may take, whatever totalCount says (ST_API_MAX_PAGES_PER_WINDOW)",
+    )
+    max_window_mb: int = Field(
+        default=16384,
+        description="Most response MB (decompressed) one read of a window may take (ST_API_MAX_WINDOW_MB)",
+    )
+    fetch_workers: int = Field(
+        default=2,
+        description="Owner-windows (scheduler or router and days) of one tenant "
+        "fetched and staged at once; each tenant stays under 60 "
+        "calls/s (ST_API_FETCH_WORKERS)",
+    )
+    parallel_tenants: int = Field(
+        default=4,
+        description="Tenants read at once, each with its own fetch workers and rate limit (ST_API_PARALLEL_TENANTS)",
+    )
 
     def tenants(self) -> list[int]:
         if not self.tenant_ids.strip():
@@ -79,12 +101,16 @@ class ServiceTitanResource(dg.ConfigurableResource):
     def credentials(self, tenant: int) -> Credentials:
         """The tenant's credentials: `ST_CLIENT_ID_<tenant>` / `ST_CLIENT_SECRET_<tenant>` when set (read at
         run time, like the EnvVar defaults, and never stored), else `ST_CLIENT_ID` / `ST_CLIENT_SECRET`."""
-        found = {"ST_CLIENT_ID": os.environ.get(f"ST_CLIENT_ID_{tenant}") or self.client_id,
-                 "ST_CLIENT_SECRET": os.environ.get(f"ST_CLIENT_SECRET_{tenant}") or self.client_secret}
+        found = {
+            "ST_CLIENT_ID": os.environ.get(f"ST_CLIENT_ID_{tenant}") or self.client_id,
+            "ST_CLIENT_SECRET": os.environ.get(f"ST_CLIENT_SECRET_{tenant}") or self.client_secret,
+        }
         if missing := [name for name, value in found.items() if not value]:
-            raise ConfigurationError(f"tenant {tenant} has no {' and no '.join(missing)}: set "
-                                     f"{' and '.join(f'{name}_{tenant}' for name in missing)} (its own client), or "
-                                     f"{' and '.join(missing)} (the default for every tenant)")
+            raise ConfigurationError(
+                f"tenant {tenant} has no {' and no '.join(missing)}: set "
+                f"{' and '.join(f'{name}_{tenant}' for name in missing)} (its own client), or "
+                f"{' and '.join(missing)} (the default for every tenant)"
+            )
         if not self.app_key:
             raise ConfigurationError("ST_APP_KEY is not set: your ServiceTitan app's key, sent with every call")
         return Credentials(*found.values(), self.app_key)
@@ -106,27 +132,37 @@ class ServiceTitanResource(dg.ConfigurableResource):
     @contextmanager
     def clients(self) -> Iterator[TenantClients]:
         """Each tenant's API client, made on first use: one client (and one token cache) per credential."""
-        retry = RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_seconds,
-                            max_total_seconds=self.max_retry_seconds)
-        limits = Limits(request_seconds=self.timeout_seconds, max_wire_bytes=self.max_response_mb * 2**20,
-                        max_body_bytes=self.max_decompressed_mb * 2**20, page_slack=self.page_slack,
-                        max_pages_per_window=self.max_pages_per_window,
-                        max_window_bytes=self.max_window_mb * 2**20)
+        retry = RetryPolicy(
+            max_attempts=self.max_attempts, base_delay=self.retry_base_seconds, max_total_seconds=self.max_retry_seconds
+        )
+        limits = Limits(
+            request_seconds=self.timeout_seconds,
+            max_wire_bytes=self.max_response_mb * 2**20,
+            max_body_bytes=self.max_decompressed_mb * 2**20,
+            page_slack=self.page_slack,
+            max_pages_per_window=self.max_pages_per_window,
+            max_window_bytes=self.max_window_mb * 2**20,
+        )
         if self.environment == SIMULATOR:
             simulator = _simulator()
 
             def make(tenant: int) -> ServiceTitanClient:
                 creds = simulator.credentials
-                return ServiceTitanClient(Endpoints.resolve("http://localhost"),
-                                          Credentials(*creds.for_tenant(tenant), creds.app_key),
-                                          transport=simulator.transport(), retry=retry, limits=limits,
-                                          label=f"tenant {tenant}")
+                return ServiceTitanClient(
+                    Endpoints.resolve("http://localhost"),
+                    Credentials(*creds.for_tenant(tenant), creds.app_key),
+                    transport=simulator.transport(),
+                    retry=retry,
+                    limits=limits,
+                    label=f"tenant {tenant}",
+                )
         else:
             endpoints = Endpoints.resolve(self.environment, self.token_url)
 
             def make(tenant: int) -> ServiceTitanClient:
-                return ServiceTitanClient(endpoints, self.credentials(tenant), retry=retry, limits=limits,
-                                          label=f"tenant {tenant}")
+                return ServiceTitanClient(
+                    endpoints, self.credentials(tenant), retry=retry, limits=limits, label=f"tenant {tenant}"
+                )
 
         clients = TenantClients(make)
         try:
@@ -152,8 +188,12 @@ class TenantClients:
     def stats(self) -> CallStats:
         total = CallStats()
         for client in self._clients.values():
-            total.count(calls=client.stats.calls, retries=client.stats.retries,
-                        token_fetches=client.stats.token_fetches, refetched_windows=client.stats.refetched_windows)
+            total.count(
+                calls=client.stats.calls,
+                retries=client.stats.retries,
+                token_fetches=client.stats.token_fetches,
+                refetched_windows=client.stats.refetched_windows,
+            )
             for kind, n in client.stats.problems.items():
                 total.problems[kind] += n
         return total
@@ -179,18 +219,25 @@ class DuckDBWarehouse(dg.ConfigurableResource):
 
     path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
     threads: int = Field(default=2, description="DuckDB worker threads for mart builds (ST_DUCKDB_THREADS)")
-    memory_limit: str = Field(default="8GB", description="DuckDB memory limit for mart builds "
-                                                         "(ST_DUCKDB_MEMORY_LIMIT)")
+    memory_limit: str = Field(default="8GB", description="DuckDB memory limit for mart builds (ST_DUCKDB_MEMORY_LIMIT)")
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
-    staging_dir: str | None = Field(default=None, description="Where a run stages API pages as Parquet before its "
-                                                              "commit, in an area of its own only this user can "
-                                                              "read (removed after; a killed run's by the next "
-                                                              "run); .staging/ beside the warehouse by default")
-    vocabulary_file: str = Field(default="", description="How the marts read lastStep and sessionOutcome "
-                                                         "(ST_VOCABULARY); empty for the shipped default")
-    publish_dir: str | None = Field(default=None, description="Where each mart is published as a Parquet snapshot "
-                                                              "(ST_PUBLISH_DIR); published/<warehouse name>/ "
-                                                              "beside the warehouse file by default")
+    staging_dir: str | None = Field(
+        default=None,
+        description="Where a run stages API pages as Parquet before its "
+        "commit, in an area of its own only this user can "
+        "read (removed after; a killed run's by the next "
+        "run); .staging/ beside the warehouse by default",
+    )
+    vocabulary_file: str = Field(
+        default="",
+        description="How the marts read lastStep and sessionOutcome (ST_VOCABULARY); empty for the shipped default",
+    )
+    publish_dir: str | None = Field(
+        default=None,
+        description="Where each mart is published as a Parquet snapshot "
+        "(ST_PUBLISH_DIR); published/<warehouse name>/ "
+        "beside the warehouse file by default",
+    )
     publish_pii: bool = Field(default=False, description="Also publish marts holding customer PII (ST_PUBLISH_PII)")
 
     def publish_directory(self) -> str | None:
@@ -199,26 +246,37 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     def vocabulary(self) -> Vocabulary:
         return vocabulary.load(self.vocabulary_file)
 
-    attribution_window_days: int = Field(default=90, description="Look-back window of the first-touch, last-touch "
-                                                                 "and linear attribution models "
-                                                                 "(ST_ATTRIBUTION_WINDOW_DAYS)")
-    timezone: str = Field(default="UTC", description="The local day, week and hour of the marts and the alarm "
-                                                     "(ST_TIMEZONE, the partitions' own time zone)")
+    attribution_window_days: int = Field(
+        default=90,
+        description="Look-back window of the first-touch, last-touch "
+        "and linear attribution models "
+        "(ST_ATTRIBUTION_WINDOW_DAYS)",
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="The local day, week and hour of the marts and the alarm "
+        "(ST_TIMEZONE, the partitions' own time zone)",
+    )
 
     def model_settings(self) -> marts.ModelSettings:
         """What the mart models read. The customer-key salt is ST_CUSTOMER_KEY_SALT, read at run time and never
         stored; unset, the warehouse keeps its own."""
-        return marts.ModelSettings(self.timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None,
-                                   self.attribution_window_days)
+        return marts.ModelSettings(
+            self.timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None, self.attribution_window_days
+        )
 
     @property
     def settings(self) -> WarehouseSettings:
         return WarehouseSettings(self.path, self.threads, self.memory_limit)
 
     def load_options(self, servicetitan: ServiceTitanResource, allow_shrink: bool) -> LoadOptions:
-        return LoadOptions(allow_shrink=allow_shrink, workers=servicetitan.fetch_workers,
-                           parallel_tenants=servicetitan.parallel_tenants,
-                           staging_dir=self.staging_dir, lock_wait_seconds=self.lock_wait_seconds)
+        return LoadOptions(
+            allow_shrink=allow_shrink,
+            workers=servicetitan.fetch_workers,
+            parallel_tenants=servicetitan.parallel_tenants,
+            staging_dir=self.staging_dir,
+            lock_wait_seconds=self.lock_wait_seconds,
+        )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Every run that opens the warehouse first makes sure the instance recording it belongs to it."""
@@ -256,12 +314,19 @@ def build_resources(settings: Settings) -> dict:
             router_ids=settings.router_ids,
             **settings.api_limits,
         )
-    return {"servicetitan": api,
-            "warehouse": DuckDBWarehouse(path=settings.duckdb_path, vocabulary_file=settings.vocabulary_file,
-                                         publish_dir=settings.publish_dir, publish_pii=settings.publish_pii,
-                                         attribution_window_days=settings.attribution_window_days,
-                                         timezone=settings.timezone, threads=settings.duckdb_threads,
-                                         memory_limit=settings.duckdb_memory_limit)}
+    return {
+        "servicetitan": api,
+        "warehouse": DuckDBWarehouse(
+            path=settings.duckdb_path,
+            vocabulary_file=settings.vocabulary_file,
+            publish_dir=settings.publish_dir,
+            publish_pii=settings.publish_pii,
+            attribution_window_days=settings.attribution_window_days,
+            timezone=settings.timezone,
+            threads=settings.duckdb_threads,
+            memory_limit=settings.duckdb_memory_limit,
+        ),
+    }
 
 
 @dg.definitions

@@ -35,10 +35,13 @@ def _started_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return started[-1].dagster_event.pid if started and started[-1].dagster_event else None
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Fails the runs whose process died (a `dg launch` killed, say) within a minute or two, so "
-                       "they stop holding the duckdb_writer pool and alert like any failed run. Local instances only "
-                       "(SQLite storage); with PostgreSQL the run time limit in dagster.yaml ends them.")
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails the runs whose process died (a `dg launch` killed, say) within a minute or two, so "
+    "they stop holding the duckdb_writer pool and alert like any failed run. Local instances only "
+    "(SQLite storage); with PostgreSQL the run time limit in dagster.yaml ends them.",
+)
 def fail_runs_whose_process_died(context: dg.SensorEvaluationContext):
     instance = context.instance
     if not isinstance(instance.run_storage, SqliteRunStorage):
@@ -48,7 +51,10 @@ def fail_runs_whose_process_died(context: dg.SensorEvaluationContext):
     for run_id in dead:
         if instance.get_run_by_id(run_id).status != dg.DagsterRunStatus.STARTED:  # it ended as it was looked at
             continue
-        instance.report_run_failed(started[run_id], message="The run's process is gone (killed, or the machine "
-                                                            "stopped): the run was failed so it no longer holds "
-                                                            "the warehouse's writer pool.")
+        instance.report_run_failed(
+            started[run_id],
+            message="The run's process is gone (killed, or the machine "
+            "stopped): the run was failed so it no longer holds "
+            "the warehouse's writer pool.",
+        )
     return dg.SkipReason(f"failed {len(dead)} run(s) whose process died" if dead else "every started run is alive")

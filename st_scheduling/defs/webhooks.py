@@ -35,8 +35,12 @@ from st_scheduling.webhooks import envelope, inbox
 # automation.raw_sessions_job, never imported by name: the defs loader would collect the job a second time.
 TRIGGER_TAG, TRIGGER = "st_scheduling/trigger", "webhooks"
 EVENTS_PER_TICK = 10_000
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 # A call back is worth making the same day; older abandonments are in marts/customer_follow_ups.
 CALLBACK_MAX_AGE = timedelta(hours=24)
 FOLLOW_UPS = dg.AssetKey(["marts", "customer_follow_ups"])
@@ -71,16 +75,19 @@ def affected_days(events: Iterable[dict], tenants: set[int], today: str) -> Affe
 def sessions_request(days: set[str], position: str) -> dg.RunRequest:
     """One run over every affected day (the span from the first to the last: one API pass per scheduler); the run
     key is the inbox position, so a tick evaluated twice launches once."""
-    return automation.range_request(min(days), max(days), run_key=f"webhooks:{position}",
-                                    tags={TRIGGER_TAG: TRIGGER})
+    return automation.range_request(min(days), max(days), run_key=f"webhooks:{position}", tags={TRIGGER_TAG: TRIGGER})
 
 
 def report(found: Affected) -> list[str]:
-    lines = [f"tenant {tenant}: {count} webhook events, but the tenant is not in ST_TENANT_IDS; kept in the inbox, "
-             "not read" for tenant, count in found.unconfigured.items()]
+    lines = [
+        f"tenant {tenant}: {count} webhook events, but the tenant is not in ST_TENANT_IDS; kept in the inbox, not read"
+        for tenant, count in found.unconfigured.items()
+    ]
     if found.outside:
-        lines.append(f"{found.outside} webhook events for sessions created outside the daily partitions "
-                     f"({FIRST_DAY} to today); not read")
+        lines.append(
+            f"{found.outside} webhook events for sessions created outside the daily partitions "
+            f"({FIRST_DAY} to today); not read"
+        )
     return lines
 
 
@@ -89,11 +96,14 @@ def _webhook_run_in_flight(instance: dg.DagsterInstance) -> bool:
     return bool(instance.get_run_records(runs, limit=1))
 
 
-@dg.sensor(job=automation.raw_sessions_job, minimum_interval_seconds=15,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Brings the sessions of new webhook events into raw within minutes: one run that reads the "
-                       "days their sessions were created from the API again (marts follow). Holds new events while "
-                       "its last run has not finished. Idle while the webhook inbox is empty.")
+@dg.sensor(
+    job=automation.raw_sessions_job,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Brings the sessions of new webhook events into raw within minutes: one run that reads the "
+    "days their sessions were created from the API again (marts follow). Holds new events while "
+    "its last run has not finished. Idle while the webhook inbox is empty.",
+)
 def webhook_sessions(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
     settings = config.Settings.from_env()
     if settings.webhooks.inbox is None:
@@ -118,30 +128,43 @@ def webhook_sessions(context: dg.SensorEvaluationContext, servicetitan: ServiceT
     return dg.SensorResult(run_requests=[sessions_request(found.days, position)], cursor=position)
 
 
-def callback_text(event: dict, scheduler: str | None, steps: Mapping[str, str], timezone: str,
-                  include_contact: bool, ui: str | None) -> str:
+def callback_text(
+    event: dict, scheduler: str | None, steps: Mapping[str, str], timezone: str, include_contact: bool, ui: str | None
+) -> str:
     """A Slack-compatible call-back alert for one qualified abandoned session: who (only when `include_contact`),
     which scheduler, when, what the customer asked for, the step where they left, and a link to the call-back list."""
     data = event["data"]
     session, tenant = data["session"], data["tenantId"]
     when = datetime.fromisoformat(event["time"]).astimezone(ZoneInfo(timezone))
     step = session.get("lastStep")
-    left = "unknown" if not step else (
-        f"{steps[step]} ({describe_value(step, (tenant, session['id']))})" if step in steps
-        else describe_value(step, (tenant, session["id"])))
+    left = (
+        "unknown"
+        if not step
+        else (
+            f"{steps[step]} ({describe_value(step, (tenant, session['id']))})"
+            if step in steps
+            else describe_value(step, (tenant, session["id"]))
+        )
+    )
     asked = session.get("category")
-    lines = [(f"scheduler: {alerts.escape(scheduler or session.get('schedulerId') or 'unknown')} "
-              f"({alerts.escape(str(data.get('tenantName') or ''))}, tenant {tenant})"),
-             f"abandoned: {when:%Y-%m-%d %H:%M} {timezone}",
-             f"asked for: {alerts.escape(alerts.shorten(asked, 80)) if asked else 'no service chosen'}",
-             f"left at: {alerts.escape(left)}"]
+    lines = [
+        (
+            f"scheduler: {alerts.escape(scheduler or session.get('schedulerId') or 'unknown')} "
+            f"({alerts.escape(str(data.get('tenantName') or ''))}, tenant {tenant})"
+        ),
+        f"abandoned: {when:%Y-%m-%d %H:%M} {timezone}",
+        f"asked for: {alerts.escape(alerts.shorten(asked, 80)) if asked else 'no service chosen'}",
+        f"left at: {alerts.escape(left)}",
+    ]
     if include_contact:
         customer = session.get("customer") or {}
         name = " ".join(filter(None, (customer.get("firstName"), customer.get("lastName"))))
         contact = ", ".join(filter(None, (name, customer.get("phone"), customer.get("email"))))
         lines.append(f"contact: {alerts.escape(alerts.shorten(contact, 200))}")
-    lines.append(f"session: {alerts.escape(session['id'])}; "
-                 + alerts.link(alerts.asset_url(ui, FOLLOW_UPS) if ui else None, "the call-back list"))
+    lines.append(
+        f"session: {alerts.escape(session['id'])}; "
+        + alerts.link(alerts.asset_url(ui, FOLLOW_UPS) if ui else None, "the call-back list")
+    )
     title = ":telephone_receiver: st_scheduling call back: a customer left their details, then the scheduler"
     return "\n".join([title, *(f"• {line}" for line in lines)])
 
@@ -151,18 +174,26 @@ def scheduler_names(settings: config.Settings) -> dict[tuple[int, str], str]:
     empty when there is none yet, and the alert shows the scheduler's id."""
     directory = settings.publish_dir or publish.default_directory(settings.duckdb_path)
     try:
-        rows = pq.read_table(publish.snapshot_path(directory, "schedulers"),
-                             columns=["tenant_id", "scheduler_id", "scheduler_name"]).to_pylist() if directory else []
+        rows = (
+            pq.read_table(
+                publish.snapshot_path(directory, "schedulers"), columns=["tenant_id", "scheduler_id", "scheduler_name"]
+            ).to_pylist()
+            if directory
+            else []
+        )
     except (OSError, ValueError):
         return {}
     return {(row["tenant_id"], row["scheduler_id"]): row["scheduler_name"] for row in rows}
 
 
-@dg.sensor(minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
-           description=f"Posts each qualified abandoned session (tn.sp.session-abandoned-qualified) to "
-                       f"{config.CALLBACK_URL} within a minute of its webhook, once: scheduler, time, what the "
-                       "customer asked for, the step where they left and a link; contact details only with "
-                       "ST_CALLBACK_INCLUDE_CONTACT=true. Idle while the variable is unset.")
+@dg.sensor(
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Posts each qualified abandoned session (tn.sp.session-abandoned-qualified) to "
+    f"{config.CALLBACK_URL} within a minute of its webhook, once: scheduler, time, what the "
+    "customer asked for, the step where they left and a link; contact details only with "
+    "ST_CALLBACK_INCLUDE_CONTACT=true. Idle while the variable is unset.",
+)
 def webhook_callbacks(context: dg.SensorEvaluationContext):
     if not config.callback_url():
         return dg.SkipReason(f"{config.CALLBACK_URL} is not set")  # the cursor stays: set it, and today's are posted
@@ -181,17 +212,25 @@ def webhook_callbacks(context: dg.SensorEvaluationContext):
                 stale += 1
             else:
                 session = event["data"]["session"]
-                text = callback_text(event, names.get((event["data"]["tenantId"], session.get("schedulerId"))),
-                                     steps, settings.timezone, settings.webhooks.callback_include_contact,
-                                     config.ui_url())
+                text = callback_text(
+                    event,
+                    names.get((event["data"]["tenantId"], session.get("schedulerId"))),
+                    steps,
+                    settings.timezone,
+                    settings.webhooks.callback_include_contact,
+                    config.ui_url(),
+                )
                 try:
                     alerts.post(text, config.CALLBACK_URL)
                 except httpx.HTTPError as err:
                     # The cursor stops before this event, so it is posted at the next tick and the ones posted are not
                     # posted again.
                     context.log.error(f"posting a call-back failed ({type(err).__name__}); retried next tick")
-                    return dg.SensorResult(cursor=position, skip_reason=f"posted {posted} call-backs; the next "
-                                           f"failed ({type(err).__name__}) and is retried next tick")
+                    return dg.SensorResult(
+                        cursor=position,
+                        skip_reason=f"posted {posted} call-backs; the next "
+                        f"failed ({type(err).__name__}) and is retried next tick",
+                    )
                 posted += 1
         position = stored.position
     skipped = f"; {stale} older than {CALLBACK_MAX_AGE.total_seconds() / 3600:g} h not posted" if stale else ""

@@ -62,10 +62,16 @@ def _cast(column, to: pa.DataType, name: str, endpoint: str, page: int | None):
 
 def records_parser(table: RawTable, lead: dict) -> PageParser:
     """A page parser giving typed Arrow tables ready to stage, for any list endpoint of `table`'s shape."""
-    envelope_schema = pa.schema([("data", pa.list_(pa.struct(list(table.nested_arrow_schema)))),
-                                 ("hasMore", pa.bool_()), ("totalCount", pa.int64())])
-    parse_options = pj.ParseOptions(explicit_schema=envelope_schema, unexpected_field_behavior="infer",
-                                    newlines_in_values=True)
+    envelope_schema = pa.schema(
+        [
+            ("data", pa.list_(pa.struct(list(table.nested_arrow_schema)))),
+            ("hasMore", pa.bool_()),
+            ("totalCount", pa.int64()),
+        ]
+    )
+    parse_options = pj.ParseOptions(
+        explicit_schema=envelope_schema, unexpected_field_behavior="infer", newlines_in_values=True
+    )
     by_dicts = parse_records(table.shape)
     declared = envelope_schema.field("data").type.value_type
 
@@ -78,13 +84,21 @@ def records_parser(table: RawTable, lead: dict) -> PageParser:
         if any(kind == models.JSON for kind in table.shape.values()):
             return slow(body, endpoint, number)
         try:
-            parsed = pj.read_json(pa.BufferReader(body), parse_options=parse_options, memory_pool=POOL,
-                                  read_options=pj.ReadOptions(block_size=max(len(body) + 1, 1 << 16)))
+            parsed = pj.read_json(
+                pa.BufferReader(body),
+                parse_options=parse_options,
+                memory_pool=POOL,
+                read_options=pj.ReadOptions(block_size=max(len(body) + 1, 1 << 16)),
+            )
         except pa.ArrowInvalid:
             return slow(body, endpoint, number)
         data = parsed.column("data")
-        if (parsed.num_rows != 1 or data.null_count or parsed.column("hasMore").null_count
-                or data.type.value_type != declared):
+        if (
+            parsed.num_rows != 1
+            or data.null_count
+            or parsed.column("hasMore").null_count
+            or data.type.value_type != declared
+        ):
             return slow(body, endpoint, number)  # not one envelope, or fields the spec does not know
         records = data.chunk(0).flatten() if data.num_chunks == 1 else pa.concat_arrays(data.chunks).flatten()
         columns = _flatten(table, records)
@@ -109,6 +123,7 @@ def _column_name(table: RawTable, field: str) -> str:
 
 def _flatten(table: RawTable, records: pa.StructArray) -> pa.Table:
     """The struct array of records as the table's flat API columns, with an empty `extra`."""
+
     def child(array: pa.Array, path: tuple[str, ...]) -> pa.Array:
         for name in path:
             array = pc.struct_field(array, name, memory_pool=POOL)  # a parent's nulls propagate

@@ -20,8 +20,15 @@ from st_scheduling.ingest.prefetch import ahead
 from st_scheduling.ingest.staging import OwnerLoad, default_root, stage, staging_area
 from st_scheduling.servicetitan import Page
 from st_scheduling.warehouse.raw_tables import RawTable
-from st_scheduling.warehouse.store import CommitOutcome, StagedOwner, WarehouseSettings, checkpoint, commit_tenant, \
-    connect, rows_per_window
+from st_scheduling.warehouse.store import (
+    CommitOutcome,
+    StagedOwner,
+    WarehouseSettings,
+    checkpoint,
+    commit_tenant,
+    connect,
+    rows_per_window,
+)
 
 Window = tuple[datetime, datetime]
 
@@ -59,10 +66,17 @@ class TenantLoad:
         """Everything that kept this tenant's data from being exactly the API's, one sentence each."""
         if self.error:
             return [f"tenant {self.tenant_id}: {self.error}"]
-        found = [f"tenant {self.tenant_id} owner {o.owner}: not read in full, its rows kept: {o.error}"
-                 for o in self.owners if o.error]
-        found += [f"tenant {self.tenant_id} owner {o.owner}: {o.refused.describe()}; refusing to delete them (set "
-                  "allow_shrink in the run config if the deletion is real)" for o in self.owners if o.refused]
+        found = [
+            f"tenant {self.tenant_id} owner {o.owner}: not read in full, its rows kept: {o.error}"
+            for o in self.owners
+            if o.error
+        ]
+        found += [
+            f"tenant {self.tenant_id} owner {o.owner}: {o.refused.describe()}; refusing to delete them (set "
+            "allow_shrink in the run config if the deletion is real)"
+            for o in self.owners
+            if o.refused
+        ]
         return found
 
 
@@ -106,12 +120,19 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_id: str,
-         options: LoadOptions = LoadOptions(), on_wait: Callable[[str], None] | None = None,
-         count_windows: list[Window] | None = None) -> LoadResult:
+def load(
+    source: Source,
+    tenants: list[int],
+    warehouse: WarehouseSettings,
+    run_id: str,
+    options: LoadOptions = LoadOptions(),
+    on_wait: Callable[[str], None] | None = None,
+    count_windows: list[Window] | None = None,
+) -> LoadResult:
     """Fetch and stage every owner-window of every tenant, `parallel_tenants` tenants at a time; then open the
-    warehouse and commit each tenant in one transaction. (Committing while others still fetch would hold the lock longer on a busy machine, and
-    add the commit's memory to the fetch's.) `count_windows`: windows (days) to count the stored rows of."""
+    warehouse and commit each tenant in one transaction. (Committing while others still fetch would hold the lock
+    longer on a busy machine, and add the commit's memory to the fetch's.) `count_windows`: windows (days) to count
+    the stored rows of."""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
     root = Path(options.staging_dir) if options.staging_dir else default_root(warehouse.path)
@@ -126,8 +147,11 @@ def load(source: Source, tenants: list[int], warehouse: WarehouseSettings, run_i
                 for tenant in committable:
                     _commit(con, source, tenant, run_id, options.allow_shrink)
                 checkpoint(con, warehouse)
-                result.rows_per_tenant = dict(con.execute(
-                    f"SELECT tenant_id, count(*) FROM {source.table.qualified} GROUP BY tenant_id").fetchall())
+                result.rows_per_tenant = dict(
+                    con.execute(
+                        f"SELECT tenant_id, count(*) FROM {source.table.qualified} GROUP BY tenant_id"
+                    ).fetchall()
+                )
                 if count_windows:
                     result.rows_per_window = rows_per_window(con, source.table, count_windows)
             result.lock_held_seconds = time.monotonic() - locked
@@ -140,17 +164,19 @@ def _stage_tenant(source: Source, tenant: TenantLoad, area: Path, workers: int) 
     the tenant (listing) or the owner (reading), never raised: the other tenants and owners go on."""
     try:
         tenant.listed = list(source.owners_of(tenant.tenant_id))
-    except Exception as err:  # noqa: BLE001 - the tenant fails, the others go on
+    except Exception as err:
         tenant.error = f"listing its owners failed: {describe(err)}"
         return
     tenant.owners = [OwnerLoad(tenant.tenant_id, owner) for owner in tenant.listed]
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix=f"stage-{tenant.tenant_id}") as pool:
-        staging = [(report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet"))
-                   for number, report in enumerate(tenant.owners)]
+        staging = [
+            (report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet"))
+            for number, report in enumerate(tenant.owners)
+        ]
         for report, future in staging:
             try:
                 future.result()
-            except Exception as err:  # noqa: BLE001 - this owner keeps its rows; reported as a problem
+            except Exception as err:
                 report.error = describe(err)
                 report.files.clear()
 
@@ -162,9 +188,17 @@ def _stage_owner(source: Source, report: OwnerLoad, path: Path) -> None:
 def _commit(con, source: Source, tenant: TenantLoad, run_id: str, allow_shrink: bool) -> None:
     staged = [StagedOwner(o.owner, tuple(o.files)) for o in tenant.owners if o.error is None]
     try:
-        tenant.outcome = commit_tenant(con, source.table, tenant.tenant_id, source.window, staged, tenant.listed,
-                                       run_id=run_id, allow_shrink=allow_shrink)
-    except Exception as err:  # noqa: BLE001 - rolled back; the other tenants still commit
+        tenant.outcome = commit_tenant(
+            con,
+            source.table,
+            tenant.tenant_id,
+            source.window,
+            staged,
+            tenant.listed,
+            run_id=run_id,
+            allow_shrink=allow_shrink,
+        )
+    except Exception as err:
         tenant.error = f"the commit failed and was rolled back: {describe(err)}"
         return
     for owner in tenant.owners:

@@ -35,7 +35,7 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 if not put((item, None)):
                     return
             put((_DONE, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the caller, who raises it
+        except BaseException as err:
             put((_DONE, err))
         finally:
             close = getattr(items, "close", None)

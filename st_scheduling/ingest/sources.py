@@ -29,29 +29,38 @@ def scheduler_ids(client: ServiceTitanClient, tenant: int) -> list[str]:
 
 def schedulers(clients: Clients) -> Source:
     """The scheduler list; its one owner is the tenant itself."""
+
     def pages(tenant: int, _owner: str) -> Iterator[Page]:
         client = clients(tenant)
-        return client.read_window(client.path(tenant, "schedulers"), tenant,
-                                  records_parser(SCHEDULERS, {"tenant_id": tenant}))
+        return client.read_window(
+            client.path(tenant, "schedulers"), tenant, records_parser(SCHEDULERS, {"tenant_id": tenant})
+        )
 
     return Source(SCHEDULERS, None, lambda tenant: [str(tenant)], pages)
 
 
-def _sessions(table: RawTable, kind: str, clients: Clients, window: Window,
-              owners_of: Callable[[int], list[str]]) -> Source:
+def _sessions(
+    table: RawTable, kind: str, clients: Clients, window: Window, owners_of: Callable[[int], list[str]]
+) -> Source:
     def pages(tenant: int, owner: str) -> Iterator[Page]:
         client = clients(tenant)
         parser = records_parser(table, {"tenant_id": tenant, "listed_by_id": owner})
-        return client.read_window(client.path(tenant, kind, owner, "sessions"), tenant, parser,
-                                  created_from=window[0], created_before=window[1])
+        return client.read_window(
+            client.path(tenant, kind, owner, "sessions"),
+            tenant,
+            parser,
+            created_from=window[0],
+            created_before=window[1],
+        )
 
     return Source(table, window, owners_of, pages)
 
 
 def scheduler_sessions(clients: Clients, window: Window) -> Source:
     """Every scheduler's sessions created in `window`; the owners are the schedulers the tenant lists now."""
-    return _sessions(SCHEDULER_SESSIONS, "schedulers", clients, window,
-                     lambda tenant: scheduler_ids(clients(tenant), tenant))
+    return _sessions(
+        SCHEDULER_SESSIONS, "schedulers", clients, window, lambda tenant: scheduler_ids(clients(tenant), tenant)
+    )
 
 
 def router_sessions(clients: Clients, window: Window, routers: dict[int, list[str]]) -> Source:
@@ -59,26 +68,42 @@ def router_sessions(clients: Clients, window: Window, routers: dict[int, list[st
     return _sessions(ROUTER_SESSIONS, "routers", clients, window, lambda tenant: routers.get(tenant, []))
 
 
-def _performance(table: RawTable, clients: Clients, days: list[Window], owners_of: Callable[[int], list[str]],
-                 fetch: Callable[[ServiceTitanClient, int, str, datetime, datetime], dict]) -> Source:
+def _performance(
+    table: RawTable,
+    clients: Clients,
+    days: list[Window],
+    owners_of: Callable[[int], list[str]],
+    fetch: Callable[[ServiceTitanClient, int, str, datetime, datetime], dict],
+) -> Source:
     def pages(tenant: int, owner: str) -> Iterator[Page]:
         client = clients(tenant)
         for number, (start, end) in enumerate(days, 1):
             body = fetch(client, tenant, owner, start, end)
             lead = {"tenant_id": tenant, "window_start": start, "window_end": end}
             columns = table.to_arrow([body], {c.name: None for c in table.lead_columns})
-            yield Page(number, typed(table, columns, lead, f"{owner} performance", None), [],
-                       number < len(days), None, 0)
+            yield Page(
+                number, typed(table, columns, lead, f"{owner} performance", None), [], number < len(days), None, 0
+            )
 
     return Source(table, (days[0][0], days[-1][1]), owners_of, pages)
 
 
 def scheduler_performance(clients: Clients, days: list[Window]) -> Source:
     """The API's own numbers per scheduler the tenant lists now, for every day window."""
-    return _performance(SCHEDULER_PERFORMANCE, clients, days, lambda tenant: scheduler_ids(clients(tenant), tenant),
-                        lambda c, t, o, s, e: c.scheduler_performance(t, o, s, e))
+    return _performance(
+        SCHEDULER_PERFORMANCE,
+        clients,
+        days,
+        lambda tenant: scheduler_ids(clients(tenant), tenant),
+        lambda c, t, o, s, e: c.scheduler_performance(t, o, s, e),
+    )
 
 
 def router_performance(clients: Clients, days: list[Window], routers: dict[int, list[str]]) -> Source:
-    return _performance(ROUTER_PERFORMANCE, clients, days, lambda tenant: routers.get(tenant, []),
-                        lambda c, t, o, s, e: c.router_performance(t, o, s, e))
+    return _performance(
+        ROUTER_PERFORMANCE,
+        clients,
+        days,
+        lambda tenant: routers.get(tenant, []),
+        lambda c, t, o, s, e: c.router_performance(t, o, s, e),
+    )

@@ -34,13 +34,24 @@ from st_scheduling.servicetitan.errors import (
     RetriesExhaustedError,
     safe_token,
 )
-from st_scheduling.servicetitan.paging import MAX_PAGE_SIZE, MIB, Page, PageBounds, PageParser, check_record, instant, \
-    parse_records
+from st_scheduling.servicetitan.paging import (
+    MAX_PAGE_SIZE,
+    MIB,
+    Page,
+    PageBounds,
+    PageParser,
+    check_record,
+    instant,
+    parse_records,
+)
 
 API_PATH = "/schedulingpro/v2"
 ENVIRONMENTS = {
     "production": ("https://api.servicetitan.io", "https://auth.servicetitan.io/connect/token"),
-    "integration": ("https://api-integration.servicetitan.io", "https://auth-integration.servicetitan.io/connect/token"),
+    "integration": (
+        "https://api-integration.servicetitan.io",
+        "https://auth-integration.servicetitan.io/connect/token",
+    ),
 }
 T = TypeVar("T")
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -68,8 +79,10 @@ def _require_safe_url(url: str, setting: str) -> None:
         return
     if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
         return
-    raise ConfigurationError(f"{setting} must be an https URL (http is allowed only for a loopback host such as "
-                             f"127.0.0.1); got scheme {parts.scheme or 'none'!r} for host {parts.hostname!r}")
+    raise ConfigurationError(
+        f"{setting} must be an https URL (http is allowed only for a loopback host such as "
+        f"127.0.0.1); got scheme {parts.scheme or 'none'!r} for host {parts.hostname!r}"
+    )
 
 
 @dataclass(frozen=True)
@@ -221,8 +234,10 @@ class ServiceTitanClient:
         self._deadline = Deadline()
         pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
-            transport=transport or DeadlineTransport(self._deadline, pool), follow_redirects=False,
-            timeout=httpx.Timeout(self.limits.request_seconds, connect=min(10.0, self.limits.request_seconds)))
+            transport=transport or DeadlineTransport(self._deadline, pool),
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.limits.request_seconds, connect=min(10.0, self.limits.request_seconds)),
+        )
         self._limiter = RateLimiter(rate_limit_per_second, 1.0, clock, sleep)
         self._margin = token_refresh_margin
         self._token: str | None = None
@@ -253,35 +268,42 @@ class ServiceTitanClient:
 
     def scheduler_sessions(self, tenant: int, scheduler_id: str, **window: datetime | None) -> Iterator[list[dict]]:
         """A scheduler's sessions in a created/modified window, complete and deduped, in batches."""
-        return self.collect(self.path(tenant, "schedulers", scheduler_id, "sessions"), models.SESSION, tenant,
-                            **window)
+        return self.collect(self.path(tenant, "schedulers", scheduler_id, "sessions"), models.SESSION, tenant, **window)
 
     def router_sessions(self, tenant: int, router_id: str, **window: datetime | None) -> Iterator[list[dict]]:
         return self.collect(self.path(tenant, "routers", router_id, "sessions"), models.SESSION, tenant, **window)
 
     def scheduler_performance(self, tenant: int, scheduler_id: str, start: datetime, end: datetime) -> dict:
         """The API's performance numbers for sessions created in [start, end)."""
-        return self._performance(self.path(tenant, "schedulers", scheduler_id, "performance"),
-                                 models.SCHEDULER_PERFORMANCE, tenant, start, end)
+        return self._performance(
+            self.path(tenant, "schedulers", scheduler_id, "performance"),
+            models.SCHEDULER_PERFORMANCE,
+            tenant,
+            start,
+            end,
+        )
 
     def router_performance(self, tenant: int, router_id: str, start: datetime, end: datetime) -> dict:
-        return self._performance(self.path(tenant, "routers", router_id, "performance"),
-                                 models.ROUTER_PERFORMANCE, tenant, start, end)
+        return self._performance(
+            self.path(tenant, "routers", router_id, "performance"), models.ROUTER_PERFORMANCE, tenant, start, end
+        )
 
     # -- paging -----------------------------------------------------------------------------------------
-    def pages(self, path: str, tenant: int, params: dict, parse: PageParser,
-              page_size: int = MAX_PAGE_SIZE) -> Iterator[Page]:
+    def pages(
+        self, path: str, tenant: int, params: dict, parse: PageParser, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[Page]:
         """Pages from 1 until hasMore is false, within the bounds of `PageBounds`."""
         limits = self.limits
         window = "window " + " ".join(f"{k}={v}" for k, v in params.items()) if params else "(no window)"
-        bounds = PageBounds(path, window, page_size, limits.page_slack, limits.max_pages_per_window,
-                            limits.max_window_bytes)
+        bounds = PageBounds(
+            path, window, page_size, limits.page_slack, limits.max_pages_per_window, limits.max_window_bytes
+        )
         number = 1
         while True:
             query = {**params, "page": number, "pageSize": page_size}
             if number == 1:
                 query["includeTotal"] = "true"
-            page, retries = self._get(path, tenant, query, lambda body: parse(body, path, number), page=number)
+            page, retries = self._get(path, tenant, query, lambda body, n=number: parse(body, path, n), page=number)
             page = dataclasses.replace(page, retries=retries)
             bounds.admit(page)
             yield page
@@ -289,8 +311,16 @@ class ServiceTitanClient:
                 return
             number += 1
 
-    def read_window(self, path: str, tenant: int, parse: PageParser, *, max_passes: int = 3,
-                    page_size: int = MAX_PAGE_SIZE, **window: datetime | None) -> Iterator[Page]:
+    def read_window(
+        self,
+        path: str,
+        tenant: int,
+        parse: PageParser,
+        *,
+        max_passes: int = 3,
+        page_size: int = MAX_PAGE_SIZE,
+        **window: datetime | None,
+    ) -> Iterator[Page]:
         """Every page of a window, read again (whole) while its distinct ids fall short of its totalCount.
 
         The API's order is unspecified and records change while we page, so a record can slip to a page
@@ -299,7 +329,7 @@ class ServiceTitanClient:
         params = _window_params(window)
         seen: set[str] = set()
         total: int | None = None
-        for passes in range(1, max_passes + 1):
+        for _ in range(max_passes):
             for page in self.pages(path, tenant, params, parse, page_size):
                 if page.number == 1:
                     total = page.total_count
@@ -310,12 +340,21 @@ class ServiceTitanClient:
             self.stats.count(refetched_windows=1)
         raise IncompleteWindowError(path, len(seen), total or 0, max_passes)
 
-    def collect(self, path: str, shape: dict, tenant: int, *, max_passes: int = 3, page_size: int = MAX_PAGE_SIZE,
-                **window: datetime | None) -> Iterator[list[dict]]:
+    def collect(
+        self,
+        path: str,
+        shape: dict,
+        tenant: int,
+        *,
+        max_passes: int = 3,
+        page_size: int = MAX_PAGE_SIZE,
+        **window: datetime | None,
+    ) -> Iterator[list[dict]]:
         """Batches of records of a window as dicts, each id once at its greatest modifiedOn (as an instant)."""
         seen: dict[str, datetime] = {}
-        for page in self.read_window(path, tenant, parse_records(shape), max_passes=max_passes,
-                                     page_size=page_size, **window):
+        for page in self.read_window(
+            path, tenant, parse_records(shape), max_passes=max_passes, page_size=page_size, **window
+        ):
             fresh = []
             for record in page.records:
                 modified = instant(record["modifiedOn"]) if "modifiedOn" in shape else EARLIEST
@@ -327,14 +366,19 @@ class ServiceTitanClient:
                 yield fresh
 
     def _performance(self, path: str, shape: dict, tenant: int, start: datetime, end: datetime) -> dict:
-        body, _ = self._get(path, tenant, {"sessionCreatedOnOrAfter": _iso(start), "sessionCreatedBefore": _iso(end)},
-                         lambda raw: _json(raw, path))
+        body, _ = self._get(
+            path,
+            tenant,
+            {"sessionCreatedOnOrAfter": _iso(start), "sessionCreatedBefore": _iso(end)},
+            lambda raw: _json(raw, path),
+        )
         check_record(body, shape, path, None, None)
         return body
 
     # -- HTTP -------------------------------------------------------------------------------------------
-    def _get(self, path: str, tenant: int, params: dict, parse: Callable[[bytes], T],
-             page: int | None = None) -> tuple[T, int]:
+    def _get(
+        self, path: str, tenant: int, params: dict, parse: Callable[[bytes], T], page: int | None = None
+    ) -> tuple[T, int]:
         """The parsed body of a successful GET and the retries it took.
 
         A 401 drops the token and the call tries a newer one; a call refused with `TOKENS_PER_CALL` distinct
@@ -346,14 +390,17 @@ class ServiceTitanClient:
         while True:
             token = self._access_token()
             response, parsed, attempts = self._with_retries(
-                path, page, lambda seconds: self._send_api(url, tenant, params, token, seconds), parse)
+                path, page, lambda seconds, token=token: self._send_api(url, tenant, params, token, seconds), parse
+            )
             retries += attempts - 1
             if response.status != 401:
                 return parsed, retries
             refused += 1
             if refused >= TOKENS_PER_CALL:
-                raise AuthenticationError(f"{path} refused {refused} tokens in a row (401){self._whose()}: check "
-                                          "ST_APP_KEY and that these credentials are connected to this tenant")
+                raise AuthenticationError(
+                    f"{path} refused {refused} tokens in a row (401){self._whose()}: check "
+                    "ST_APP_KEY and that these credentials are connected to this tenant"
+                )
             self._invalidate(token)
 
     def _send_api(self, url: str, tenant: int, params: dict, token: str, seconds: float) -> _Response:
@@ -389,8 +436,9 @@ class ServiceTitanClient:
         limits = self.limits
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limits.max_wire_bytes:
-            raise ResponseLimitError(f"{path} announced {int(length)} bytes, more than the "
-                                     f"{limits.max_wire_bytes}-byte cap")
+            raise ResponseLimitError(
+                f"{path} announced {int(length)} bytes, more than the {limits.max_wire_bytes}-byte cap"
+            )
         inflate = _decompressor(response.headers.get("Content-Encoding", ""), path)
         body, received = bytearray(), 0
         for chunk in response.iter_raw():
@@ -404,8 +452,9 @@ class ServiceTitanClient:
                 return None
         return body
 
-    def _with_retries(self, path: str, page: int | None, send: Callable[[float], _Response],
-                      parse: Callable[[bytes], T]) -> tuple[_Response, T | None, int]:
+    def _with_retries(
+        self, path: str, page: int | None, send: Callable[[float], _Response], parse: Callable[[bytes], T]
+    ) -> tuple[_Response, T | None, int]:
         """Send and parse, retrying transient failures (429, 409, 5xx, deadlines, connection errors, unreadable
         bodies) with exponential backoff and jitter, within the call's budget. Anything else is the server's
         answer and would come back the same, so it is raised at once.
@@ -432,11 +481,15 @@ class ServiceTitanClient:
                 problem = _Transient(err.problem, kind="malformed")
             except httpx.LocalProtocolError:
                 # Raised before anything is sent; h11's message quotes the offending header value.
-                raise ConfigurationError(f"{where}: the request is not valid HTTP and was not sent; check "
-                                         "ST_APP_KEY for spaces or line breaks") from None
+                raise ConfigurationError(
+                    f"{where}: the request is not valid HTTP and was not sent; check "
+                    "ST_APP_KEY for spaces or line breaks"
+                ) from None
             except (httpx.TimeoutException, httpx.TransportError) as err:
-                problem = _Transient(f"{type(err).__name__} talking to the API", kind="timeout"
-                                     if isinstance(err, httpx.TimeoutException) else "transport")
+                problem = _Transient(
+                    f"{type(err).__name__} talking to the API",
+                    kind="timeout" if isinstance(err, httpx.TimeoutException) else "transport",
+                )
             except _Transient as transient:
                 problem = transient
                 if problem.kind == "deadline" and left < self.limits.request_seconds:
@@ -467,8 +520,9 @@ class ServiceTitanClient:
                 raise _Transient("an HTML page where JSON was expected", kind="malformed")
             return response
         if 300 <= status < 400:
-            raise ApiResponseError(path, status, f"{_reason(status)} (a redirect: refused, never followed; check "
-                                   "ST_ENVIRONMENT)")
+            raise ApiResponseError(
+                path, status, f"{_reason(status)} (a redirect: refused, never followed; check ST_ENVIRONMENT)"
+            )
         fields, trace = [], None
         try:
             body = orjson.loads(response.body)
@@ -516,27 +570,38 @@ class ServiceTitanClient:
                 self._token = None
 
     def _fetch_token(self) -> None:
-        form = {"grant_type": "client_credentials", "client_id": self._credentials.client_id,
-                "client_secret": self._credentials.client_secret}
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._credentials.client_id,
+            "client_secret": self._credentials.client_secret,
+        }
         try:
             response, body, _ = self._with_retries(
-                "token endpoint", None,
-                lambda seconds: self._read(self._http.build_request("POST", self.endpoints.token_url, data=form),
-                                           seconds),
-                lambda raw: _json(raw, "token endpoint"))
+                "token endpoint",
+                None,
+                lambda seconds: self._read(
+                    self._http.build_request("POST", self.endpoints.token_url, data=form), seconds
+                ),
+                lambda raw: _json(raw, "token endpoint"),
+            )
         except ApiResponseError as err:
-            raise AuthenticationError(f"the token endpoint refused the client credentials{self._whose()} "
-                                      f"({err.status} {err.reason}): check the client id and secret") from None
+            raise AuthenticationError(
+                f"the token endpoint refused the client credentials{self._whose()} "
+                f"({err.status} {err.reason}): check the client id and secret"
+            ) from None
         finally:
             self.stats.count(token_fetches=1)
         if response.status == 401:
-            raise AuthenticationError(f"the token endpoint refused the client credentials{self._whose()} (401): "
-                                      "check the client id and secret")
+            raise AuthenticationError(
+                f"the token endpoint refused the client credentials{self._whose()} (401): "
+                "check the client id and secret"
+            )
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise MalformedResponseError("token endpoint", None, "no access_token string in the body")
         if not _BEARER_TOKEN.fullmatch(body["access_token"]):
-            raise MalformedResponseError("token endpoint", None, "an access_token that is empty or not a bearer "
-                                         "token (RFC 6750 characters only)")
+            raise MalformedResponseError(
+                "token endpoint", None, "an access_token that is empty or not a bearer token (RFC 6750 characters only)"
+            )
         self._token = body["access_token"]
         expires = body.get("expires_in")
         self._token_expires = self.clock() + (float(expires) if isinstance(expires, int | float) else 900.0)
@@ -556,8 +621,9 @@ def _inflate(inflate, chunk: bytes, room: int) -> bytes:
     try:
         return inflate.decompress(chunk, max(room, 1))
     except zlib.error:
-        raise MalformedResponseError("response", None, "a compressed body that does not decompress",
-                                     retryable=True) from None
+        raise MalformedResponseError(
+            "response", None, "a compressed body that does not decompress", retryable=True
+        ) from None
 
 
 def _json(raw: bytes, endpoint: str) -> object:
@@ -585,8 +651,12 @@ def _iso(moment: datetime) -> str:
 
 
 def _window_params(window: dict[str, datetime | None]) -> dict[str, str]:
-    names = {"created_from": "createdOnOrAfter", "created_before": "createdBefore",
-             "modified_from": "modifiedOnOrAfter", "modified_before": "modifiedBefore"}
+    names = {
+        "created_from": "createdOnOrAfter",
+        "created_before": "createdBefore",
+        "modified_from": "modifiedOnOrAfter",
+        "modified_before": "modifiedBefore",
+    }
     unknown = set(window) - set(names)
     if unknown:
         raise TypeError(f"unknown window arguments {sorted(unknown)}")

@@ -57,10 +57,12 @@ class _Stream(httpcore.NetworkStream):
     def close(self) -> None:
         self._stream.close()
 
-    def start_tls(self, ssl_context, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        secured = self._stream.start_tls(ssl_context, server_hostname,
-                                         self._deadline.clamp(timeout, httpcore.ConnectTimeout))
+    def start_tls(
+        self, ssl_context, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        secured = self._stream.start_tls(
+            ssl_context, server_hostname, self._deadline.clamp(timeout, httpcore.ConnectTimeout)
+        )
         return _Stream(secured, self._deadline)
 
     def get_extra_info(self, info: str):
@@ -71,10 +73,12 @@ class _Backend(httpcore.NetworkBackend):
     def __init__(self, deadline: Deadline):
         self._deadline, self._sockets = deadline, httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options=None) -> httpcore.NetworkStream:
-        stream = self._sockets.connect_tcp(host, port, self._deadline.clamp(timeout, httpcore.ConnectTimeout),
-                                           local_address, socket_options)
+    def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options=None
+    ) -> httpcore.NetworkStream:
+        stream = self._sockets.connect_tcp(
+            host, port, self._deadline.clamp(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
         return _Stream(stream, self._deadline)
 
     def sleep(self, seconds: float) -> None:
@@ -88,8 +92,10 @@ class DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, deadline: Deadline, limits: httpx.Limits):
         # httpx's constructor offers no way to give its connection pool a network backend, so the pool is
         # built here; every other method of the transport only uses it.
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
-                                             max_connections=limits.max_connections,
-                                             max_keepalive_connections=limits.max_keepalive_connections,
-                                             keepalive_expiry=limits.keepalive_expiry,
-                                             network_backend=_Backend(deadline))
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(deadline),
+        )

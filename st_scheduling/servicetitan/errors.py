@@ -32,8 +32,9 @@ class AuthenticationError(ServiceTitanError):
 class ApiResponseError(ServiceTitanError):
     """The API answered with a status that retrying cannot fix (4xx, or a redirect)."""
 
-    def __init__(self, endpoint: str, status: int, reason: str, fields: list[str] | None = None,
-                 trace_id: str | None = None):
+    def __init__(
+        self, endpoint: str, status: int, reason: str, fields: list[str] | None = None, trace_id: str | None = None
+    ):
         self.endpoint, self.status, self.reason, self.trace_id = endpoint, status, reason, trace_id
         self.fields = [f for f in (fields or []) if safe_token(f)]
         about = f" (fields: {', '.join(self.fields)})" if self.fields else ""

@@ -1,7 +1,7 @@
 """The record shapes of the Scheduling Pro v2 spec: field name -> type, nested objects as dicts.
 
-Written from the spec (`spec/scheduling-pro-v2.openapi.json` beside this module); a test keeps the two in step. The client
-checks records against these shapes, and the warehouse derives its typed raw columns from them.
+Written from the spec (`spec/scheduling-pro-v2.openapi.json` beside this module); a test keeps the two in step. The
+client checks records against these shapes, and the warehouse derives its typed raw columns from them.
 """
 
 from __future__ import annotations
@@ -38,9 +38,25 @@ CUSTOMER = {
 SOURCE_TRACKING = {
     "isRWGSession": BOOL,
     **dict.fromkeys(
-        ("campaignId", "landingPageUrl", "gclid", "fbclid", "msclkid", "utmSource", "utmMedium", "utmCampaign",
-         "utmAdgroup", "utmTerm", "utmContent", "googleAnalyticsClientId", "bookedFrom", "sourcedFromMarketingPro",
-         "gbraid", "wbraid", "marketingSource"),
+        (
+            "campaignId",
+            "landingPageUrl",
+            "gclid",
+            "fbclid",
+            "msclkid",
+            "utmSource",
+            "utmMedium",
+            "utmCampaign",
+            "utmAdgroup",
+            "utmTerm",
+            "utmContent",
+            "googleAnalyticsClientId",
+            "bookedFrom",
+            "sourcedFromMarketingPro",
+            "gbraid",
+            "wbraid",
+            "marketingSource",
+        ),
         STRING,
     ),
 }
@@ -106,13 +122,23 @@ SCHEDULER_PERFORMANCE = {
     "schedulerCompletionRate": FLOAT,
     "openedCompletionRate": FLOAT,
     **dict.fromkeys(
-        ("totalCustomerContactsCaptured", "totalJobsCreated", "totalBookingsCreated",
-         "totalAbandonedSessionsSentToBookings", "totalAbandonedSessionsSentToLeads",
-         "totalBookingsRecoveredFromAbandonedSessionsRecoveryLink", "totalJobsRecoveredFromAbandonedSessionsRecoveryLink",
-         "totalBookingsRecoveredFromAbandonedSessionsAiAgent", "totalJobsRecoveredFromAbandonedSessionsAiAgent",
-         "totalSmsSentToRecoverAbandonedSessionRecoveryLink", "totalSmsSentToRecoverAbandonedSessionAiAgent",
-         "totalBookingsRecoveredFromAbandonedSessions", "totalJobsRecoveredFromAbandonedSessions",
-         "totalMembershipInterest", "totalSessions"),
+        (
+            "totalCustomerContactsCaptured",
+            "totalJobsCreated",
+            "totalBookingsCreated",
+            "totalAbandonedSessionsSentToBookings",
+            "totalAbandonedSessionsSentToLeads",
+            "totalBookingsRecoveredFromAbandonedSessionsRecoveryLink",
+            "totalJobsRecoveredFromAbandonedSessionsRecoveryLink",
+            "totalBookingsRecoveredFromAbandonedSessionsAiAgent",
+            "totalJobsRecoveredFromAbandonedSessionsAiAgent",
+            "totalSmsSentToRecoverAbandonedSessionRecoveryLink",
+            "totalSmsSentToRecoverAbandonedSessionAiAgent",
+            "totalBookingsRecoveredFromAbandonedSessions",
+            "totalJobsRecoveredFromAbandonedSessions",
+            "totalMembershipInterest",
+            "totalSessions",
+        ),
         INT,
     ),
     "milestoneFrequencyCount": MILESTONE_FREQUENCY_COUNT,

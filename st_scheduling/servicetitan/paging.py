@@ -45,8 +45,9 @@ def envelope(body: object, endpoint: str, number: int) -> tuple[list, bool, int 
     if not isinstance(has_more, bool):
         raise MalformedResponseError(endpoint, number, f"'hasMore' is {type(has_more).__name__}, expected a boolean")
     if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
-        raise MalformedResponseError(endpoint, number, f"'totalCount' is {type(total).__name__}, expected a "
-                                                       "non-negative integer")
+        raise MalformedResponseError(
+            endpoint, number, f"'totalCount' is {type(total).__name__}, expected a non-negative integer"
+        )
     return data, has_more, total
 
 
@@ -95,19 +96,27 @@ class PageBounds:
             size = len(page.ids) if page.has_more and 0 < len(page.ids) < self.page_size else self.page_size
             self.limit = min(self.max_pages, math.ceil(page.total_count / size) + self.slack)
         if self._previous is not None and len(page.ids) and list(page.ids) == list(self._previous):
-            raise PagingError(f"{self.endpoint} page {page.number} repeats the ids of page {page.number - 1}: "
-                              "the server is not advancing")
+            raise PagingError(
+                f"{self.endpoint} page {page.number} repeats the ids of page {page.number - 1}: "
+                "the server is not advancing"
+            )
         self.bytes += page.size_bytes
         if self.bytes > self.max_bytes:
-            raise PagingError(f"{self.endpoint} {self.window}: more than {self.max_bytes / MIB:g} MB in "
-                              f"{page.number} pages of one read of the window (ST_API_MAX_WINDOW_MB)")
+            raise PagingError(
+                f"{self.endpoint} {self.window}: more than {self.max_bytes / MIB:g} MB in "
+                f"{page.number} pages of one read of the window (ST_API_MAX_WINDOW_MB)"
+            )
         if page.has_more and page.number >= self.limit:
             if self.limit == self.max_pages:
-                raise PagingError(f"{self.endpoint} {self.window}: {page.number} pages, the most one read of a "
-                                  "window may take (ST_API_MAX_PAGES_PER_WINDOW), and the server keeps answering "
-                                  "hasMore")
-            raise PagingError(f"{self.endpoint} still says hasMore after {page.number} pages, more than "
-                              f"its totalCount allows ({self.limit} with slack)")
+                raise PagingError(
+                    f"{self.endpoint} {self.window}: {page.number} pages, the most one read of a "
+                    "window may take (ST_API_MAX_PAGES_PER_WINDOW), and the server keeps answering "
+                    "hasMore"
+                )
+            raise PagingError(
+                f"{self.endpoint} still says hasMore after {page.number} pages, more than "
+                f"its totalCount allows ({self.limit} with slack)"
+            )
         self._previous = page.ids
 
 

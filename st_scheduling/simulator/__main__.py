@@ -28,24 +28,43 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--schedulers", type=int, default=3, help="schedulers per tenant")
     serve.add_argument("--daily-sessions", type=float, default=40.0, help="mean sessions per scheduler and day")
     serve.add_argument("--epoch", type=date.fromisoformat, default=DEFAULT_EPOCH, help="first day with sessions")
-    serve.add_argument("--frozen-at", type=datetime.fromisoformat,
-                       help="freeze the simulator's clock at this UTC moment (reproducible data, tokens never expire)")
-    serve.add_argument("--vocabulary", choices=sorted(WORLDS), default="default",
-                       help="synthetic vocabulary and /performance definitions (alt: one the platform was not "
-                            "written for; calibrate a vocabulary file against it)")
-    serve.add_argument("--silence", action="append", default=[], metavar="SCHEDULER_ID@ISO_TIME",
-                       help="fault: this scheduler receives no sessions from that UTC time on (repeatable)")
+    serve.add_argument(
+        "--frozen-at",
+        type=datetime.fromisoformat,
+        help="freeze the simulator's clock at this UTC moment (reproducible data, tokens never expire)",
+    )
+    serve.add_argument(
+        "--vocabulary",
+        choices=sorted(WORLDS),
+        default="default",
+        help="synthetic vocabulary and /performance definitions (alt: one the platform was not "
+        "written for; calibrate a vocabulary file against it)",
+    )
+    serve.add_argument(
+        "--silence",
+        action="append",
+        default=[],
+        metavar="SCHEDULER_ID@ISO_TIME",
+        help="fault: this scheduler receives no sessions from that UTC time on (repeatable)",
+    )
     serve.add_argument("--cache", help="SQLite file for serialized settled days (fast, bounded-memory serving)")
     serve.add_argument("--faults", default="", help=f"rates per kind, e.g. rate_limit=0.1 ({', '.join(KINDS)})")
     serve.add_argument("--fault-seed", type=int, default=0)
     serve.add_argument("--webhook-url", help="POST session CloudEvents here")
     serve.add_argument("--webhook-secret", default="simulator-webhook-secret")
     serve.add_argument("--webhook-interval", type=float, default=30.0, help="seconds between deliveries")
-    serve.add_argument("--webhook-faults", default="", type=webhooks.SenderFaults.parse,
-                       help=f"shares per kind, e.g. duplicate=0.1,reorder=1 ({', '.join(webhooks.FAULT_KINDS)})")
-    serve.add_argument("--webhook-retry-delays", default=webhooks.RETRY_DELAYS,
-                       type=lambda text: tuple(float(s) for s in text.split(",")),
-                       help="seconds before each retry of a delivery not answered 2xx (ServiceTitan: 10,30,60,300)")
+    serve.add_argument(
+        "--webhook-faults",
+        default="",
+        type=webhooks.SenderFaults.parse,
+        help=f"shares per kind, e.g. duplicate=0.1,reorder=1 ({', '.join(webhooks.FAULT_KINDS)})",
+    )
+    serve.add_argument(
+        "--webhook-retry-delays",
+        default=webhooks.RETRY_DELAYS,
+        type=lambda text: tuple(float(s) for s in text.split(",")),
+        help="seconds before each retry of a delivery not answered 2xx (ServiceTitan: 10,30,60,300)",
+    )
     return parser
 
 
@@ -67,8 +86,11 @@ def _deliver_webhooks(simulator: Simulator, sender: webhooks.Sender, interval: f
             sender.send(webhooks.events_between(simulator.model, since, until))
             since, next_batch = until, time.monotonic() + interval
         if (sender.accepted, len(sender.given_up)) != before:
-            print(f"webhooks: {sender.accepted} accepted by {sender.url}, {sender.waiting} waiting to be retried, "
-                  f"{len(sender.given_up)} given up", flush=True)
+            print(
+                f"webhooks: {sender.accepted} accepted by {sender.url}, {sender.waiting} waiting to be retried, "
+                f"{len(sender.given_up)} given up",
+                flush=True,
+            )
 
 
 def stop_when_terminated() -> None:
@@ -80,12 +102,19 @@ def stop_when_terminated() -> None:
 def main(argv: list[str] | None = None) -> None:
     stop_when_terminated()
     args = _parser().parse_args(argv)
-    settings = SimulatorSettings(seed=args.seed, tenant_count=args.tenants, schedulers_per_tenant=args.schedulers,
-                                 daily_sessions=args.daily_sessions, epoch=args.epoch,
-                                 vocabulary=args.vocabulary, silenced=tuple(_silence(s) for s in args.silence))
+    settings = SimulatorSettings(
+        seed=args.seed,
+        tenant_count=args.tenants,
+        schedulers_per_tenant=args.schedulers,
+        daily_sessions=args.daily_sessions,
+        epoch=args.epoch,
+        vocabulary=args.vocabulary,
+        silenced=tuple(_silence(s) for s in args.silence),
+    )
     clock = ManualClock(args.frozen_at.replace(tzinfo=args.frozen_at.tzinfo or UTC)) if args.frozen_at else time.time
-    simulator = Simulator(settings, clock=clock, faults=FaultRates.parse(args.faults, seed=args.fault_seed),
-                          cache_path=args.cache)
+    simulator = Simulator(
+        settings, clock=clock, faults=FaultRates.parse(args.faults, seed=args.fault_seed), cache_path=args.cache
+    )
     server = http_server(simulator, args.host, args.port)
     base = f"http://{args.host}:{server.server_port}"
     creds = simulator.credentials
@@ -93,16 +122,25 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  API base URL:  {base}/schedulingpro/v2", flush=True)
     print(f"  token URL:     {base}{TOKEN_PATH}", flush=True)
     tenants = simulator.tenants
-    per_tenant = " ".join(f"ST_CLIENT_ID_{t.id}={creds.for_tenant(t.id)[0]} ST_CLIENT_SECRET_{t.id}="
-                          f"{creds.for_tenant(t.id)[1]}" for t in tenants)
+    per_tenant = " ".join(
+        f"ST_CLIENT_ID_{t.id}={creds.for_tenant(t.id)[0]} ST_CLIENT_SECRET_{t.id}={creds.for_tenant(t.id)[1]}"
+        for t in tenants
+    )
     print(f"  demo credentials (one client per tenant): ST_APP_KEY={creds.app_key} {per_tenant}", flush=True)
-    print(f"  ST_ENVIRONMENT={base} ST_TENANT_IDS={','.join(str(t.id) for t in tenants)} "
-          f"ST_ROUTER_IDS={','.join(f'{t.id}:{r.id}' for t in tenants for r in t.routers)}", flush=True)
+    print(
+        f"  ST_ENVIRONMENT={base} ST_TENANT_IDS={','.join(str(t.id) for t in tenants)} "
+        f"ST_ROUTER_IDS={','.join(f'{t.id}:{r.id}' for t in tenants for r in t.routers)}",
+        flush=True,
+    )
     if args.webhook_url:
-        sender = webhooks.Sender(args.webhook_url, args.webhook_secret, httpx.Client(timeout=10),
-                                 faults=args.webhook_faults, delays=args.webhook_retry_delays)
-        threading.Thread(target=_deliver_webhooks, daemon=True,
-                         args=(simulator, sender, args.webhook_interval)).start()
+        sender = webhooks.Sender(
+            args.webhook_url,
+            args.webhook_secret,
+            httpx.Client(timeout=10),
+            faults=args.webhook_faults,
+            delays=args.webhook_retry_delays,
+        )
+        threading.Thread(target=_deliver_webhooks, daemon=True, args=(simulator, sender, args.webhook_interval)).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

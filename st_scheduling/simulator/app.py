@@ -12,7 +12,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import parse_qs
@@ -115,19 +114,35 @@ class Simulator:
                 raise ApiError(405, "Method not allowed.", headers=[("Allow", "GET")])
             query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
             scope = self.auth.tenant_of(environ, query)
-            return self._serve_api(start_response, path[len(API_PREFIX):], query, scope)
+            return self._serve_api(start_response, path[len(API_PREFIX) :], query, scope)
         except ApiError as err:
             headers = [*err.headers, *([("WWW-Authenticate", "Bearer")] if err.status == 401 else [])]
             return self._respond(start_response, err.status, problem(err.status, err.title, err.errors), headers)
 
     def _respond(self, start_response, status: int, body: dict, headers: list | None = None) -> list[bytes]:
         payload = orjson.dumps(body)
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                  409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-                  503: "Service Unavailable"}[status]
-        start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
-                                               ("Content-Length", str(len(payload))), self._date_header(),
-                                               *(headers or [])])
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            409: "Conflict",
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+        }[status]
+        start_response(
+            f"{status} {reason}",
+            [
+                ("Content-Type", "application/json; charset=utf-8"),
+                ("Content-Length", str(len(payload))),
+                self._date_header(),
+                *(headers or []),
+            ],
+        )
         return [payload]
 
     def _date_header(self) -> tuple[str, str]:
@@ -136,7 +151,7 @@ class Simulator:
 
     # -- API --------------------------------------------------------------------------------------------
     def _serve_api(self, start_response, path: str, query: dict, scope: int) -> Iterable[bytes]:
-        for name, pattern in ROUTES:
+        for name, pattern in ROUTES:  # noqa: B007 - the matching route's name is counted after the loop
             if match := pattern.match(path):
                 break
         else:
@@ -152,8 +167,7 @@ class Simulator:
         if name.endswith("performance"):
             body = self._performance(name, tenant, match["id"], query, now)
         else:
-            body = self._page(name, tenant, match.groupdict().get("id"), query, now,
-                              drift=fault == "page_drift")
+            body = self._page(name, tenant, match.groupdict().get("id"), query, now, drift=fault == "page_drift")
             if fault == "schema_drift":
                 body["data"] = [_drifted(orjson.loads(record)) for record in body["data"]]
             else:
@@ -173,8 +187,9 @@ class Simulator:
             else:
                 moment = datetime.fromtimestamp(self.clock() + rates.retry_after_seconds, UTC)
                 retry_after = format_datetime(moment, usegmt=True)
-            return self._respond(start_response, 429, problem(429, "Too many requests."),
-                                 [("Retry-After", retry_after)])
+            return self._respond(
+                start_response, 429, problem(429, "Too many requests."), [("Retry-After", retry_after)]
+            )
         if fault == "maintenance":
             return self._respond(start_response, 409, problem(409, "The service is under maintenance."))
         if fault == "server_error":
@@ -182,8 +197,10 @@ class Simulator:
             return self._respond(start_response, status, problem(status, "An unexpected error occurred."))
         if fault == "html_error":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-            start_response("502 Bad Gateway", [("Content-Type", "text/html"), ("Content-Length", str(len(page))),
-                                               self._date_header()])
+            start_response(
+                "502 Bad Gateway",
+                [("Content-Type", "text/html"), ("Content-Length", str(len(page))), self._date_header()],
+            )
             return [page]
         if fault == "token_expiry":
             self.auth.revoke_issued()
@@ -196,7 +213,9 @@ class Simulator:
         try:
             tenant_id = int(raw)
         except ValueError:
-            raise ApiError(400, "One or more validation errors occurred.", {"tenant": [f"The value '{raw}' is not valid."]})
+            raise ApiError(
+                400, "One or more validation errors occurred.", {"tenant": [f"The value '{raw}' is not valid."]}
+            ) from None
         tenant = self.model.tenants.get(tenant_id)
         if tenant is None:
             raise ApiError(404, f"Tenant {tenant_id} was not found.")
@@ -217,17 +236,22 @@ class Simulator:
 
     def _page(self, name: str, tenant: Tenant, owner_id: str | None, query: dict, now: int, drift: bool) -> dict:
         page = parse_int("page", query["page"], 1, 2**31 - 1) if query.get("page") else 1
-        size = parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
+        size = (
+            parse_int("pageSize", query["pageSize"], 1, MAX_PAGE_SIZE) if query.get("pageSize") else DEFAULT_PAGE_SIZE
+        )
         include_total = parse_bool("includeTotal", query["includeTotal"]) if query.get("includeTotal") else False
         window = self._window(query)
         # Page drift: one record that belonged on this page moved to an earlier one while the client paged.
         skip = (page - 1) * size + (1 if drift else 0)
         if name == "schedulers":
             records = [orjson.dumps(r) for r in self._scheduler_records(tenant, window, now)]
-            data, total = records[skip:skip + size], len(records)
+            data, total = records[skip : skip + size], len(records)
         else:
-            owner = self._scheduler(tenant, owner_id, now) if name == "scheduler_sessions" else self._router(
-                tenant, owner_id)
+            owner = (
+                self._scheduler(tenant, owner_id, now)
+                if name == "scheduler_sessions"
+                else self._router(tenant, owner_id)
+            )
             data, total = self._session_page(tenant, owner, window, now, skip, size, include_total)
         body = {"page": page, "pageSize": size, "hasMore": total > skip + size}
         if include_total:
@@ -235,8 +259,9 @@ class Simulator:
         body["data"] = data
         return body
 
-    def _session_page(self, tenant: Tenant, owner, window: Window, now: int, skip: int, size: int,
-                      include_total: bool) -> tuple[list[bytes], int]:
+    def _session_page(
+        self, tenant: Tenant, owner, window: Window, now: int, skip: int, size: int, include_total: bool
+    ) -> tuple[list[bytes], int]:
         """Records [skip, skip + size), serialized, and the count seen (all of them with include_total, else
         enough to know whether more follow). Whole days are skipped by their cached counts, so deep pages
         stay cheap."""
@@ -258,18 +283,24 @@ class Simulator:
     def _day_bodies(self, tenant: Tenant, owner, day: int, window: Window, now: int) -> Iterator[bytes]:
         """The serialized records of one day matching `window`; from the disk cache once the day is settled."""
         if self.day_cache is None or now < (day + 1) * DAY + MAX_LIFETIME:
-            yield from (orjson.dumps(self.model.served(owner.id, plan, record, now))
-                        for plan, record in self.model.day_records(tenant, owner, day, window, now))
+            yield from (
+                orjson.dumps(self.model.served(owner.id, plan, record, now))
+                for plan, record in self.model.day_records(tenant, owner, day, window, now)
+            )
             return
 
         def produce() -> list[tuple[int, str, bytes]]:
             everything = Window()
-            return [(plan.created, record["modifiedOn"], orjson.dumps(self.model.served(owner.id, plan, record, now)))
-                    for plan, record in self.model.day_records(tenant, owner, day, everything, now)]
+            return [
+                (plan.created, record["modifiedOn"], orjson.dumps(self.model.served(owner.id, plan, record, now)))
+                for plan, record in self.model.day_records(tenant, owner, day, everything, now)
+            ]
 
         settings = self.model.settings  # one cache file can serve several seeds and vocabularies
-        key = (f"{settings.seed}/{settings.vocabulary}/{settings.silenced}/{settings.renamed_campaigns}/"
-               f"{settings.relabeled_steps}/{owner.id}")
+        key = (
+            f"{settings.seed}/{settings.vocabulary}/{settings.silenced}/{settings.renamed_campaigns}/"
+            f"{settings.relabeled_steps}/{owner.id}"
+        )
         for created, modified, body in self.day_cache.day(key, day, produce):
             if window.matches(created, modified):
                 yield body
@@ -295,18 +326,21 @@ class Simulator:
     def _performance(self, name: str, tenant: Tenant, owner_id: str, query: dict, now: int) -> dict:
         missing = [p for p in ("sessionCreatedOnOrAfter", "sessionCreatedBefore") if not query.get(p)]
         if missing:
-            raise ApiError(400, "One or more validation errors occurred.",
-                           {p: [f"The {p} field is required."] for p in missing})
+            raise ApiError(
+                400, "One or more validation errors occurred.", {p: [f"The {p} field is required."] for p in missing}
+            )
         start = epoch_seconds(parse_datetime("sessionCreatedOnOrAfter", query["sessionCreatedOnOrAfter"]))
         end = epoch_seconds(parse_datetime("sessionCreatedBefore", query["sessionCreatedBefore"]))
         window = Window(created_from=start, created_before=end)
         if name == "scheduler_performance":
             scheduler = self._scheduler(tenant, owner_id, now)
             return performance.scheduler_performance(
-                self.model.settings.world, scheduler, self.model.records(tenant, scheduler, window, now), now)
+                self.model.settings.world, scheduler, self.model.records(tenant, scheduler, window, now), now
+            )
         router = self._router(tenant, owner_id)
-        return performance.router_performance(self.model.settings.world, router.id,
-                                              self.model.records(tenant, router, window, now))
+        return performance.router_performance(
+            self.model.settings.world, router.id, self.model.records(tenant, router, window, now)
+        )
 
 
 class _RequestHandler(WSGIRequestHandler):

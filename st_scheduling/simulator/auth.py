@@ -63,16 +63,30 @@ class TokenAuthority:
         form = {k: v[-1] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
         if form.get("grant_type") != "client_credentials":
             raise ApiError(400, "unsupported_grant_type", {"grant_type": ["Only client_credentials is supported."]})
-        tenant_id = next((t for t in tenant_ids if all(map(
-            _same, (form.get("client_id", ""), form.get("client_secret", "")), self.credentials.for_tenant(t)))),
-            None)
+        tenant_id = next(
+            (
+                t
+                for t in tenant_ids
+                if all(
+                    map(
+                        _same,
+                        (form.get("client_id", ""), form.get("client_secret", "")),
+                        self.credentials.for_tenant(t),
+                    )
+                )
+            ),
+            None,
+        )
         if tenant_id is None:
             raise ApiError(401, "invalid_client")
         with self._lock:
             self._serial += 1
             serial = self._serial
-        return {"access_token": self._sign(serial, self.now(), tenant_id), "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME}
+        return {
+            "access_token": self._sign(serial, self.now(), tenant_id),
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+        }
 
     def tenant_of(self, environ: dict, query: dict) -> int:
         """The tenant the request's token was issued for."""
@@ -85,7 +99,7 @@ class TokenAuthority:
         try:
             serial, issued, tenant_id = int(parts[0]), int(parts[1]), int(parts[2])
         except (IndexError, ValueError):
-            raise ApiError(401, "Missing or invalid access token.")
+            raise ApiError(401, "Missing or invalid access token.") from None
         if not _same(self._sign(serial, issued, tenant_id), token):
             raise ApiError(401, "Missing or invalid access token.")
         if self.now() - issued >= TOKEN_LIFETIME or serial <= self._revoked_through:

@@ -33,12 +33,14 @@ class DayCache:
             known = self._db.execute("SELECT 1 FROM settled_days WHERE owner = ? AND day = ?", (owner, day)).fetchone()
             if known:
                 return self._db.execute(
-                    "SELECT created, modified, body FROM records WHERE owner = ? AND day = ? ORDER BY seq",
-                    (owner, day)).fetchall()
+                    "SELECT created, modified, body FROM records WHERE owner = ? AND day = ? ORDER BY seq", (owner, day)
+                ).fetchall()
             rows = produce()
             with self._db:
-                self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
-                                     [(owner, day, seq, *row) for seq, row in enumerate(rows)])
+                self._db.executemany(
+                    "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                    [(owner, day, seq, *row) for seq, row in enumerate(rows)],
+                )
                 self._db.execute("INSERT INTO settled_days VALUES (?, ?)", (owner, day))
             return rows
 

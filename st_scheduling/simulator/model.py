@@ -103,23 +103,89 @@ JOURNEY_SPAN_DAYS = (JOURNEY_VISITS[0][-1] - 1) * JOURNEY_MAX_GAP_DAYS
 COMEBACK_SHARE, COMEBACK_DAYS = 0.3, (100, 271)
 # A customer's first visit comes through channels that find new customers; later ones more often through those
 # that bring people back (the address typed in, an email, the Business Profile).
-FIRST_VISIT_CHANNELS = _draw_table((("google_ads", 0.35), ("meta_ads", 0.15), ("microsoft_ads", 0.06),
-                                    ("gbp", 0.14), ("organic", 0.14), ("referral", 0.08), ("paid_other", 0.08)))
-RETURN_VISIT_CHANNELS = _draw_table((("direct", 0.3), ("email", 0.15), ("marketing_pro", 0.1), ("gbp", 0.12),
-                                     ("organic", 0.13), ("google_ads", 0.12), ("rwg", 0.08)))
+FIRST_VISIT_CHANNELS = _draw_table(
+    (
+        ("google_ads", 0.35),
+        ("meta_ads", 0.15),
+        ("microsoft_ads", 0.06),
+        ("gbp", 0.14),
+        ("organic", 0.14),
+        ("referral", 0.08),
+        ("paid_other", 0.08),
+    )
+)
+RETURN_VISIT_CHANNELS = _draw_table(
+    (
+        ("direct", 0.3),
+        ("email", 0.15),
+        ("marketing_pro", 0.1),
+        ("gbp", 0.12),
+        ("organic", 0.13),
+        ("google_ads", 0.12),
+        ("rwg", 0.08),
+    )
+)
 CHANNEL_INTENT = {"google_ads": 1.05, "gbp": 1.08, "rwg": 1.12, "direct": 0.9, "organic": 0.95, "meta_ads": 0.88}
 
-FIRST_NAMES = ("Avery", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Quinn", "Drew", "Harper",
-               "Rowan", "Emerson", "Parker", "Sawyer", "Reese", "Dakota", "Skyler", "Logan", "Cameron", "Blake")
-LAST_NAMES = ("Rivera", "Nguyen", "Patel", "Okafor", "Schmidt", "Kowalski", "Haddad", "Larsen", "Moreau",
-              "Tanaka", "Silva", "Brennan", "Novak", "Ibrahim", "Costa", "Fischer", "Lindqvist", "Marsh")
+FIRST_NAMES = (
+    "Avery",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Riley",
+    "Jamie",
+    "Quinn",
+    "Drew",
+    "Harper",
+    "Rowan",
+    "Emerson",
+    "Parker",
+    "Sawyer",
+    "Reese",
+    "Dakota",
+    "Skyler",
+    "Logan",
+    "Cameron",
+    "Blake",
+)
+LAST_NAMES = (
+    "Rivera",
+    "Nguyen",
+    "Patel",
+    "Okafor",
+    "Schmidt",
+    "Kowalski",
+    "Haddad",
+    "Larsen",
+    "Moreau",
+    "Tanaka",
+    "Silva",
+    "Brennan",
+    "Novak",
+    "Ibrahim",
+    "Costa",
+    "Fischer",
+    "Lindqvist",
+    "Marsh",
+)
 STREETS = ("Maple Ave", "Oak St", "Cedar Ln", "Elm Dr", "Birch Rd", "Willow Way", "Spruce Ct", "Aspen Pl")
 CITIES = (("Springfield", "IL"), ("Riverton", "WY"), ("Fairview", "TX"), ("Lakewood", "CO"), ("Franklin", "TN"))
-BROWSERS = (("Chrome", "Blink", "Windows", "desktop"), ("Safari", "WebKit", "iOS", "mobile"),
-            ("Chrome", "Blink", "Android", "mobile"), ("Edge", "Blink", "Windows", "desktop"),
-            ("Safari", "WebKit", "Mac OS", "desktop"))
-RESPONSES = ("System age: 10+ years", "Unit is running: No", "Water on the floor: Yes", "Breaker trips: Often",
-             "Thermostat blank: Yes", "Existing warranty: Unsure")
+BROWSERS = (
+    ("Chrome", "Blink", "Windows", "desktop"),
+    ("Safari", "WebKit", "iOS", "mobile"),
+    ("Chrome", "Blink", "Android", "mobile"),
+    ("Edge", "Blink", "Windows", "desktop"),
+    ("Safari", "WebKit", "Mac OS", "desktop"),
+)
+RESPONSES = (
+    "System age: 10+ years",
+    "Unit is running: No",
+    "Water on the floor: Yes",
+    "Breaker trips: Often",
+    "Thermostat blank: Yes",
+    "Existing warranty: Unsure",
+)
 NOTES = ("Dog in the backyard", "Side gate is unlocked", "Please call before arriving", "Second-floor unit")
 
 
@@ -380,13 +446,16 @@ class TenantModel:
         """The sessions listed by a scheduler (or router: its own plus those it upgraded) created on `day`."""
         if isinstance(owner, Scheduler):
             return self.scheduler_sessions(tenant, owner, day)
-        upgraded = [[p for p in self.scheduler_sessions(tenant, s, day) if p.via_router]
-                    for s in self.schedulers(tenant, now)]
-        return list(heapq.merge(self.router_only_sessions(tenant, owner, day), *upgraded,
-                                key=lambda p: (p.created, p.id)))
+        upgraded = [
+            [p for p in self.scheduler_sessions(tenant, s, day) if p.via_router] for s in self.schedulers(tenant, now)
+        ]
+        return list(
+            heapq.merge(self.router_only_sessions(tenant, owner, day), *upgraded, key=lambda p: (p.created, p.id))
+        )
 
-    def day_records(self, tenant: Tenant, owner: Scheduler | Router, day: int, window: Window,
-                    now: int) -> Iterator[tuple[SessionPlan, dict]]:
+    def day_records(
+        self, tenant: Tenant, owner: Scheduler | Router, day: int, window: Window, now: int
+    ) -> Iterator[tuple[SessionPlan, dict]]:
         for plan in self.day_plans(tenant, owner, day, now):
             record = window.admits(plan, now)
             if record is not None:
@@ -415,8 +484,9 @@ class TenantModel:
         owner = tenant.scheduler(owner_id) or tenant.router(owner_id)
         return sum(1 for _ in self.day_records(tenant, owner, day, window, now))
 
-    def records(self, tenant: Tenant, owner: Scheduler | Router, window: Window,
-                now: int) -> Iterator[tuple[SessionPlan, dict]]:
+    def records(
+        self, tenant: Tenant, owner: Scheduler | Router, window: Window, now: int
+    ) -> Iterator[tuple[SessionPlan, dict]]:
         """A scheduler's or router's sessions matching `window` as of `now`, in a stable order."""
         for day in self.days(*window.day_span(self.epoch_ts, now)):
             yield from self.day_records(tenant, owner, day, window, now)
@@ -447,10 +517,14 @@ class TenantModel:
             if scheduler is None:
                 plans.append(_router_only_plan(rng, self.settings.world, session_id, created))
             else:
-                plans.append(_session_plan(rng, self.settings.world, tenant, scheduler, day, index, session_id, created))
+                plans.append(
+                    _session_plan(rng, self.settings.world, tenant, scheduler, day, index, session_id, created)
+                )
         if scheduler is not None:
-            plans += [_visit_plan(self.settings, tenant, scheduler, journey, visit)
-                      for journey, visit in self._visits(tenant_id, day).get(owner_id, ())]
+            plans += [
+                _visit_plan(self.settings, tenant, scheduler, journey, visit)
+                for journey, visit in self._visits(tenant_id, day).get(owner_id, ())
+            ]
         plans.sort(key=lambda p: (p.created, p.id))
         silenced_from = dict(self.settings.silenced).get(owner_id)
         return plans if silenced_from is None else [p for p in plans if p.created < silenced_from]
@@ -482,8 +556,9 @@ class TenantModel:
                 open_then = tuple(s for s in tenant.schedulers if s.created <= created)
                 if open_then:
                     scheduler = rng.weighted(open_then, tuple(itertools.accumulate(s.weight for s in open_then)))
-                    visits.append(Visit(f"journey/{day}/{number}/{k}", created, scheduler.id, channel,
-                                        books and k == length - 1))
+                    visits.append(
+                        Visit(f"journey/{day}/{number}/{k}", created, scheduler.id, channel, books and k == length - 1)
+                    )
             journeys.append(Journey(customer, returning, books, tuple(visits)))
         return tuple(journeys)
 
@@ -542,9 +617,26 @@ def _landing_page(company: str) -> str:
 def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[dict, str | None, str | None]:
     """The sourceTracking object, gbpName and campaignName for a session arriving through `channel`."""
     src = dict.fromkeys(
-        ("isRWGSession", "campaignId", "landingPageUrl", "gclid", "fbclid", "msclkid", "utmSource", "utmMedium",
-         "utmCampaign", "utmAdgroup", "utmTerm", "utmContent", "googleAnalyticsClientId", "bookedFrom",
-         "sourcedFromMarketingPro", "gbraid", "wbraid", "marketingSource")
+        (
+            "isRWGSession",
+            "campaignId",
+            "landingPageUrl",
+            "gclid",
+            "fbclid",
+            "msclkid",
+            "utmSource",
+            "utmMedium",
+            "utmCampaign",
+            "utmAdgroup",
+            "utmTerm",
+            "utmContent",
+            "googleAnalyticsClientId",
+            "bookedFrom",
+            "sourcedFromMarketingPro",
+            "gbraid",
+            "wbraid",
+            "marketingSource",
+        )
     )
     src["landingPageUrl"] = _landing_page(company)
     if rng.random() < 0.6:
@@ -585,26 +677,51 @@ def _source_tracking(rng: random.Random, channel: str, company: str) -> tuple[di
 
 def _device(rng: random.Random, bot: bool) -> dict:
     if bot:
-        return {"browserName": "HeadlessChrome", "browserVersion": "120.0", "cpuArchitecture": "amd64",
-                "deviceModel": None, "deviceType": None, "deviceVendor": None, "engineName": "Blink",
-                "engineVersion": "120.0", "ipAddress": f"198.51.100.{rng.randrange(1, 255)}", "isBot": True,
-                "osName": "Linux", "osVersion": None,
-                "userAgent": "Mozilla/5.0 (compatible; ExampleBot/2.1; +https://bot.example/)"}
+        return {
+            "browserName": "HeadlessChrome",
+            "browserVersion": "120.0",
+            "cpuArchitecture": "amd64",
+            "deviceModel": None,
+            "deviceType": None,
+            "deviceVendor": None,
+            "engineName": "Blink",
+            "engineVersion": "120.0",
+            "ipAddress": f"198.51.100.{rng.randrange(1, 255)}",
+            "isBot": True,
+            "osName": "Linux",
+            "osVersion": None,
+            "userAgent": "Mozilla/5.0 (compatible; ExampleBot/2.1; +https://bot.example/)",
+        }
     browser, engine, os_name, device_type = rng.choice(BROWSERS)
     mobile = device_type == "mobile"
-    return {"browserName": browser, "browserVersion": f"{rng.randrange(110, 131)}.0",
-            "cpuArchitecture": None if mobile else "amd64",
-            "deviceModel": ("iPhone" if os_name == "iOS" else "Pixel 8") if mobile else None,
-            "deviceType": device_type if mobile else None,
-            "deviceVendor": ("Apple" if os_name == "iOS" else "Google") if mobile else None,
-            "engineName": engine, "engineVersion": f"{rng.randrange(600, 620)}.1",
-            "ipAddress": f"203.0.113.{rng.randrange(1, 255)}", "isBot": False, "osName": os_name,
-            "osVersion": f"{rng.randrange(10, 18)}.{rng.randrange(0, 6)}",
-            "userAgent": f"Mozilla/5.0 ({os_name}) {browser}"}
+    return {
+        "browserName": browser,
+        "browserVersion": f"{rng.randrange(110, 131)}.0",
+        "cpuArchitecture": None if mobile else "amd64",
+        "deviceModel": ("iPhone" if os_name == "iOS" else "Pixel 8") if mobile else None,
+        "deviceType": device_type if mobile else None,
+        "deviceVendor": ("Apple" if os_name == "iOS" else "Google") if mobile else None,
+        "engineName": engine,
+        "engineVersion": f"{rng.randrange(600, 620)}.1",
+        "ipAddress": f"203.0.113.{rng.randrange(1, 255)}",
+        "isBot": False,
+        "osName": os_name,
+        "osVersion": f"{rng.randrange(10, 18)}.{rng.randrange(0, 6)}",
+        "userAgent": f"Mozilla/5.0 ({os_name}) {browser}",
+    }
 
 
-def _opened_record(world: v.World, session_id: str, created: int, scheduler_id: str | None, new_customer: bool,
-                   device: dict, source: dict, gbp_name: str | None, campaign_name: str | None) -> dict:
+def _opened_record(
+    world: v.World,
+    session_id: str,
+    created: int,
+    scheduler_id: str | None,
+    new_customer: bool,
+    device: dict,
+    source: dict,
+    gbp_name: str | None,
+    campaign_name: str | None,
+) -> dict:
     """A session record as it looks the moment the scheduler opens: every spec field, in spec order."""
     return {
         "id": session_id,
@@ -655,7 +772,13 @@ def _opened_record(world: v.World, session_id: str, created: int, scheduler_id: 
 
 
 def _session_plan(
-    rng: random.Random, w: v.World, tenant: Tenant, scheduler: Scheduler, day: int, index: int, session_id: str,
+    rng: random.Random,
+    w: v.World,
+    tenant: Tenant,
+    scheduler: Scheduler,
+    day: int,
+    index: int,
+    session_id: str,
     created: int,
 ) -> SessionPlan:
     """One session's whole life, drawn from `rng` in a fixed order (the generated data depends on it): who
@@ -669,38 +792,77 @@ def _session_plan(
     else:
         customer_key = f"{day}/{scheduler.id}/{index}"
     visitor = Visitor(_customer_identity(tenant.id, customer_key), returning=not customer_key.startswith(f"{day}/"))
-    opened = _opened_record(w, session_id, created, scheduler.id, not visitor.returning, _device(rng, bot), source,
-                            gbp_name, campaign_name)
+    opened = _opened_record(
+        w, session_id, created, scheduler.id, not visitor.returning, _device(rng, bot), source, gbp_name, campaign_name
+    )
     finished = created + rng.randrange(60, 25 * 60)
     if bot and not w.bots_fill_the_form:
-        return SessionPlan(session_id, created, opened, [(finished, {
-            "modifiedOn": iso(finished), "sessionOutcome": w.left_anonymously})])
+        return SessionPlan(
+            session_id,
+            created,
+            opened,
+            [(finished, {"modifiedOn": iso(finished), "sessionOutcome": w.left_anonymously})],
+        )
 
     call_center = scheduler.mode == "Call_Center"
     reached = _furthest_milestone(rng, w, CHANNEL_INTENT.get(channel, 1.0) * (1.12 if call_center else 1.0))
-    return _after_opening(rng, w, tenant, scheduler, day, session_id, created, opened, finished, channel, visitor,
-                          reached)
+    return _after_opening(
+        rng, w, tenant, scheduler, day, session_id, created, opened, finished, channel, visitor, reached
+    )
 
 
-def _visit_plan(settings: SimulatorSettings, tenant: Tenant, scheduler: Scheduler, journey: Journey,
-                visit: Visit) -> SessionPlan:
+def _visit_plan(
+    settings: SimulatorSettings, tenant: Tenant, scheduler: Scheduler, journey: Journey, visit: Visit
+) -> SessionPlan:
     """A journey's visit: its customer comes through the visit's channel and gets as far as giving their contact
     details (so that each visit is a touch the platform can tie to them), and books on the journey's booking."""
     w, rng = settings.world, _Random(f"{settings.seed}/{tenant.id}/{visit.key}")
     session_id = _stable_uuid(settings.seed, tenant.id, visit.key)
     source, gbp_name, campaign_name = _source_tracking(rng, visit.channel, scheduler.company_name)
     visitor = Visitor(_customer_identity(tenant.id, journey.customer), journey.returning)
-    opened = _opened_record(w, session_id, visit.created, scheduler.id, not visitor.returning, _device(rng, False),
-                            source, gbp_name, campaign_name)
+    opened = _opened_record(
+        w,
+        session_id,
+        visit.created,
+        scheduler.id,
+        not visitor.returning,
+        _device(rng, False),
+        source,
+        gbp_name,
+        campaign_name,
+    )
     finished = visit.created + rng.randrange(60, 25 * 60)
     reached = w.at("booked") if visit.books else rng.randrange(w.at("customer"), w.at("booked"))
-    return _after_opening(rng, w, tenant, scheduler, visit.created // DAY, session_id, visit.created, opened,
-                          finished, visit.channel, visitor, reached)
+    return _after_opening(
+        rng,
+        w,
+        tenant,
+        scheduler,
+        visit.created // DAY,
+        session_id,
+        visit.created,
+        opened,
+        finished,
+        visit.channel,
+        visitor,
+        reached,
+    )
 
 
-def _after_opening(rng: random.Random, w: v.World, tenant: Tenant, scheduler: Scheduler, day: int, session_id: str,
-                   created: int, opened: dict, finished: int, channel: str, visitor: Visitor,
-                   reached: int) -> SessionPlan:
+def _after_opening(
+    rng: random.Random,
+    w: v.World,
+    tenant: Tenant,
+    scheduler: Scheduler,
+    day: int,
+    session_id: str,
+    created: int,
+    opened: dict,
+    finished: int,
+    channel: str,
+    visitor: Visitor,
+    reached: int,
+) -> SessionPlan:
     """The rest of a session's life once its furthest milestone is drawn: what the visitor entered, then the
     booking, or the abandonment and what followed it."""
     call_center = scheduler.mode == "Call_Center"
@@ -708,7 +870,8 @@ def _after_opening(rng: random.Random, w: v.World, tenant: Tenant, scheduler: Sc
     done.update(modifiedOn=iso(finished), lastCheckinDate=iso(finished), lastStep=w.steps[reached])
     if reached == w.at("booked"):
         booked_from = {"rwg": "ReserveWithGoogle", "gbp": "GoogleBusinessProfile"}.get(
-            channel, "CallCenter" if call_center else "Website")
+            channel, "CallCenter" if call_center else "Website"
+        )
         events, recovery = _booked(rng, w, finished, done, customer, visitor, booked_from, call_center), None
     else:
         events, recovery = _abandoned(rng, w, tenant, finished, done, reached, visitor)
@@ -728,8 +891,9 @@ def _furthest_milestone(rng: random.Random, w: v.World, intent: float) -> int:
     return reached
 
 
-def _entered(rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: int,
-             visitor: Visitor) -> tuple[dict, dict]:
+def _entered(
+    rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: int, visitor: Visitor
+) -> tuple[dict, dict]:
     """The fields the visitor filled in up to `reached`: (session fields, customer fields)."""
     who, done, customer = visitor.who, {}, {}
     category, business_unit, job_types = rng.choice(v.CATEGORIES)
@@ -737,19 +901,30 @@ def _entered(rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: 
         customer["address"] = {"zip": who["address"]["zip"], "country": "USA"}
         done["zoneId"] = 100 + int(who["address"]["zip"]) % 7
     if reached >= w.at("issue"):
-        done.update(category=category, businessUnitId=business_unit, jobTypeId=rng.choice(job_types),
-                    customerResponses=rng.sample(RESPONSES, rng.randrange(1, 3)))
+        done.update(
+            category=category,
+            businessUnitId=business_unit,
+            jobTypeId=rng.choice(job_types),
+            customerResponses=rng.sample(RESPONSES, rng.randrange(1, 3)),
+        )
     if reached >= w.at("schedule"):
         slot_day = (day + rng.randrange(0, 6)) * DAY
         slot = slot_day + (rng.choice((8, 10, 12, 14, 16)) - tenant.utc_offset_hours) * 3600
         done.update(timeslotStart=iso(slot), timeslotEnd=iso(slot + 7200), dispatchFeeQuoted="$89.00")
     if reached >= w.at("customer"):
         named = reached >= w.at(w.name_asked_at)
-        customer.update(firstName=who["firstName"] if named else None, lastName=who["lastName"] if named else None,
-                        email=None if who["phone_only"] else who["email"],
-                        phone=None if who["email_only"] else who["phone"])
-        done.update(mobileNotificationOptIn=rng.random() < 0.6, marketingOptIn=rng.random() < 0.4,
-                    customOptIn=rng.random() < 0.2, isLocationTakeover=False)
+        customer.update(
+            firstName=who["firstName"] if named else None,
+            lastName=who["lastName"] if named else None,
+            email=None if who["phone_only"] else who["email"],
+            phone=None if who["email_only"] else who["phone"],
+        )
+        done.update(
+            mobileNotificationOptIn=rng.random() < 0.6,
+            marketingOptIn=rng.random() < 0.4,
+            customOptIn=rng.random() < 0.2,
+            isLocationTakeover=False,
+        )
         if visitor.returning:
             customer.update(id=who["id"], locationId=who["locationId"])
     if reached >= w.at("details"):
@@ -762,25 +937,38 @@ def _entered(rng: random.Random, w: v.World, tenant: Tenant, day: int, reached: 
     return done, customer
 
 
-def _booked(rng: random.Random, w: v.World, finished: int, done: dict, customer: dict, visitor: Visitor,
-            booked_from: str, call_center: bool) -> list[tuple[int, dict]]:
+def _booked(
+    rng: random.Random,
+    w: v.World,
+    finished: int,
+    done: dict,
+    customer: dict,
+    visitor: Visitor,
+    booked_from: str,
+    call_center: bool,
+) -> list[tuple[int, dict]]:
     """A session that booked: a job or a booking request, which the office may later turn into a job."""
     events = [(finished, done)]
     as_job = rng.random() < (0.85 if call_center else 0.65)
-    done.update(sessionOutcome=w.job if as_job else w.booking, paymentInfoCaptured=rng.random() < 0.2,
-                sourceTracking={"bookedFrom": booked_from})
+    done.update(
+        sessionOutcome=w.job if as_job else w.booking,
+        paymentInfoCaptured=rng.random() < 0.2,
+        sourceTracking={"bookedFrom": booked_from},
+    )
     done["jobId" if as_job else "bookingId"] = rng.randrange(10**7, 10**8)
     customer.setdefault("id", visitor.who["id"])
     customer.setdefault("locationId", visitor.who["locationId"])
     if not as_job and rng.random() < 0.4:
         converted = finished + rng.randrange(DAY, 3 * DAY)
-        events.append((converted, {"modifiedOn": iso(converted), "sessionOutcome": w.job,
-                                   "jobId": rng.randrange(10**7, 10**8)}))
+        events.append(
+            (converted, {"modifiedOn": iso(converted), "sessionOutcome": w.job, "jobId": rng.randrange(10**7, 10**8)})
+        )
     return events
 
 
-def _abandoned(rng: random.Random, w: v.World, tenant: Tenant, finished: int, done: dict, reached: int,
-               visitor: Visitor) -> tuple[list[tuple[int, dict]], Recovery | None]:
+def _abandoned(
+    rng: random.Random, w: v.World, tenant: Tenant, finished: int, done: dict, reached: int, visitor: Visitor
+) -> tuple[list[tuple[int, dict]], Recovery | None]:
     """A session left before booking: maybe blocked, then maybe sent to the office, or sent a recovery SMS
     that may bring the customer back to book."""
     who, events, recovery = visitor.who, [(finished, done)], None
@@ -793,28 +981,46 @@ def _abandoned(rng: random.Random, w: v.World, tenant: Tenant, finished: int, do
     if contact and roll < 0.35:
         sent = finished + 1800
         to_booking = roll < 0.25
-        events.append((sent, {
-            "modifiedOn": iso(sent),
-            "sessionOutcome": w.to_booking if to_booking else w.to_lead,
-            ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8)}))
+        events.append(
+            (
+                sent,
+                {
+                    "modifiedOn": iso(sent),
+                    "sessionOutcome": w.to_booking if to_booking else w.to_lead,
+                    ("bookingId" if to_booking else "leadId"): rng.randrange(10**7, 10**8),
+                },
+            )
+        )
     elif contact and not who["email_only"] and roll < 0.75:
         sms_at = finished + 3600
         recovered = rng.random() < 0.4
-        recovery = Recovery(kind="link" if rng.random() < 0.6 else "ai_agent", sms_at=sms_at,
-                            recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
-                            as_job=rng.random() < 0.7)
+        recovery = Recovery(
+            kind="link" if rng.random() < 0.6 else "ai_agent",
+            sms_at=sms_at,
+            recovered_at=sms_at + rng.randrange(DAY // 2, 12 * DAY) if recovered else None,
+            as_job=rng.random() < 0.7,
+        )
         if recovery.recovered_at is not None:
             at = recovery.recovered_at
             slot = (at // DAY + 1) * DAY + (10 - tenant.utc_offset_hours) * 3600
-            events.append((at, {
-                "modifiedOn": iso(at), "lastCheckinDate": iso(at), "lastStep": w.step("booked"),
-                "sessionOutcome": w.job if recovery.as_job else w.booking,
-                ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
-                "blockerType": None, "blockerToBookAdditionalData": None,
-                "timeslotStart": iso(slot), "timeslotEnd": iso(slot + 7200),
-                "sourceTracking": {"bookedFrom": "RecoveryLink" if recovery.kind == "link" else "AiAgent"},
-                "customer": {"id": who["id"], "locationId": who["locationId"]},
-            }))
+            events.append(
+                (
+                    at,
+                    {
+                        "modifiedOn": iso(at),
+                        "lastCheckinDate": iso(at),
+                        "lastStep": w.step("booked"),
+                        "sessionOutcome": w.job if recovery.as_job else w.booking,
+                        ("jobId" if recovery.as_job else "bookingId"): rng.randrange(10**7, 10**8),
+                        "blockerType": None,
+                        "blockerToBookAdditionalData": None,
+                        "timeslotStart": iso(slot),
+                        "timeslotEnd": iso(slot + 7200),
+                        "sourceTracking": {"bookedFrom": "RecoveryLink" if recovery.kind == "link" else "AiAgent"},
+                        "customer": {"id": who["id"], "locationId": who["locationId"]},
+                    },
+                )
+            )
     return events, recovery
 
 
@@ -826,8 +1032,12 @@ def _router_only_plan(rng: random.Random, w: v.World, session_id: str, created: 
     interacted = not bot and rng.random() < 0.45
     finished = created + rng.randrange(30, 600)
     opened = _opened_record(w, session_id, created, None, True, _device(rng, bot), source, gbp_name, campaign_name)
-    done = {"modifiedOn": iso(finished), "lastCheckinDate": iso(finished), "sessionOutcome": w.left_anonymously,
-            "lastStep": w.step("interacted" if interacted else "opened")}
+    done = {
+        "modifiedOn": iso(finished),
+        "lastCheckinDate": iso(finished),
+        "sessionOutcome": w.left_anonymously,
+        "lastStep": w.step("interacted" if interacted else "opened"),
+    }
     return SessionPlan(session_id, created, opened, [(finished, done)])
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from st_scheduling.simulator import vocabulary as v
 from st_scheduling.simulator.model import Scheduler, SessionPlan
 
+
 def milestone_reached(world: v.World, record: dict) -> int:
     """The position, in the world's order, of the furthest milestone the record's lastStep says."""
     step = record["lastStep"]
@@ -40,8 +41,9 @@ def contact_name(record: dict) -> str:
     return " ".join(p.strip() for p in (customer["firstName"] or "", customer["lastName"] or "") if p.strip()).lower()
 
 
-def scheduler_performance(world: v.World, scheduler: Scheduler, sessions: Iterable[tuple[SessionPlan, dict]],
-                          now: int) -> dict:
+def scheduler_performance(
+    world: v.World, scheduler: Scheduler, sessions: Iterable[tuple[SessionPlan, dict]], now: int
+) -> dict:
     milestones = [0] * len(world.milestones)
     counts: Counter = Counter()
     names: set[str] = set()
@@ -55,8 +57,9 @@ def scheduler_performance(world: v.World, scheduler: Scheduler, sessions: Iterab
         if not bot or world.bots_in_milestones:
             for i in range(reached + 1):
                 milestones[i] += 1
-            counts["abandoned"] += outcome in world.abandonments and (world.leads_in_abandoned
-                                                                      or outcome != world.to_lead)
+            counts["abandoned"] += outcome in world.abandonments and (
+                world.leads_in_abandoned or outcome != world.to_lead
+            )
         if not bot or world.bots_in_totals:
             counts["jobs"] += booked and record["jobId"] is not None
             counts["bookings"] += booked and record["jobId"] is None

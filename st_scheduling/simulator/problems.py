@@ -7,8 +7,13 @@ from datetime import UTC, datetime
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, title: str, errors: dict[str, list[str]] | None = None,
-                 headers: list[tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        errors: dict[str, list[str]] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ):
         super().__init__(title)
         self.status, self.title, self.errors, self.headers = status, title, errors or {}, headers or []
 
@@ -28,7 +33,9 @@ def parse_datetime(name: str, raw: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
+        raise ApiError(
+            400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]}
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the API reads naive times as UTC
 
 
@@ -36,10 +43,15 @@ def parse_int(name: str, raw: str, low: int, high: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]})
+        raise ApiError(
+            400, "One or more validation errors occurred.", {name: [f"The value '{raw}' is not valid."]}
+        ) from None
     if not low <= value <= high:
-        raise ApiError(400, "One or more validation errors occurred.",
-                       {name: [f"The field {name} must be between {low} and {high}."]})
+        raise ApiError(
+            400,
+            "One or more validation errors occurred.",
+            {name: [f"The field {name} must be between {low} and {high}."]},
+        )
     return value
 
 

@@ -44,8 +44,10 @@ def events_between(model: TenantModel, since: int, until: int) -> Iterator[dict]
                     completed = record["lastStep"] == world.step("booked") and _changes.get("lastStep")
                     if is_booked(world, record) and completed:
                         kind = COMPLETED
-                    elif record["sessionOutcome"] == world.abandoned and "lastStep" in _changes and (
-                        customer["phone"] or customer["email"]
+                    elif (
+                        record["sessionOutcome"] == world.abandoned
+                        and "lastStep" in _changes
+                        and (customer["phone"] or customer["email"])
                     ):
                         kind = ABANDONED_QUALIFIED
                     else:
@@ -148,8 +150,11 @@ class Sender:
         key = self.secret + "-wrong" if self._random.random() < self.faults.bad_signature else self.secret
         self.attempts += 1
         try:
-            ok = self.client.post(self.url, content=body, headers={
-                "Content-Type": "application/cloudevents+json", SIGNATURE_HEADER: sign(body, key)}).is_success
+            ok = self.client.post(
+                self.url,
+                content=body,
+                headers={"Content-Type": "application/cloudevents+json", SIGNATURE_HEADER: sign(body, key)},
+            ).is_success
         except httpx.HTTPError:
             ok = False
         if ok:

@@ -54,8 +54,7 @@ class Vocabulary:
     leads_in_abandoned: bool = True  # the abandoned count includes the abandoned sessions sent to leads
     bots_in_totals: bool = False  # jobs, bookings, sent-to counts and contacts count bot sessions
     contacts_captured: str = "distinct_names"  # one of CONTACT_DEFINITIONS
-    rate_denominators: dict[str, str] = field(
-        default_factory=lambda: dict(DEFAULT_RATES))
+    rate_denominators: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_RATES))
     unknown_threshold: float = 0.01
     source: str = SHIPPED  # the file it was read from, for messages that tell the user what to edit
 
@@ -127,15 +126,19 @@ def parse(text: str, source: str) -> Vocabulary:
     known_top = {"unknown_threshold", "definitions", "last_step", "session_outcome"}
     for key in data:
         if key not in known_top:
-            raise fail(f"unknown setting {key!r} (expected {', '.join(sorted(known_top))})",
-                       key if isinstance(data[key], dict) else None, None if isinstance(data[key], dict) else key)
+            raise fail(
+                f"unknown setting {key!r} (expected {', '.join(sorted(known_top))})",
+                key if isinstance(data[key], dict) else None,
+                None if isinstance(data[key], dict) else key,
+            )
     for section in ("last_step", "session_outcome"):
         if not isinstance(data.get(section), dict) or not data[section]:
             raise fail(f"a [{section}] table with at least one value is required")
     threshold = data.get("unknown_threshold", 0.01)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < 1:
-        raise fail(f"unknown_threshold = {threshold!r} must be a share between 0 and 1 (0.01 is 1%)",
-                   None, "unknown_threshold")
+        raise fail(
+            f"unknown_threshold = {threshold!r} must be a share between 0 and 1 (0.01 is 1%)", None, "unknown_threshold"
+        )
     definitions = dict(data.get("definitions", {}))
     switches: dict = {}
     for key, value in definitions.items():
@@ -143,28 +146,46 @@ def parse(text: str, source: str) -> Vocabulary:
             choices = SWITCHES[key]
             # Compared by type too: 1 == True in Python, and TOML's 1 is not true.
             if not any(type(value) is type(choice) and value == choice for choice in choices):
-                raise fail(f"{key} = {value!r} must be "
-                           + (" or ".join(map(toml_value, choices)) if isinstance(choices[0], bool)
-                              else "one of " + ", ".join(map(toml_value, choices))), "definitions", key)
+                raise fail(
+                    f"{key} = {value!r} must be "
+                    + (
+                        " or ".join(map(toml_value, choices))
+                        if isinstance(choices[0], bool)
+                        else "one of " + ", ".join(map(toml_value, choices))
+                    ),
+                    "definitions",
+                    key,
+                )
             switches[key] = value
         elif key in RATES:
             if value not in MILESTONES[:-1]:
-                raise fail(f"{key} = {value!r}: the rate is booked ÷ one of {', '.join(MILESTONES[:-1])}",
-                           "definitions", key)
+                raise fail(
+                    f"{key} = {value!r}: the rate is booked ÷ one of {', '.join(MILESTONES[:-1])}", "definitions", key
+                )
         else:
             raise fail(f"unknown definition {key!r} (expected {', '.join((*SWITCHES, *RATES))})", "definitions", key)
     for step, milestone in data["last_step"].items():
         if milestone not in MILESTONES:
-            raise fail(f"lastStep {step!r} = {milestone!r} is not a milestone ({', '.join(MILESTONES)})",
-                       "last_step", step)
+            raise fail(
+                f"lastStep {step!r} = {milestone!r} is not a milestone ({', '.join(MILESTONES)})", "last_step", step
+            )
     for outcome, kind in data["session_outcome"].items():
         if kind not in OUTCOME_CLASSES:
-            raise fail(f"sessionOutcome {outcome!r} = {kind!r} is not an outcome ({', '.join(OUTCOME_CLASSES)})",
-                       "session_outcome", outcome)
+            raise fail(
+                f"sessionOutcome {outcome!r} = {kind!r} is not an outcome ({', '.join(OUTCOME_CLASSES)})",
+                "session_outcome",
+                outcome,
+            )
     rates = dict(DEFAULT_RATES)
     rates.update({k: v for k, v in definitions.items() if k in RATES})
-    return Vocabulary(dict(data["last_step"]), dict(data["session_outcome"]), rate_denominators=rates,
-                      unknown_threshold=float(threshold), source=source, **switches)
+    return Vocabulary(
+        dict(data["last_step"]),
+        dict(data["session_outcome"]),
+        rate_denominators=rates,
+        unknown_threshold=float(threshold),
+        source=source,
+        **switches,
+    )
 
 
 def _line_of(text: str, section: str | None, key: str | None) -> int | None:
@@ -185,24 +206,41 @@ def _line_of(text: str, section: str | None, key: str | None) -> int | None:
 
 
 def _toml_key(value: str) -> str:
-    return value if re.fullmatch(r"[A-Za-z0-9_-]+", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return (
+        value if re.fullmatch(r"[A-Za-z0-9_-]+", value) else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    )
 
 
 def render(vocabulary: Vocabulary, header: str = "") -> str:
     """The vocabulary as a ready TOML file that `load` reads back to the same mapping and switches."""
-    lines = [*(f"# {line}".rstrip() for line in header.splitlines()), "",
-             "# Share of one tenant-day's sessions with unlisted values above which the marts fail.",
-             f"unknown_threshold = {vocabulary.unknown_threshold}", "", "[definitions]",
-             "# Bots counted in ServiceTitan's milestone counts? Zipcode before interacted? Sessions sent to leads",
-             "# counted as abandoned? Bots counted in jobs, bookings, sent-to counts and contacts? Contacts captured",
-             f"# as {' or '.join(CONTACT_DEFINITIONS)}?",
-             *(switch_line(name, getattr(vocabulary, name)) for name in SWITCHES),
-             "# Each /performance completion rate is booked ÷ the milestone named here.",
-             *(switch_line(rate, vocabulary.rate_denominators[rate]) for rate in RATES), "", "[last_step]",
-             f"# lastStep value = the furthest milestone it means: {', '.join(MILESTONES)}",
-             *(f'{_toml_key(step)} = "{milestone}"'
-               for step, milestone in sorted(vocabulary.steps.items(), key=lambda kv: MILESTONES.index(kv[1]))),
-             "", "[session_outcome]", f"# sessionOutcome value = {', '.join(OUTCOME_CLASSES)}",
-             *(f'{_toml_key(outcome)} = "{kind}"' for outcome, kind in
-               sorted(vocabulary.outcomes.items(), key=lambda kv: (OUTCOME_CLASSES.index(kv[1]), kv[0])))]
+    lines = [
+        *(f"# {line}".rstrip() for line in header.splitlines()),
+        "",
+        "# Share of one tenant-day's sessions with unlisted values above which the marts fail.",
+        f"unknown_threshold = {vocabulary.unknown_threshold}",
+        "",
+        "[definitions]",
+        "# Bots counted in ServiceTitan's milestone counts? Zipcode before interacted? Sessions sent to leads",
+        "# counted as abandoned? Bots counted in jobs, bookings, sent-to counts and contacts? Contacts captured",
+        f"# as {' or '.join(CONTACT_DEFINITIONS)}?",
+        *(switch_line(name, getattr(vocabulary, name)) for name in SWITCHES),
+        "# Each /performance completion rate is booked ÷ the milestone named here.",
+        *(switch_line(rate, vocabulary.rate_denominators[rate]) for rate in RATES),
+        "",
+        "[last_step]",
+        f"# lastStep value = the furthest milestone it means: {', '.join(MILESTONES)}",
+        *(
+            f'{_toml_key(step)} = "{milestone}"'
+            for step, milestone in sorted(vocabulary.steps.items(), key=lambda kv: MILESTONES.index(kv[1]))
+        ),
+        "",
+        "[session_outcome]",
+        f"# sessionOutcome value = {', '.join(OUTCOME_CLASSES)}",
+        *(
+            f'{_toml_key(outcome)} = "{kind}"'
+            for outcome, kind in sorted(
+                vocabulary.outcomes.items(), key=lambda kv: (OUTCOME_CLASSES.index(kv[1]), kv[0])
+            )
+        ),
+    ]
     return "\n".join(lines).lstrip("\n") + "\n"

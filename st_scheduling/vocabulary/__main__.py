@@ -21,8 +21,11 @@ from st_scheduling.vocabulary.calibrate import calibrate, read_loaded
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m st_scheduling.vocabulary", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m st_scheduling.vocabulary",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     cal = sub.add_parser("calibrate", help="propose a vocabulary file from the API's /performance numbers")
     cal.add_argument("--out", required=True, help="vocabulary file to write")
@@ -38,14 +41,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibrate: cannot read the raw tables in {path}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     if not api:
-        print(f"calibrate: {path} holds no scheduler performance: materialize raw/scheduler_sessions and "
-              "raw/scheduler_performance for some days first", file=sys.stderr)
+        print(
+            f"calibrate: {path} holds no scheduler performance: materialize raw/scheduler_sessions and "
+            "raw/scheduler_performance for some days first",
+            file=sys.stderr,
+        )
         return 2
     fit = calibrate(groups, api, vocabulary.load(settings.vocabulary_file))
-    header = (f"Calibrated {datetime.now(UTC):%Y-%m-%d} by `python -m st_scheduling.vocabulary calibrate` from "
-              f"{len(api)} scheduler-days of /performance and\n{sum(g.sessions for g in groups):,} sessions. "
-              "Review it, then point ST_VOCABULARY at this file.\n\nFit (scheduler-days whose numbers "
-              "these definitions reproduce):\n" + fit.report())
+    header = (
+        f"Calibrated {datetime.now(UTC):%Y-%m-%d} by `python -m st_scheduling.vocabulary calibrate` from "
+        f"{len(api)} scheduler-days of /performance and\n{sum(g.sessions for g in groups):,} sessions. "
+        "Review it, then point ST_VOCABULARY at this file.\n\nFit (scheduler-days whose numbers "
+        "these definitions reproduce):\n" + fit.report()
+    )
     Path(args.out).write_text(vocabulary.render(fit.vocabulary, header), encoding="utf-8")
     print(fit.report())
     print(f"wrote {args.out}; use it with ST_VOCABULARY={args.out}")

@@ -114,17 +114,23 @@ class Fit:
     def report(self) -> str:
         width = max(map(len, map(self.label, METRICS))) + 2
         lines = [f"{'metric':<{width}} scheduler-days reproduced"]
-        lines += [f"{self.label(metric):<{width}} {hit:>5} of {total}{'' if hit == total else '   <- differs'}"
-                  for metric, (hit, total) in self.exact().items()]
+        lines += [
+            f"{self.label(metric):<{width}} {hit:>5} of {total}{'' if hit == total else '   <- differs'}"
+            for metric, (hit, total) in self.exact().items()
+        ]
         by_day = defaultdict(list)
         for difference in self.differences:
             by_day[difference.day].append(difference)
         if by_day:
-            lines.append(f"{len(by_day)} scheduler-day(s) no definition of the vocabulary file reproduces "
-                         "(the sessions give, the API says):")
-        lines += [f"  tenant {tenant}, scheduler {scheduler}, {day}: " + ", ".join(
-                  f"{self.label(d.metric)} {d.ours:g} vs {d.api:g}" for d in found)
-                  for (tenant, scheduler, day), found in sorted(by_day.items(), key=lambda kv: tuple(map(str, kv[0])))]
+            lines.append(
+                f"{len(by_day)} scheduler-day(s) no definition of the vocabulary file reproduces "
+                "(the sessions give, the API says):"
+            )
+        lines += [
+            f"  tenant {tenant}, scheduler {scheduler}, {day}: "
+            + ", ".join(f"{self.label(d.metric)} {d.ours:g} vs {d.api:g}" for d in found)
+            for (tenant, scheduler, day), found in sorted(by_day.items(), key=lambda kv: tuple(map(str, kv[0])))
+        ]
         lines += [f"note: {value}: {why}" for value, why in self.notes.items()]
         return "\n".join(lines)
 
@@ -169,17 +175,26 @@ def calibrate(groups: list[SessionGroup], api: list[ApiDay], current: Vocabulary
 
     # Bots: does `opened` count every session, or the non-bot ones?
     opened, everyone, people = days.target("opened"), days.totals(groups), days.totals(humans)
-    bots = current.bots_in_milestones if (everyone == people).all() else \
-        bool(np.abs(opened - everyone).sum() < np.abs(opened - people).sum())
+    bots = (
+        current.bots_in_milestones
+        if (everyone == people).all()
+        else bool(np.abs(opened - everyone).sum() < np.abs(opened - people).sum())
+    )
 
     # Order: more scheduler-days reaching zipcode than interacted means zipcode comes first.
     ahead = np.sign(days.target("zipcode") - days.target("interacted")).sum()
     zipcode_first = current.zipcode_before_interacted if ahead == 0 else bool(ahead > 0)
 
     opens = _open_outcomes(groups)
-    fits = [_fit(days, groups, dataclasses.replace(
-        current, bots_in_milestones=bots, zipcode_before_interacted=zipcode_first, **counting), opens)
-        for counting in _countings(current)]
+    fits = [
+        _fit(
+            days,
+            groups,
+            dataclasses.replace(current, bots_in_milestones=bots, zipcode_before_interacted=zipcode_first, **counting),
+            opens,
+        )
+        for counting in _countings(current)
+    ]
     best = max(fits, key=lambda fit: fit.reproduced)  # the first of the best: the file's own values on a tie
     return dataclasses.replace(best, notes={**_open_notes(groups, api, best, opens), **best.notes})
 
@@ -206,8 +221,10 @@ def _fit(days: _Days, groups: list[SessionGroup], switches: Vocabulary, opens: f
     # Steps: the sessions that did not book, against how many left after each milestone.
     waiting = [g for g in counted if not _booked(g, outcomes) and g.last_step is not None]
     reached = np.stack([days.target(m) for m in order], axis=1)
-    steps = {value: order[k] for value, k in
-             days.solve(waiting, lambda g: g.last_step, reached[:, :-1] - reached[:, 1:]).items()}
+    steps = {
+        value: order[k]
+        for value, k in days.solve(waiting, lambda g: g.last_step, reached[:, :-1] - reached[:, 1:]).items()
+    }
     totals = _by(counted, lambda g: g.last_step)
     booked = _by([g for g in counted if _booked(g, outcomes)], lambda g: g.last_step)
     for value in sorted(v for v in _by(groups, lambda g: g.last_step) if v is not None):
@@ -220,23 +237,35 @@ def _fit(days: _Days, groups: list[SessionGroup], switches: Vocabulary, opens: f
     # Rates: the milestone whose API count makes booked ÷ it equal the API's rate.
     rates = {}
     for rate in RATES:
-        error = {m: max(abs(_ratio(a.counts["booked"], a.counts[m]) - a.rates[rate]) for a in days.api)
-                 for m in MILESTONES[:-1]} if days.api else {}
+        error = (
+            {
+                m: max(abs(_ratio(a.counts["booked"], a.counts[m]) - a.rates[rate]) for a in days.api)
+                for m in MILESTONES[:-1]
+            }
+            if days.api
+            else {}
+        )
         keep = switches.rate_denominators[rate]
         rates[rate] = keep if not error or error[keep] == min(error.values()) else min(error, key=error.get)
 
-    vocabulary = dataclasses.replace(switches, steps=steps, outcomes=outcomes, rate_denominators=rates,
-                                     source="(calibrated)")
+    vocabulary = dataclasses.replace(
+        switches, steps=steps, outcomes=outcomes, rate_denominators=rates, source="(calibrated)"
+    )
     return Fit(vocabulary, len(days.api), differences(groups, days.api, vocabulary), notes)
 
 
-def _fit_outcomes(days: _Days, groups: list[SessionGroup], switches: Vocabulary, opens: frozenset[str],
-                  notes: dict[str, str]) -> dict[str, str]:
+def _fit_outcomes(
+    days: _Days, groups: list[SessionGroup], switches: Vocabulary, opens: frozenset[str], notes: dict[str, str]
+) -> dict[str, str]:
     """Each sessionOutcome value's class. Sessions that are leads by their lead id are taken out first, and the
     open values are never fitted."""
+
     def free(with_bots: bool) -> list[SessionGroup]:
-        return [g for g in groups if (with_bots or not g.bot) and not g.lead_only and g.outcome is not None
-                and g.outcome not in opens]
+        return [
+            g
+            for g in groups
+            if (with_bots or not g.bot) and not g.lead_only and g.outcome is not None and g.outcome not in opens
+        ]
 
     def leads(with_bots: bool) -> np.ndarray:
         return days.totals([g for g in groups if (with_bots or not g.bot) and g.lead_only])
@@ -247,8 +276,11 @@ def _fit_outcomes(days: _Days, groups: list[SessionGroup], switches: Vocabulary,
         ("sent_to_booking", in_totals, days.target("abandoned_sent_to_bookings")),
         ("sent_to_lead", in_totals, days.target("abandoned_sent_to_leads") - leads(in_totals)),
         # Any abandonment, sent on or not (those sent to leads only when the API counts them).
-        ("abandoned", in_milestones,
-         days.target("abandoned") - (leads(in_milestones) if switches.leads_in_abandoned else 0)),
+        (
+            "abandoned",
+            in_milestones,
+            days.target("abandoned") - (leads(in_milestones) if switches.leads_in_abandoned else 0),
+        ),
     ):
         for value in days.solve(free(with_bots), lambda g: g.outcome, goal):
             solved.setdefault(value, kind)
@@ -262,8 +294,9 @@ def _fit_outcomes(days: _Days, groups: list[SessionGroup], switches: Vocabulary,
             solved[value] = "booked"
         else:
             solved[value] = "in_progress"
-            notes[f"sessionOutcome {value!r}"] = "no abandonment count takes it and its sessions mostly " \
-                                                 "have no job or booking: in progress"
+            notes[f"sessionOutcome {value!r}"] = (
+                "no abandonment count takes it and its sessions mostly have no job or booking: in progress"
+            )
     return solved
 
 
@@ -274,18 +307,26 @@ def _open_notes(groups: list[SessionGroup], api: list[ApiDay], fit: Fit, opens: 
     for value in sorted(opens):
         moved = set()
         for kind in CLOSED:
-            theirs = reproduce(groups, dataclasses.replace(
-                fit.vocabulary, outcomes={**fit.vocabulary.outcomes, value: kind}))
+            theirs = reproduce(
+                groups, dataclasses.replace(fit.vocabulary, outcomes={**fit.vocabulary.outcomes, value: kind})
+            )
             moved |= {metric for day in ours for metric in METRICS if ours[day][metric] != theirs[day][metric]}
         off = defaultdict(list)
         for difference in fit.differences:
             if difference.metric in moved:
                 off[difference.metric].append(abs(difference.ours - difference.api))
-        fits = "; ".join(f"{fit.label(metric)} is off on {len(gaps)} of {len(api)} scheduler-days, by {sum(gaps):g} "
-                         f"in all" for metric, gaps in off.items()) or "every count it could move is reproduced"
-        notes[f"sessionOutcome {value!r}"] = ("kept in progress: sessions carry it while still open (nothing has "
-                                              "happened to them since they opened), so no count decides its class; "
-                                              f"with it open, {fits}")
+        fits = (
+            "; ".join(
+                f"{fit.label(metric)} is off on {len(gaps)} of {len(api)} scheduler-days, by {sum(gaps):g} in all"
+                for metric, gaps in off.items()
+            )
+            or "every count it could move is reproduced"
+        )
+        notes[f"sessionOutcome {value!r}"] = (
+            "kept in progress: sessions carry it while still open (nothing has "
+            "happened to them since they opened), so no count decides its class; "
+            f"with it open, {fits}"
+        )
     return notes
 
 
@@ -324,12 +365,17 @@ def reproduce(groups: list[SessionGroup], vocabulary: Vocabulary) -> dict[Day, d
             numbers["abandoned_sent_to_bookings"] += g.sessions * (kind == "sent_to_booking")
             numbers["abandoned_sent_to_leads"] += g.sessions * (kind == "sent_to_lead")
             numbers["customer_contacts_captured"] += g.sessions * (
-                furthest >= order.index("customer") if vocabulary.contacts_captured == "customer_step"
-                else g.new_name_with_bots if vocabulary.bots_in_totals else g.new_name)
+                furthest >= order.index("customer")
+                if vocabulary.contacts_captured == "customer_step"
+                else g.new_name_with_bots
+                if vocabulary.bots_in_totals
+                else g.new_name
+            )
         if not g.bot or vocabulary.bots_in_milestones:
             numbers["abandoned"] += g.sessions * (
-                kind in ABANDONMENTS and (vocabulary.leads_in_abandoned or kind != "sent_to_lead"))
-            for milestone in order[:furthest + 1]:
+                kind in ABANDONMENTS and (vocabulary.leads_in_abandoned or kind != "sent_to_lead")
+            )
+            for milestone in order[: furthest + 1]:
                 numbers[milestone] += g.sessions
     for numbers in out.values():
         for rate in RATES:
@@ -354,8 +400,10 @@ def differences(groups: list[SessionGroup], api: list[ApiDay], vocabulary: Vocab
 
 def read_loaded(con: duckdb.DuckDBPyConnection, timezone: str) -> tuple[list[SessionGroup], list[ApiDay]]:
     """Session groups and /performance per scheduler-day, from the raw tables a run already loaded."""
-    groups = [SessionGroup((tenant, scheduler, day), *fields) for tenant, scheduler, day, *fields in con.execute(
-        """
+    groups = [
+        SessionGroup((tenant, scheduler, day), *fields)
+        for tenant, scheduler, day, *fields in con.execute(
+            """
         WITH latest AS (
             SELECT *, CAST(timezone(?, created_on) AS DATE)::VARCHAR AS day, coalesce(customer_is_bot, false) AS bot,
                 -- the customer's name as marts/sessions reads it (contact_name)
@@ -378,14 +426,24 @@ def read_loaded(con: duckdb.DuckDBPyConnection, timezone: str) -> tuple[list[Ses
             modified_on = created_on AND job_id IS NULL AND booking_id IS NULL AND lead_id IS NULL,
             new_name, new_name_with_bots, count(*)
         FROM named GROUP BY ALL
-        """, [timezone]).fetchall()]
+        """,
+            [timezone],
+        ).fetchall()
+    ]
     api = []
     for tenant, scheduler, day, *numbers in con.execute(
         f"""
-        SELECT tenant_id, id, CAST(timezone(?, window_start) AS DATE)::VARCHAR, {', '.join(COUNTS.values())},
-            {', '.join(RATES)}
+        SELECT tenant_id, id, CAST(timezone(?, window_start) AS DATE)::VARCHAR, {", ".join(COUNTS.values())},
+            {", ".join(RATES)}
         FROM raw.scheduler_performance ORDER BY ALL
-        """, [timezone]).fetchall():
-        api.append(ApiDay((tenant, scheduler, day), {n: float(v or 0) for n, v in zip(COUNTS, numbers)},
-                          {r: float(v or 0) for r, v in zip(RATES, numbers[len(COUNTS):])}))
+        """,
+        [timezone],
+    ).fetchall():
+        api.append(
+            ApiDay(
+                (tenant, scheduler, day),
+                {n: float(v or 0) for n, v in zip(COUNTS, numbers)},
+                {r: float(v or 0) for r, v in zip(RATES, numbers[len(COUNTS) :])},
+            )
+        )
     return groups, api

@@ -18,4 +18,4 @@ def rate_decimals(values: Iterable[float | None]) -> int | None:
 
 def rate_tolerance(decimals: int | None) -> float:
     """How far a reproduced rate may lie from the API's: half its last decimal place."""
-    return FULL_PRECISION if decimals is None else 0.5 * 10.0 ** -decimals + 1e-12
+    return FULL_PRECISION if decimals is None else 0.5 * 10.0**-decimals + 1e-12

@@ -14,7 +14,8 @@ from st_scheduling.warehouse.raw_tables import RawTable
 def duplicate_keys(con: duckdb.DuckDBPyConnection, table: RawTable) -> list[tuple]:
     key = ", ".join(table.key)
     return con.execute(
-        f"SELECT {key}, count(*) FROM {table.qualified} GROUP BY ALL HAVING count(*) > 1 LIMIT 20").fetchall()
+        f"SELECT {key}, count(*) FROM {table.qualified} GROUP BY ALL HAVING count(*) > 1 LIMIT 20"
+    ).fetchall()
 
 
 def missing_required(con: duckdb.DuckDBPyConnection, table: RawTable, required: tuple[str, ...]) -> list[tuple]:
@@ -26,7 +27,8 @@ def missing_required(con: duckdb.DuckDBPyConnection, table: RawTable, required: 
 def modified_before_created(con: duckdb.DuckDBPyConnection, table: RawTable) -> list[tuple]:
     return con.execute(
         f"SELECT tenant_id, id, created_on, modified_on FROM {table.qualified} WHERE modified_on < created_on "
-        "ORDER BY ALL LIMIT 20").fetchall()
+        "ORDER BY ALL LIMIT 20"
+    ).fetchall()
 
 
 # A vocabulary value reads like an identifier (`ZipCodeEntered`, `zip-checked`, `Lead`). Anything else in lastStep
@@ -34,8 +36,13 @@ def modified_before_created(con: duckdb.DuckDBPyConnection, table: RawTable) -> 
 # description and metadata reach the event log and the alert webhook: such a value is described, never quoted.
 _VOCABULARY_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
 _DIGIT_RUN = re.compile(r"[0-9]{3}")  # part of a phone, house or card number, not of a step's name
-_CHARACTER_KINDS = (("letters", str.isalpha), ("digits", str.isdigit), ("spaces", str.isspace),
-                    ("'@'", "@".__eq__), ("other symbols", lambda c: not (c.isalnum() or c.isspace() or c == "@")))
+_CHARACTER_KINDS = (
+    ("letters", str.isalpha),
+    ("digits", str.isdigit),
+    ("spaces", str.isspace),
+    ("'@'", "@".__eq__),
+    ("other symbols", lambda c: not (c.isalnum() or c.isspace() or c == "@")),
+)
 
 
 def describe_value(value: str, first: tuple[int, str]) -> str:
@@ -46,17 +53,23 @@ def describe_value(value: str, first: tuple[int, str]) -> str:
     kinds = [name for name, is_kind in _CHARACTER_KINDS if any(is_kind(c) for c in value)]
     listed = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else "".join(kinds)
     tenant, session = first
-    return (f"a value of {len(value)} characters" + (f" with {listed}" if listed else "") +
-            f" (first in tenant {tenant}'s session {session})")
+    return (
+        f"a value of {len(value)} characters"
+        + (f" with {listed}" if listed else "")
+        + f" (first in tenant {tenant}'s session {session})"
+    )
 
 
-def unknown_vocabulary(con: duckdb.DuckDBPyConnection, table: RawTable, vocabulary: Vocabulary
-                       ) -> dict[str, dict[str, int]]:
+def unknown_vocabulary(
+    con: duckdb.DuckDBPyConnection, table: RawTable, vocabulary: Vocabulary
+) -> dict[str, dict[str, int]]:
     """lastStep and sessionOutcome values the vocabulary file does not map: column -> described value -> rows."""
     found = {}
     for column, known in (("last_step", vocabulary.steps), ("session_outcome", vocabulary.outcomes)):
-        rows = con.execute(f"SELECT {column}, count(*), min((tenant_id, id)) FROM {table.qualified} "
-                           f"WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 3").fetchall()
+        rows = con.execute(
+            f"SELECT {column}, count(*), min((tenant_id, id)) FROM {table.qualified} "
+            f"WHERE {column} IS NOT NULL GROUP BY ALL ORDER BY 2 DESC, 3"
+        ).fetchall()
         if unknown := {describe_value(value, first): n for value, n, first in rows if value not in known}:
             found[column] = unknown
     return found
@@ -76,11 +89,13 @@ def unknown_vocabulary_in_sessions(con: duckdb.DuckDBPyConnection, vocabulary: V
         """
         SELECT tenant_id, session_date::VARCHAR, count(*) FILTER (WHERE unknown_last_step OR unknown_outcome), count(*)
         FROM marts.sessions GROUP BY ALL HAVING count(*) FILTER (WHERE unknown_last_step OR unknown_outcome) > 0
-        """).fetchall()
+        """
+    ).fetchall()
     # The mart keeps a placeholder for an unknown value (sessions.sql); the value itself is read back from raw, only
     # when there is one, to be described.
-    values = con.execute(
-        """
+    values = (
+        con.execute(
+            """
         WITH unknown AS MATERIALIZED (
             SELECT s.tenant_id, s.session_id, s.unknown_last_step, s.unknown_outcome, l.last_step, l.session_outcome
             FROM marts.sessions AS s JOIN latest_sessions AS l ON l.tenant_id = s.tenant_id AND l.id = s.session_id
@@ -90,29 +105,51 @@ def unknown_vocabulary_in_sessions(con: duckdb.DuckDBPyConnection, vocabulary: V
         UNION ALL
         SELECT 'sessionOutcome', session_outcome, count(*), min((tenant_id, session_id)) FROM unknown
         WHERE unknown_outcome GROUP BY ALL
-        """).fetchall() if windows else []
+        """
+        ).fetchall()
+        if windows
+        else []
+    )
     return vocabulary_verdict(windows, values, vocabulary)
 
 
 def vocabulary_verdict(windows: list[tuple], values: list[tuple], vocabulary: Vocabulary) -> VocabularyVerdict:
     """windows: (tenant, day, sessions with an unknown value, sessions); values: (field, value, sessions, (tenant,
     session id) of the first session with it)."""
-    counts = {f"{field} {describe_value(value, first)}": n
-              for field, value, n, first in sorted(values, key=lambda v: (-v[2], v[0], v[1]))}
-    over = sorted(((unknown / total, tenant, day) for tenant, day, unknown, total in windows
-                   if unknown / total > vocabulary.unknown_threshold), reverse=True)
+    counts = {
+        f"{field} {describe_value(value, first)}": n
+        for field, value, n, first in sorted(values, key=lambda v: (-v[2], v[0], v[1]))
+    }
+    over = sorted(
+        (
+            (unknown / total, tenant, day)
+            for tenant, day, unknown, total in windows
+            if unknown / total > vocabulary.unknown_threshold
+        ),
+        reverse=True,
+    )
     worst = max((unknown / total for *_, unknown, total in windows), default=0.0)
     if not over:
-        return VocabularyVerdict(True, "every lastStep and sessionOutcome value is mapped, or too rare to matter "
-                                       f"(worst tenant-day {worst:.2%}, threshold {vocabulary.unknown_threshold:.2%})",
-                                 worst, counts)
+        return VocabularyVerdict(
+            True,
+            "every lastStep and sessionOutcome value is mapped, or too rare to matter "
+            f"(worst tenant-day {worst:.2%}, threshold {vocabulary.unknown_threshold:.2%})",
+            worst,
+            counts,
+        )
     share, tenant, day = over[0]
     listed = "; ".join(f"{value} × {n:,}" for value, n in list(counts.items())[:20])
-    return VocabularyVerdict(False, (
-        f"{len(counts)} unknown vocabulary value(s) cover {share:.1%} of tenant {tenant}'s sessions on {day} "
-        f"(threshold {vocabulary.unknown_threshold:.0%}; {len(over)} tenant-day(s) over it): {listed}. "
-        f"Map them in the vocabulary file {vocabulary.source}, or point ST_VOCABULARY at one that does "
-        "(python -m st_scheduling.vocabulary calibrate proposes one)."), worst, counts)
+    return VocabularyVerdict(
+        False,
+        (
+            f"{len(counts)} unknown vocabulary value(s) cover {share:.1%} of tenant {tenant}'s sessions on {day} "
+            f"(threshold {vocabulary.unknown_threshold:.0%}; {len(over)} tenant-day(s) over it): {listed}. "
+            f"Map them in the vocabulary file {vocabulary.source}, or point ST_VOCABULARY at one that does "
+            "(python -m st_scheduling.vocabulary calibrate proposes one)."
+        ),
+        worst,
+        counts,
+    )
 
 
 def funnel_not_monotone(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -123,7 +160,8 @@ def funnel_not_monotone(con: duckdb.DuckDBPyConnection) -> list[tuple]:
                   PARTITION BY tenant_id, scheduler_id, grain, period_start ORDER BY milestone_index) AS previous
               FROM marts.milestone_funnel)
         WHERE sessions_reached > previous ORDER BY ALL LIMIT 20
-        """).fetchall()
+        """
+    ).fetchall()
 
 
 RATE_COLUMNS = {
@@ -146,7 +184,8 @@ def campaigns_under_several_names(con: duckdb.DuckDBPyConnection) -> list[tuple]
     return con.execute(
         "SELECT tenant_id, campaign_id, count(DISTINCT campaign), string_agg(DISTINCT campaign, ' | ') "
         "FROM marts.campaign_attribution WHERE campaign_id IS NOT NULL GROUP BY ALL "
-        "HAVING count(DISTINCT campaign) > 1 ORDER BY ALL LIMIT 20").fetchall()
+        "HAVING count(DISTINCT campaign) > 1 ORDER BY ALL LIMIT 20"
+    ).fetchall()
 
 
 # A campaign relaunched or duplicated keeps a few ids under one name; past this many, its ids split it into rows of
@@ -163,13 +202,16 @@ def names_over_many_campaign_ids(con: duckdb.DuckDBPyConnection) -> list[tuple]:
         FROM marts.campaign_attribution WHERE attribution_model = 'session' AND campaign_id IS NOT NULL
         GROUP BY tenant_id, slug(campaign) HAVING count(DISTINCT campaign_id) > ?
         ORDER BY 3 DESC, 1, 2
-        """, [CAMPAIGN_IDS_PER_NAME_AT_MOST]).fetchall()
+        """,
+        [CAMPAIGN_IDS_PER_NAME_AT_MOST],
+    ).fetchall()
 
 
 def companies_with_several_defaults(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT tenant_id, company_name, count(*) FROM marts.schedulers WHERE is_default "
-        "GROUP BY ALL HAVING count(*) > 1").fetchall()
+        "GROUP BY ALL HAVING count(*) > 1"
+    ).fetchall()
 
 
 def follow_ups_without_contact(con: duckdb.DuckDBPyConnection) -> int:

@@ -61,8 +61,14 @@ class Erasure:
     bytes_after: int
 
 
-def erase(settings: WarehouseSettings, customer: Customer, publish_dir: str | None, *,
-          lock_wait: float = LOCK_WAIT_SECONDS, on_wait: Callable[[str], None] | None = None) -> Erasure:
+def erase(
+    settings: WarehouseSettings,
+    customer: Customer,
+    publish_dir: str | None,
+    *,
+    lock_wait: float = LOCK_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> Erasure:
     """Delete the customer's rows, rewrite the published snapshots and put a fresh copy of the warehouse in place
     of its file, holding the write lock throughout (waiting for it, bounded, as a run does)."""
     local = not settings.path.startswith("md:")
@@ -84,9 +90,11 @@ def erase_rows(con: duckdb.DuckDBPyConnection, customer: Customer) -> dict[str, 
     con.execute("SET VARIABLE erase_phone = ?", [customer.phone])
     columns: dict[str, set[str]] = {}
     for schema, table, column in con.execute(
-            "SELECT schema_name, table_name, column_name FROM duckdb_columns() JOIN duckdb_tables() "
-            "USING (database_name, schema_name, table_name) WHERE database_name = current_database() "
-            "AND schema_name IN (SELECT unnest(?))", [list(SCHEMAS)]).fetchall():
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() JOIN duckdb_tables() "
+        "USING (database_name, schema_name, table_name) WHERE database_name = current_database() "
+        "AND schema_name IN (SELECT unnest(?))",
+        [list(SCHEMAS)],
+    ).fetchall():
         columns.setdefault(f"{schema}.{table}", set()).add(column)
     deleted = {}
     con.execute("BEGIN TRANSACTION")
@@ -114,6 +122,7 @@ def erase_rows(con: duckdb.DuckDBPyConnection, customer: Customer) -> dict[str, 
 # Each rule below is a condition on a row of a table with the given columns, or None when the table has none
 # of the columns it reads.
 
+
 def _sessions_table(has: set[str]) -> bool:
     """A raw sessions table: one row per session (`id`) with the customer's contact fields."""
     return {"tenant_id", "id", "customer_email"} <= has
@@ -121,9 +130,10 @@ def _sessions_table(has: set[str]) -> bool:
 
 def _contact(has: set[str]) -> str | None:
     """The row carries the customer's email or phone."""
-    return _any(*(f"lower(trim({c})) = getvariable('erase_email')" for c in EMAIL_COLUMNS if c in has),
-                *(f"regexp_replace({c}, '[^0-9]', '', 'g') = getvariable('erase_phone')"
-                  for c in PHONE_COLUMNS if c in has))
+    return _any(
+        *(f"lower(trim({c})) = getvariable('erase_email')" for c in EMAIL_COLUMNS if c in has),
+        *(f"regexp_replace({c}, '[^0-9]', '', 'g') = getvariable('erase_phone')" for c in PHONE_COLUMNS if c in has),
+    )
 
 
 def _of_sessions(has: set[str]) -> str | None:
@@ -151,14 +161,19 @@ def republish(con: duckdb.DuckDBPyConnection, directory: Path) -> tuple[list[str
     warehouse's lock held no run is publishing: a run publishes before it lets the file go."""
     if not directory.is_dir():
         return [], 0
-    marts = [name for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'marts' ORDER BY 1").fetchall()]
+    marts = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'marts' ORDER BY 1"
+        ).fetchall()
+    ]
     leftovers = sum(publish.sweep(str(directory), name, RUN_ID) for name in marts)
     snapshots = [name for name in marts if publish.snapshot_path(str(directory), name).is_file()]
     for name in snapshots:
-        publish.publish(con, f"marts.{name}", name, str(directory), RUN_ID,
-                        publish.published_build(str(directory), name) or 0)
+        publish.publish(
+            con, f"marts.{name}", name, str(directory), RUN_ID, publish.published_build(str(directory), name) or 0
+        )
     return snapshots, leftovers
 
 

@@ -30,10 +30,22 @@ STATE_DDL = (
         build BIGINT NOT NULL, tenant_id BIGINT, session_id VARCHAR, scheduler_id VARCHAR, customer_key VARCHAR,
         created_at TIMESTAMPTZ, session_date DATE, timeslot_date DATE, booked_date DATE)""",
 )
-MART_BUILD_COLUMNS = ["mart", "fingerprint", "sessions_build", "full_build", "raw_commit", "raw_rows", "content",
-                      "built_at"]
-CHANGE_COLUMNS = "tenant_id, session_id, scheduler_id, customer_key, created_at, session_date, timeslot_date, booked_date"
-SESSION_KEY = "EXISTS (SELECT 1 FROM sessions_to_build AS b WHERE b.tenant_id = {a}.tenant_id AND b.session_id = {a}.{id})"
+MART_BUILD_COLUMNS = [
+    "mart",
+    "fingerprint",
+    "sessions_build",
+    "full_build",
+    "raw_commit",
+    "raw_rows",
+    "content",
+    "built_at",
+]
+CHANGE_COLUMNS = (
+    "tenant_id, session_id, scheduler_id, customer_key, created_at, session_date, timeslot_date, booked_date"
+)
+SESSION_KEY = (
+    "EXISTS (SELECT 1 FROM sessions_to_build AS b WHERE b.tenant_id = {a}.tenant_id AND b.session_id = {a}.{id})"
+)
 
 
 def stored_since(alias: str = "") -> str:
@@ -65,8 +77,15 @@ class Build:
     content: int = 0  # the build that last changed the mart's rows: what its published snapshot must hold
 
 
-def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: str, exists: bool,
-                        scoped: bool, sessions: BuildState | None, raw_edited: bool = False) -> str | None:
+def full_rebuild_reason(
+    requested: bool,
+    own: BuildState | None,
+    fingerprint: str,
+    exists: bool,
+    scoped: bool,
+    sessions: BuildState | None,
+    raw_edited: bool = False,
+) -> str | None:
     """Why this build must rebuild everything, or None when merging the changes is exact. `sessions` is
     marts/sessions' state (for marts/sessions itself, its own); `raw_edited`: the raw tables hold a different
     number of rows than the platform's own commits since the last build account for."""
@@ -87,8 +106,9 @@ def full_rebuild_reason(requested: bool, own: BuildState | None, fingerprint: st
     return None
 
 
-def build(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings, *,
-          full: bool = False) -> Build:
+def build(
+    con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings, *, full: bool = False
+) -> Build:
     """Bring one mart up to date with the raw tables, in the caller's transaction; `full` rebuilds it all."""
     marts.prepare(con, settings)
     _drop_state_of_an_older_layout(con)
@@ -131,16 +151,20 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
     replaced since (where a session may have gone for good), and those whose campaign the catalogue now names or
     matches differently; replace the ones that came out different, logging their old and new rows as build
     `number`'s changes."""
-    stored = " UNION ".join(f"SELECT tenant_id, id AS session_id FROM {table} WHERE {stored_since()}"
-                                  for table in marts.RAW_SESSIONS_IN_SCOPE.values())
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
+    stored = " UNION ".join(
+        f"SELECT tenant_id, id AS session_id FROM {table} WHERE {stored_since()}"
+        for table in marts.RAW_SESSIONS_IN_SCOPE.values()
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
         {stored}
         UNION
         SELECT s.tenant_id, s.session_id FROM marts.sessions AS s JOIN meta.raw_replaced AS w
             ON w.tenant_id = s.tenant_id AND (w.window_start IS NULL OR s.created_at >= w.window_start
                                               AND s.created_at < w.window_end)
-        WHERE list_contains(?, w.table_name) AND {stored_since('w')}""",
-                [[table.split(".")[1] for table in marts.RAW_SESSIONS_IN_SCOPE.values()]])
+        WHERE list_contains(?, w.table_name) AND {stored_since("w")}""",
+        [[table.split(".")[1] for table in marts.RAW_SESSIONS_IN_SCOPE.values()]],
+    )
     con.execute(f"CREATE OR REPLACE TEMP TABLE catalogue_now AS {marts.sql_file('campaign_catalogue')}")
     con.execute("""CREATE OR REPLACE TEMP TABLE catalogue_changes AS
         (SELECT * FROM catalogue_now EXCEPT SELECT * FROM meta.campaign_catalogue)
@@ -158,11 +182,15 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
     con.execute("INSERT INTO meta.campaign_catalogue SELECT * FROM catalogue_now")
     read = con.execute("SELECT count(*) FROM sessions_to_build").fetchone()[0]
     for view, table in marts.RAW_SESSIONS_IN_SCOPE.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} AS r "
-                    f"WHERE {SESSION_KEY.format(a='r', id='id')}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table} AS r "
+            f"WHERE {SESSION_KEY.format(a='r', id='id')}"
+        )
     con.execute(f"CREATE OR REPLACE TEMP TABLE sessions_rebuilt AS {marts.SESSIONS.sql()}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE sessions_before AS SELECT * FROM marts.sessions AS s "
-                f"WHERE {SESSION_KEY.format(a='s', id='session_id')}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE sessions_before AS SELECT * FROM marts.sessions AS s "
+        f"WHERE {SESSION_KEY.format(a='s', id='session_id')}"
+    )
     # Most re-read sessions come out as they were: only those that differ are replaced and logged, so the marts
     # above recompute what really changed.
     con.execute("""CREATE OR REPLACE TEMP TABLE sessions_to_build AS
@@ -177,30 +205,46 @@ def _merge_sessions(con: duckdb.DuckDBPyConnection, number: int) -> Build:
         written += _rows(con, f"DELETE FROM marts.sessions AS s WHERE {in_build}")
         written += _rows(con, f"INSERT INTO marts.sessions SELECT * FROM sessions_rebuilt AS s WHERE {in_build}")
         con.execute(log.format("sessions_rebuilt"))
-    return Build(_count(con, marts.SESSIONS), False, f"re-read {read:,} sessions stored or replaced since the last "
-                                                     f"build; {changed:,} changed", changed, written)
+    return Build(
+        _count(con, marts.SESSIONS),
+        False,
+        f"re-read {read:,} sessions stored or replaced since the last build; {changed:,} changed",
+        changed,
+        written,
+    )
 
 
-def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_build: int,
-                     settings: marts.ModelSettings) -> Build:
+def _recompute_scope(
+    con: duckdb.DuckDBPyConnection, mart: marts.Mart, since_build: int, settings: marts.ModelSettings
+) -> Build:
     """Delete and recompute the rows of `mart` that the session changes after `since_build` can alter."""
-    con.execute("CREATE OR REPLACE TEMP TABLE changes AS SELECT * FROM meta.session_changes WHERE build > ?",
-                [since_build])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE changes AS SELECT * FROM meta.session_changes WHERE build > ?", [since_build]
+    )
     scope = mart.scope
     if isinstance(scope, scopes.Periods):
         _fill_spans(con, scope, settings)
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {scope.table} AS SELECT DISTINCT tenant_id, {scope.column} "
-                    f"FROM changes WHERE {scope.column} IS NOT NULL")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {scope.table} AS SELECT DISTINCT tenant_id, {scope.column} "
+            f"FROM changes WHERE {scope.column} IS NOT NULL"
+        )
     changes = con.execute("SELECT count(*) FROM changes").fetchone()[0]
     removed = inserted = 0
     if con.execute(f"SELECT count(*) FROM {scope.table}").fetchone()[0]:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
-                    f"WHERE {scope.sessions('x')}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW sessions_in_scope AS SELECT * FROM marts.sessions AS x "
+            f"WHERE {scope.sessions('x')}"
+        )
         removed = _rows(con, f"DELETE FROM {mart.qualified} AS t WHERE {scope.rows('t')}")
         inserted = _rows(con, f"INSERT INTO {mart.qualified} SELECT * FROM ({mart.sql()}) AS m WHERE {scope.rows('m')}")
-    return Build(_count(con, mart), False, f"recomputed the rows {changes:,} session changes can alter "
-                                           f"({removed:,} rows replaced)", changes, removed + inserted)
+    return Build(
+        _count(con, mart),
+        False,
+        f"recomputed the rows {changes:,} session changes can alter ({removed:,} rows replaced)",
+        changes,
+        removed + inserted,
+    )
 
 
 def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings: marts.ModelSettings) -> None:
@@ -211,38 +255,58 @@ def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings:
             AND b.created_at >= c.created_at AND b.created_at <= c.created_at + to_days(?)""")
     if scope.raw_days:
         days.append(scope.raw_days.replace("$since", stored_since()))
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE scope_spans AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE scope_spans AS
         WITH days AS (SELECT tenant_id, day, CAST(date_trunc('week', day) AS DATE) AS week,
                           CAST(date_trunc('month', day) AS DATE) AS month
-                      FROM ({' UNION '.join(days)}) WHERE day IS NOT NULL)
+                      FROM ({" UNION ".join(days)}) WHERE day IS NOT NULL)
         SELECT tenant_id, min(least(week, month)) AS span_start,
             max(greatest(period_end(week, 'week'), period_end(month, 'month'))) AS span_end
-        FROM days GROUP BY tenant_id""", [settings.attribution_days] if scope.touches else [])
-    con.execute("""CREATE OR REPLACE TEMP TABLE scope_converters AS
+        FROM days GROUP BY tenant_id""",
+        [settings.attribution_days] if scope.touches else [],
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE scope_converters AS
         SELECT DISTINCT x.tenant_id, x.customer_key FROM marts.sessions AS x JOIN scope_spans AS s USING (tenant_id)
         WHERE x.is_booked AND x.customer_key IS NOT NULL AND x.booked_date >= s.span_start
-            AND x.booked_date < s.span_end""" if scope.touches else
-                "CREATE OR REPLACE TEMP TABLE scope_converters (tenant_id BIGINT, customer_key VARCHAR)")
+            AND x.booked_date < s.span_end"""
+        if scope.touches
+        else "CREATE OR REPLACE TEMP TABLE scope_converters (tenant_id BIGINT, customer_key VARCHAR)"
+    )
 
 
 def _fingerprint(con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings) -> str:
     vocabulary = settings.vocabulary
-    parts = [mart.sql(), settings.timezone, str(settings.attribution_days), settings.salt or marts.warehouse_salt(con),
-             repr(sorted(vocabulary.steps.items())), repr(sorted(vocabulary.outcomes.items())),
-             repr(vocabulary.switches())]
+    parts = [
+        mart.sql(),
+        settings.timezone,
+        str(settings.attribution_days),
+        settings.salt or marts.warehouse_salt(con),
+        repr(sorted(vocabulary.steps.items())),
+        repr(sorted(vocabulary.outcomes.items())),
+        repr(vocabulary.switches()),
+    ]
     if mart is marts.SESSIONS:
-        parts += [marts.sql_file(name) for name in ("latest_sessions", "campaign_identity", "campaign_catalogue",
-                                                     "channels")]
+        parts += [
+            marts.sql_file(name) for name in ("latest_sessions", "campaign_identity", "campaign_catalogue", "channels")
+        ]
     if "raw/schedulers" in mart.deps:
-        parts.append(str(con.execute("SELECT string_agg(concat_ws('/', tenant_id, id, name), ',' ORDER BY ALL) "
-                                     "FROM raw.schedulers").fetchone()[0]))
+        parts.append(
+            str(
+                con.execute(
+                    "SELECT string_agg(concat_ws('/', tenant_id, id, name), ',' ORDER BY ALL) FROM raw.schedulers"
+                ).fetchone()[0]
+            )
+        )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def _state(con: duckdb.DuckDBPyConnection, mart: str) -> BuildState | None:
-    row = con.execute("SELECT fingerprint, sessions_build, full_build, raw_commit, raw_rows, content "
-                      "FROM meta.mart_builds WHERE mart = ?",
-                      [mart]).fetchone()
+    row = con.execute(
+        "SELECT fingerprint, sessions_build, full_build, raw_commit, raw_rows, content "
+        "FROM meta.mart_builds WHERE mart = ?",
+        [mart],
+    ).fetchone()
     return BuildState(*row) if row else None
 
 
@@ -257,15 +321,23 @@ def _raw_commit(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int | None:
     if not tables:
         return None
     stored = " UNION ALL ".join(f"SELECT max(commit_number) AS n FROM raw.{t}" for t in tables)
-    return con.execute(f"""SELECT max(n) FROM ({stored} UNION ALL
-        SELECT max(commit_number) FROM meta.raw_replaced WHERE list_contains(?, table_name))""", [tables]).fetchone()[0]
+    return con.execute(
+        f"""SELECT max(n) FROM ({stored} UNION ALL
+        SELECT max(commit_number) FROM meta.raw_replaced WHERE list_contains(?, table_name))""",
+        [tables],
+    ).fetchone()[0]
 
 
 def _drop_state_of_an_older_layout(con: duckdb.DuckDBPyConnection) -> None:
     """Build state kept by an older version (one that marked what it read by a worker's clock, say) is dropped,
     so each mart rebuilds in full once."""
-    columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' AND "
-                                         "table_name = 'mart_builds' ORDER BY column_index").fetchall()]
+    columns = [
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'meta' AND "
+            "table_name = 'mart_builds' ORDER BY column_index"
+        ).fetchall()
+    ]
     if columns and columns != MART_BUILD_COLUMNS:
         con.execute("DROP TABLE meta.mart_builds")
 
@@ -278,32 +350,55 @@ def _raw_rows(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
 def _rows_committed_since(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> int:
     """Rows the platform's commits stored less those they removed, in this mart's raw tables since its last
     build."""
-    return con.execute(f"""SELECT coalesce(sum(rows_stored - rows_removed), 0) FROM meta.raw_replaced
-        WHERE list_contains(?, table_name) AND {stored_since()}""", [_raw_tables(mart)]).fetchone()[0]
+    return con.execute(
+        f"""SELECT coalesce(sum(rows_stored - rows_removed), 0) FROM meta.raw_replaced
+        WHERE list_contains(?, table_name) AND {stored_since()}""",
+        [_raw_tables(mart)],
+    ).fetchone()[0]
 
 
-def _record(con: duckdb.DuckDBPyConnection, mart: marts.Mart, fingerprint: str, sessions_build: int,
-            full_build: int, raw_commit: int | None, raw_rows: int, content: int) -> None:
-    con.execute("INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [mart.name, fingerprint, sessions_build, full_build, raw_commit, raw_rows, content])
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    mart: marts.Mart,
+    fingerprint: str,
+    sessions_build: int,
+    full_build: int,
+    raw_commit: int | None,
+    raw_rows: int,
+    content: int,
+) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO meta.mart_builds VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+        [mart.name, fingerprint, sessions_build, full_build, raw_commit, raw_rows, content],
+    )
 
 
 def _prune_changes(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the session changes every mart above marts/sessions has read, and the raw commits every mart that
     reads raw tables has read (a mart never built rebuilds in full)."""
     above = [m.name for m in marts.MARTS if m is not marts.SESSIONS]
-    con.execute("""DELETE FROM meta.session_changes WHERE build <= coalesce(
+    con.execute(
+        """DELETE FROM meta.session_changes WHERE build <= coalesce(
         (SELECT min(sessions_build) FROM meta.mart_builds WHERE list_contains(?, mart)),
-        (SELECT max(build) FROM meta.session_changes))""", [above])
+        (SELECT max(build) FROM meta.session_changes))""",
+        [above],
+    )
     reading_raw = [m.name for m in marts.MARTS if _raw_tables(m)]
-    con.execute("""DELETE FROM meta.raw_replaced WHERE commit_number <= (
+    con.execute(
+        """DELETE FROM meta.raw_replaced WHERE commit_number <= (
         SELECT CASE WHEN bool_and(raw_commit IS NOT NULL) THEN min(raw_commit) END
-        FROM meta.mart_builds WHERE list_contains(?, mart))""", [reading_raw])
+        FROM meta.mart_builds WHERE list_contains(?, mart))""",
+        [reading_raw],
+    )
 
 
 def _exists(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = ?",
-                       [mart.name]).fetchone()[0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = ?", [mart.name]
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def _rows(con: duckdb.DuckDBPyConnection, statement: str) -> int:

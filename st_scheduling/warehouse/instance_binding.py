@@ -32,4 +32,5 @@ def claim(instance_dir: Path, warehouse_path: str) -> None:
         raise InstanceOfAnotherWarehouse(
             f"this Dagster instance ({instance_dir}) holds the history of the warehouse {owner}, and this run writes "
             f"{wanted}: run with that warehouse's own DAGSTER_HOME (the make targets choose "
-            f".dagster_home/<warehouse name>), or remove {marker} if the other warehouse's history is no longer wanted")
+            f".dagster_home/<warehouse name>), or remove {marker} if the other warehouse's history is no longer wanted"
+        )

@@ -46,14 +46,16 @@ def _trace(columns: dict, asset: str, column: str, below: tuple[str, ...]) -> tu
     if ref in below:
         raise ValueError(f"lineage cycle: {' ← '.join((*below, ref))}")
     if column not in columns.get(asset, {}):
-        raise ValueError(f"lineage names {ref}, which the catalogue does not have" +
-                         (f" (under {below[-1]})" if below else ""))
+        raise ValueError(
+            f"lineage names {ref}, which the catalogue does not have" + (f" (under {below[-1]})" if below else "")
+        )
     sources = []
     for upstream in columns[asset][column].lineage:
         source_asset, source_column = upstream.split(":")
         if source_asset in columns:
-            sources.append(Source(source_asset, source_column, True,
-                                  _trace(columns, source_asset, source_column, (*below, ref))))
+            sources.append(
+                Source(source_asset, source_column, True, _trace(columns, source_asset, source_column, (*below, ref)))
+            )
         else:
             sources.append(Source(source_asset, source_column, False))
     return tuple(sources)
@@ -74,9 +76,11 @@ def origins(sources: tuple[Source, ...]) -> set[str]:
     return {chain[-1].ref for chain in paths(sources)}
 
 
-INTRO = ("Each column's sources, one per line; `a ← b` reads \"a is computed from b\". The first level is the "
-         "column's direct sources (as in `dagster/column_lineage`); below a mart column come its own sources, "
-         "down to the raw tables' columns, one table per line.")
+INTRO = (
+    'Each column\'s sources, one per line; `a ← b` reads "a is computed from b". The first level is the '
+    "column's direct sources (as in `dagster/column_lineage`); below a mart column come its own sources, "
+    "down to the raw tables' columns, one table per line."
+)
 
 
 def markdown(catalogue: Iterable[Mart], mart: Mart) -> str:
@@ -99,9 +103,12 @@ def _source_lines(sources: tuple[Source, ...], depth: int) -> list[str]:
     table_columns: dict[str, list[str]] = {}
     for source in sources:
         if source.built_here:
-            items.append([f"{indent}- ← `{source.asset}.{source.column}`" +
-                          ("" if source.upstream else " (computed there)"),
-                          *_source_lines(source.upstream, depth + 1)])
+            items.append(
+                [
+                    f"{indent}- ← `{source.asset}.{source.column}`" + ("" if source.upstream else " (computed there)"),
+                    *_source_lines(source.upstream, depth + 1),
+                ]
+            )
         elif source.asset not in table_columns:
             table_columns[source.asset] = [source.column]
             items.append(source.asset)

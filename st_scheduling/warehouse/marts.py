@@ -20,14 +20,17 @@ import duckdb
 
 from st_scheduling.vocabulary import Vocabulary
 from st_scheduling.warehouse import scopes
-from st_scheduling.warehouse.scopes import CUSTOMERS, SCHEDULERS as EACH_SCHEDULER, Periods
+from st_scheduling.warehouse.scopes import CUSTOMERS, Periods
+from st_scheduling.warehouse.scopes import SCHEDULERS as EACH_SCHEDULER
 
 SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
 # Marts per scheduler read the sessions, and the scheduler inventory for names beside the ids.
 SESSIONS_AND_SCHEDULER_NAMES = ("marts/sessions", "raw/schedulers")
 # The raw session tables as the sessions model reads them: whole for a full build, else the changed sessions' rows.
-RAW_SESSIONS_IN_SCOPE = {"scheduler_sessions_in_scope": "raw.scheduler_sessions",
-                         "router_sessions_in_scope": "raw.router_sessions"}
+RAW_SESSIONS_IN_SCOPE = {
+    "scheduler_sessions_in_scope": "raw.scheduler_sessions",
+    "router_sessions_in_scope": "raw.router_sessions",
+}
 
 
 def sql_file(name: str) -> str:
@@ -79,9 +82,23 @@ def _from_sessions(*columns: str) -> tuple[str, ...]:
 # The fields a session's outcome is read from: sessionOutcome, and the ids that overrule it.
 OUTCOME = ("session_outcome", "job_id", "booking_id", "lead_id")
 # The fields a session's milestone is read from: lastStep, and the evidence that raises it.
-EVIDENCE = ("last_step", "session_outcome", "job_id", "booking_id", "lead_id", "customer_address_zip", "category",
-            "job_type_id", "business_unit_id", "customer_responses", "timeslot_start", "customer_first_name",
-            "customer_last_name", "customer_phone", "customer_email")
+EVIDENCE = (
+    "last_step",
+    "session_outcome",
+    "job_id",
+    "booking_id",
+    "lead_id",
+    "customer_address_zip",
+    "category",
+    "job_type_id",
+    "business_unit_id",
+    "customer_responses",
+    "timeslot_start",
+    "customer_first_name",
+    "customer_last_name",
+    "customer_phone",
+    "customer_email",
+)
 
 
 def _from_raw_sessions(*columns: str) -> tuple[str, ...]:
@@ -90,18 +107,35 @@ def _from_raw_sessions(*columns: str) -> tuple[str, ...]:
 
 TENANT = _c("tenant_id", "BIGINT", "ServiceTitan tenant.", "marts/sessions:tenant_id")
 SCHEDULER = _c("scheduler_id", "VARCHAR", "Scheduler the sessions belong to.", "marts/sessions:scheduler_id")
-SCHEDULER_NAME = _c("scheduler_name", "VARCHAR", "The scheduler's current name (empty for a scheduler no longer "
-                    "listed).", "raw/schedulers:name")
+SCHEDULER_NAME = _c(
+    "scheduler_name",
+    "VARCHAR",
+    "The scheduler's current name (empty for a scheduler no longer listed).",
+    "raw/schedulers:name",
+)
 GRAIN = _c("grain", "VARCHAR", "Period length: day, week (starting Monday) or month.")
-PERIOD = _c("period_start", "DATE", "First day of the period, in ST_TIMEZONE.",
-            *_from_sessions("session_date", "session_week", "session_month"))
+PERIOD = _c(
+    "period_start",
+    "DATE",
+    "First day of the period, in ST_TIMEZONE.",
+    *_from_sessions("session_date", "session_week", "session_month"),
+)
 JOBS = _c("jobs", "BIGINT", "Booked sessions with a job.", *_from_sessions("is_job"))
 BOOKINGS = _c("bookings", "BIGINT", "Booked sessions with a booking request.", *_from_sessions("is_booking"))
 WEEK = _c("week_start", "DATE", "Monday of the session's week in ST_TIMEZONE.", *_from_sessions("session_week"))
 
 # The raw fields a session's traffic source and medium are read from (sql/sessions.sql).
-TRAFFIC_FIELDS = ("source_utm_source", "source_utm_medium", "source_gclid", "source_gbraid", "source_wbraid",
-                  "source_msclkid", "source_fbclid", "source_is_rwg_session", "gbp_name")
+TRAFFIC_FIELDS = (
+    "source_utm_source",
+    "source_utm_medium",
+    "source_gclid",
+    "source_gbraid",
+    "source_wbraid",
+    "source_msclkid",
+    "source_fbclid",
+    "source_is_rwg_session",
+    "gbp_name",
+)
 
 SESSIONS = Mart(
     "sessions",
@@ -113,97 +147,216 @@ SESSIONS = Mart(
     (
         _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_raw_sessions("tenant_id")),
         _c("session_id", "VARCHAR", "Scheduling Pro session id.", *_from_raw_sessions("id")),
-        _c("scheduler_id", "VARCHAR", "Scheduler that listed the session (for router-only sessions: the API's "
-           "schedulerId, usually empty).", *_from_raw_sessions("listed_by_id", "scheduler_id")),
+        _c(
+            "scheduler_id",
+            "VARCHAR",
+            "Scheduler that listed the session (for router-only sessions: the API's schedulerId, usually empty).",
+            *_from_raw_sessions("listed_by_id", "scheduler_id"),
+        ),
         _c("via_router", "BOOLEAN", "The session came through a configured router.", "raw/router_sessions:id"),
         _c("created_at", "TIMESTAMPTZ", "When the session was created (UTC).", *_from_raw_sessions("created_on")),
         _c("modified_at", "TIMESTAMPTZ", "When the session last changed (UTC).", *_from_raw_sessions("modified_on")),
         _c("session_date", "DATE", "Creation day in ST_TIMEZONE.", *_from_raw_sessions("created_on")),
         _c("session_week", "DATE", "Monday of the creation week in ST_TIMEZONE.", *_from_raw_sessions("created_on")),
-        _c("session_month", "DATE", "First day of the creation month in ST_TIMEZONE.",
-           *_from_raw_sessions("created_on")),
-        _c("last_step", "VARCHAR", "The API's lastStep, as sent when the vocabulary file lists it; '(unknown)' "
-           "when it does not (the value itself stays in raw: it may be anything, a customer's details included).",
-           *_from_raw_sessions("last_step")),
-        _c("milestone_index", "INTEGER", "Furthest milestone reached, 0 (opened) to 7 (booked), in the vocabulary "
-           "file's order: what lastStep means, raised to what the session's own fields prove.",
-           *_from_raw_sessions(*EVIDENCE)),
-        _c("milestone", "VARCHAR", "Name of the furthest milestone: opened, zipcode, interacted, issue, schedule, "
-           "customer, details, booked.", *_from_raw_sessions(*EVIDENCE)),
-        _c("unknown_last_step", "BOOLEAN", "lastStep is a value the vocabulary file does not list.",
-           *_from_raw_sessions("last_step")),
-        _c("outcome", "VARCHAR", "The API's sessionOutcome when the vocabulary file lists it; '(unknown)' when it "
-           "does not (as last_step).", *_from_raw_sessions("session_outcome")),
-        _c("outcome_class", "VARCHAR", "booked, abandoned, sent_to_booking, sent_to_lead or in_progress, from the "
-           "vocabulary file; sent_to_lead whenever the session has a lead id and no job or booking.",
-           *_from_raw_sessions("session_outcome", "lead_id", "job_id", "booking_id")),
-        _c("unknown_outcome", "BOOLEAN", "sessionOutcome is a value the vocabulary file does not list.",
-           *_from_raw_sessions("session_outcome")),
-        _c("is_booked", "BOOLEAN", "Created a job or booking, and the outcome is not an abandonment.",
-           *_from_raw_sessions(*OUTCOME)),
-        _c("booked_at", "TIMESTAMPTZ", "When a booked session booked (its last check-in; later than its creation "
-           "for a recovered session).", *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on")),
-        _c("booked_date", "DATE", "booked_at's day in ST_TIMEZONE.",
-           *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on")),
-        _c("is_abandoned", "BOOLEAN", "The outcome is an abandonment (including sent to booking/lead).",
-           *_from_raw_sessions(*OUTCOME)),
+        _c(
+            "session_month",
+            "DATE",
+            "First day of the creation month in ST_TIMEZONE.",
+            *_from_raw_sessions("created_on"),
+        ),
+        _c(
+            "last_step",
+            "VARCHAR",
+            "The API's lastStep, as sent when the vocabulary file lists it; '(unknown)' "
+            "when it does not (the value itself stays in raw: it may be anything, a customer's details included).",
+            *_from_raw_sessions("last_step"),
+        ),
+        _c(
+            "milestone_index",
+            "INTEGER",
+            "Furthest milestone reached, 0 (opened) to 7 (booked), in the vocabulary "
+            "file's order: what lastStep means, raised to what the session's own fields prove.",
+            *_from_raw_sessions(*EVIDENCE),
+        ),
+        _c(
+            "milestone",
+            "VARCHAR",
+            "Name of the furthest milestone: opened, zipcode, interacted, issue, schedule, customer, details, booked.",
+            *_from_raw_sessions(*EVIDENCE),
+        ),
+        _c(
+            "unknown_last_step",
+            "BOOLEAN",
+            "lastStep is a value the vocabulary file does not list.",
+            *_from_raw_sessions("last_step"),
+        ),
+        _c(
+            "outcome",
+            "VARCHAR",
+            "The API's sessionOutcome when the vocabulary file lists it; '(unknown)' when it does not (as last_step).",
+            *_from_raw_sessions("session_outcome"),
+        ),
+        _c(
+            "outcome_class",
+            "VARCHAR",
+            "booked, abandoned, sent_to_booking, sent_to_lead or in_progress, from the "
+            "vocabulary file; sent_to_lead whenever the session has a lead id and no job or booking.",
+            *_from_raw_sessions("session_outcome", "lead_id", "job_id", "booking_id"),
+        ),
+        _c(
+            "unknown_outcome",
+            "BOOLEAN",
+            "sessionOutcome is a value the vocabulary file does not list.",
+            *_from_raw_sessions("session_outcome"),
+        ),
+        _c(
+            "is_booked",
+            "BOOLEAN",
+            "Created a job or booking, and the outcome is not an abandonment.",
+            *_from_raw_sessions(*OUTCOME),
+        ),
+        _c(
+            "booked_at",
+            "TIMESTAMPTZ",
+            "When a booked session booked (its last check-in; later than its creation for a recovered session).",
+            *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on"),
+        ),
+        _c(
+            "booked_date",
+            "DATE",
+            "booked_at's day in ST_TIMEZONE.",
+            *_from_raw_sessions(*OUTCOME, "last_checkin_date", "modified_on"),
+        ),
+        _c(
+            "is_abandoned",
+            "BOOLEAN",
+            "The outcome is an abandonment (including sent to booking/lead).",
+            *_from_raw_sessions(*OUTCOME),
+        ),
         _c("is_job", "BOOLEAN", "Booked with a job id.", *_from_raw_sessions(*OUTCOME)),
         _c("is_booking", "BOOLEAN", "Booked as a booking request without a job (yet).", *_from_raw_sessions(*OUTCOME)),
-        _c("sent_to_booking", "BOOLEAN", "Abandoned, then sent to the office as a booking.",
-           *_from_raw_sessions(*OUTCOME)),
+        _c(
+            "sent_to_booking",
+            "BOOLEAN",
+            "Abandoned, then sent to the office as a booking.",
+            *_from_raw_sessions(*OUTCOME),
+        ),
         _c("sent_to_lead", "BOOLEAN", "Abandoned, then sent to the office as a lead.", *_from_raw_sessions(*OUTCOME)),
         _c("job_id", "BIGINT", "ServiceTitan job created by the session.", *_from_raw_sessions("job_id")),
         _c("booking_id", "BIGINT", "ServiceTitan booking created by the session.", *_from_raw_sessions("booking_id")),
         _c("lead_id", "BIGINT", "ServiceTitan lead created by the session.", *_from_raw_sessions("lead_id")),
-        _c("blocker_type", "VARCHAR", "Why the customer could not book, when the API says.",
-           *_from_raw_sessions("blocker_type")),
+        _c(
+            "blocker_type",
+            "VARCHAR",
+            "Why the customer could not book, when the API says.",
+            *_from_raw_sessions("blocker_type"),
+        ),
         _c("category", "VARCHAR", "Service category requested.", *_from_raw_sessions("category")),
         _c("job_type_id", "BIGINT", "Job type requested.", *_from_raw_sessions("job_type_id")),
         _c("business_unit_id", "BIGINT", "Business unit of the request.", *_from_raw_sessions("business_unit_id")),
-        _c("timeslot_start", "TIMESTAMPTZ", "Start of the chosen arrival window (UTC).",
-           *_from_raw_sessions("timeslot_start")),
-        _c("timeslot_date", "DATE", "Day of the chosen arrival window in ST_TIMEZONE.",
-           *_from_raw_sessions("timeslot_start")),
-        _c("channel", "VARCHAR", "Marketing channel by Google Analytics 4's default channel group rules (Direct, "
-           "Paid Search, Paid Social, Display, Organic Search, Organic Social, Email, Referral, SMS, ..., "
-           "Unassigned), read from traffic_source, traffic_medium and the campaign name (sql/channels.sql).",
-           *_from_raw_sessions(*TRAFFIC_FIELDS, "source_utm_campaign", "campaign_name")),
-        _c("traffic_source", "VARCHAR", "Where the visit came from, lower case: utm_source, else what the click ids "
-           "say (gclid, gbraid, wbraid: google; msclkid: bing; fbclid: facebook), else google for Reserve with "
-           "Google and Google Business Profile, else (direct).", *_from_raw_sessions(*TRAFFIC_FIELDS)),
-        _c("traffic_medium", "VARCHAR", "How, lower case: utm_medium, else cpc for an ad click id, referral for "
-           "fbclid, organic for Google's own surfaces, else (none).", *_from_raw_sessions(*TRAFFIC_FIELDS)),
-        _c("entry_point", "VARCHAR", "Which ServiceTitan surface the session started on: Reserve with Google, "
-           "Google Business Profile, Marketing Pro, or Website or link.",
-           *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_sourced_from_marketing_pro")),
-        _c("campaign_id", "VARCHAR", "The campaign: the session's campaignId; for a session with only UTMs, the "
-           "campaign whose name equals its utm_campaign (exactly, else as a slug); empty otherwise. On a tenant whose "
-           "campaignIds do not identify campaigns (a new id with every visit; marts/sessions' campaign_identity "
-           "metadata names each such tenant and why), 'name:' and the slug of the campaign's name instead (e.g. "
-           "name:google_water_heater_spring): one value for all the ids under that name, so its sessions and bookings "
-           "add up on one row (an id without any name stays as it is).",
-           *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
-        _c("campaign", "VARCHAR", "The campaign's one name: the most frequent campaignName of its id (else its most "
-           "frequent utm_campaign, else the id), or of its ids for a campaign identified by name; for sessions "
-           "matched to no campaign, their campaignName or utm_campaign; (none) without any.",
-           *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign")),
+        _c(
+            "timeslot_start",
+            "TIMESTAMPTZ",
+            "Start of the chosen arrival window (UTC).",
+            *_from_raw_sessions("timeslot_start"),
+        ),
+        _c(
+            "timeslot_date",
+            "DATE",
+            "Day of the chosen arrival window in ST_TIMEZONE.",
+            *_from_raw_sessions("timeslot_start"),
+        ),
+        _c(
+            "channel",
+            "VARCHAR",
+            "Marketing channel by Google Analytics 4's default channel group rules (Direct, "
+            "Paid Search, Paid Social, Display, Organic Search, Organic Social, Email, Referral, SMS, ..., "
+            "Unassigned), read from traffic_source, traffic_medium and the campaign name (sql/channels.sql).",
+            *_from_raw_sessions(*TRAFFIC_FIELDS, "source_utm_campaign", "campaign_name"),
+        ),
+        _c(
+            "traffic_source",
+            "VARCHAR",
+            "Where the visit came from, lower case: utm_source, else what the click ids "
+            "say (gclid, gbraid, wbraid: google; msclkid: bing; fbclid: facebook), else google for Reserve with "
+            "Google and Google Business Profile, else (direct).",
+            *_from_raw_sessions(*TRAFFIC_FIELDS),
+        ),
+        _c(
+            "traffic_medium",
+            "VARCHAR",
+            "How, lower case: utm_medium, else cpc for an ad click id, referral for "
+            "fbclid, organic for Google's own surfaces, else (none).",
+            *_from_raw_sessions(*TRAFFIC_FIELDS),
+        ),
+        _c(
+            "entry_point",
+            "VARCHAR",
+            "Which ServiceTitan surface the session started on: Reserve with Google, "
+            "Google Business Profile, Marketing Pro, or Website or link.",
+            *_from_raw_sessions("source_is_rwg_session", "gbp_name", "source_sourced_from_marketing_pro"),
+        ),
+        _c(
+            "campaign_id",
+            "VARCHAR",
+            "The campaign: the session's campaignId; for a session with only UTMs, the "
+            "campaign whose name equals its utm_campaign (exactly, else as a slug); empty otherwise. On a tenant whose "
+            "campaignIds do not identify campaigns (a new id with every visit; marts/sessions' campaign_identity "
+            "metadata names each such tenant and why), 'name:' and the slug of the campaign's name instead (e.g. "
+            "name:google_water_heater_spring): one value for all the ids under that name, so its sessions and bookings "
+            "add up on one row (an id without any name stays as it is).",
+            *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign"),
+        ),
+        _c(
+            "campaign",
+            "VARCHAR",
+            "The campaign's one name: the most frequent campaignName of its id (else its most "
+            "frequent utm_campaign, else the id), or of its ids for a campaign identified by name; for sessions "
+            "matched to no campaign, their campaignName or utm_campaign; (none) without any.",
+            *_from_raw_sessions("source_campaign_id", "campaign_name", "source_utm_campaign"),
+        ),
         _c("utm_source", "VARCHAR", "UTM source, or (none).", *_from_raw_sessions("source_utm_source")),
         _c("utm_medium", "VARCHAR", "UTM medium, or (none).", *_from_raw_sessions("source_utm_medium")),
-        _c("booked_from", "VARCHAR", "Where the booking was made, as the API says.",
-           *_from_raw_sessions("source_booked_from")),
-        _c("customer_key", "VARCHAR", "Salted SHA-256 of the normalised email, else of the phone digits (the salt "
-           "is ST_CUSTOMER_KEY_SALT or the warehouse's own, so a list of emails cannot be hashed back); empty when the "
-           "customer cannot be identified.", *_from_raw_sessions("customer_email", "customer_phone")),
-        _c("contact_name_key", "VARCHAR", "Salted SHA-256 of the lower-cased full name, when one was given.",
-           *_from_raw_sessions("customer_first_name", "customer_last_name")),
-        _c("contact_captured", "BOOLEAN", "The customer gave a name.",
-           *_from_raw_sessions("customer_first_name", "customer_last_name")),
+        _c(
+            "booked_from",
+            "VARCHAR",
+            "Where the booking was made, as the API says.",
+            *_from_raw_sessions("source_booked_from"),
+        ),
+        _c(
+            "customer_key",
+            "VARCHAR",
+            "Salted SHA-256 of the normalised email, else of the phone digits (the salt is ST_CUSTOMER_KEY_SALT or "
+            "the warehouse's own, so a list of emails cannot be hashed back); empty when the customer cannot be "
+            "identified.",
+            *_from_raw_sessions("customer_email", "customer_phone"),
+        ),
+        _c(
+            "contact_name_key",
+            "VARCHAR",
+            "Salted SHA-256 of the lower-cased full name, when one was given.",
+            *_from_raw_sessions("customer_first_name", "customer_last_name"),
+        ),
+        _c(
+            "contact_captured",
+            "BOOLEAN",
+            "The customer gave a name.",
+            *_from_raw_sessions("customer_first_name", "customer_last_name"),
+        ),
         _c("has_phone", "BOOLEAN", "The customer gave a phone number.", *_from_raw_sessions("customer_phone")),
         _c("has_email", "BOOLEAN", "The customer gave an email address.", *_from_raw_sessions("customer_email")),
-        _c("is_new_customer", "BOOLEAN", "The API marks the customer as new.",
-           *_from_raw_sessions("customer_is_new_customer")),
-        _c("is_bot", "BOOLEAN", "The API flags the session as a bot; excluded from funnels and rates.",
-           *_from_raw_sessions("customer_is_bot")),
+        _c(
+            "is_new_customer",
+            "BOOLEAN",
+            "The API marks the customer as new.",
+            *_from_raw_sessions("customer_is_new_customer"),
+        ),
+        _c(
+            "is_bot",
+            "BOOLEAN",
+            "The API flags the session as a bot; excluded from funnels and rates.",
+            *_from_raw_sessions("customer_is_bot"),
+        ),
     ),
 )
 
@@ -214,21 +367,44 @@ MILESTONE_FUNNEL = Mart(
     "it. Bots are left out (counted in bot_sessions) unless the vocabulary file says ServiceTitan counts them.",
     SESSIONS_AND_SCHEDULER_NAMES,
     (
-        TENANT, SCHEDULER, GRAIN, PERIOD,
+        TENANT,
+        SCHEDULER,
+        GRAIN,
+        PERIOD,
         _c("milestone_index", "INTEGER", "0 (opened) to 7 (booked).", *_from_sessions("milestone_index")),
         _c("milestone", "VARCHAR", "Milestone name.", *_from_sessions("milestone")),
-        _c("sessions_reached", "BIGINT", "Sessions that reached this milestone (bots only with bots_in_milestones).",
-           *_from_sessions("milestone_index", "is_bot")),
-        _c("step_conversion_rate", "DOUBLE", "sessions_reached ÷ the previous milestone's (1 for opened).",
-           *_from_sessions("milestone_index", "is_bot")),
-        _c("dropped_after", "BIGINT", "Sessions whose furthest milestone is this one (left after it).",
-           *_from_sessions("milestone_index", "is_bot")),
-        _c("drop_off_share", "DOUBLE", "dropped_after ÷ the sessions that reached opened.",
-           *_from_sessions("milestone_index", "is_bot")),
+        _c(
+            "sessions_reached",
+            "BIGINT",
+            "Sessions that reached this milestone (bots only with bots_in_milestones).",
+            *_from_sessions("milestone_index", "is_bot"),
+        ),
+        _c(
+            "step_conversion_rate",
+            "DOUBLE",
+            "sessions_reached ÷ the previous milestone's (1 for opened).",
+            *_from_sessions("milestone_index", "is_bot"),
+        ),
+        _c(
+            "dropped_after",
+            "BIGINT",
+            "Sessions whose furthest milestone is this one (left after it).",
+            *_from_sessions("milestone_index", "is_bot"),
+        ),
+        _c(
+            "drop_off_share",
+            "DOUBLE",
+            "dropped_after ÷ the sessions that reached opened.",
+            *_from_sessions("milestone_index", "is_bot"),
+        ),
         _c("sessions", "BIGINT", "Non-bot sessions opened in the period.", *_from_sessions("is_bot")),
         _c("bot_sessions", "BIGINT", "Bot sessions in the period (not in the funnel).", *_from_sessions("is_bot")),
-        _c("abandoned_sessions", "BIGINT", "Non-bot sessions whose outcome is an abandonment.",
-           *_from_sessions("is_abandoned", "is_bot")),
+        _c(
+            "abandoned_sessions",
+            "BIGINT",
+            "Non-bot sessions whose outcome is an abandonment.",
+            *_from_sessions("is_abandoned", "is_bot"),
+        ),
         SCHEDULER_NAME,
     ),
     scope=Periods("period_start", "grain"),
@@ -249,29 +425,57 @@ CAMPAIGN_ATTRIBUTION = Mart(
     (
         _c("tenant_id", "BIGINT", "ServiceTitan tenant.", *_from_sessions("tenant_id")),
         _c("attribution_model", "VARCHAR", "session, first_touch, last_touch or linear."),
-        _c("period_start", "DATE", "Session day (session model) or the day the credited booking was made.",
-           *_from_sessions("session_date", "booked_date")),
+        _c(
+            "period_start",
+            "DATE",
+            "Session day (session model) or the day the credited booking was made.",
+            *_from_sessions("session_date", "booked_date"),
+        ),
         _c("channel", "VARCHAR", "Marketing channel.", *_from_sessions("channel", *TOUCH_ORDER)),
-        _c("campaign_id", "VARCHAR", "ServiceTitan campaignId (also for UTM-only sessions matched to it by name), "
-           "or name:<slug> on a tenant whose campaignIds do not identify campaigns (see marts/sessions).",
-           *_from_sessions("campaign_id", *TOUCH_ORDER)),
+        _c(
+            "campaign_id",
+            "VARCHAR",
+            "ServiceTitan campaignId (also for UTM-only sessions matched to it by name), "
+            "or name:<slug> on a tenant whose campaignIds do not identify campaigns (see marts/sessions).",
+            *_from_sessions("campaign_id", *TOUCH_ORDER),
+        ),
         _c("campaign", "VARCHAR", "The campaign's one display name.", *_from_sessions("campaign", *TOUCH_ORDER)),
         _c("utm_source", "VARCHAR", "UTM source.", *_from_sessions("utm_source", *TOUCH_ORDER)),
         _c("utm_medium", "VARCHAR", "UTM medium.", *_from_sessions("utm_medium", *TOUCH_ORDER)),
         _c("sessions", "BIGINT", "Non-bot sessions (session model only).", *_from_sessions("session_id", "is_bot")),
-        _c("engaged_sessions", "BIGINT", "Sessions where the customer gave any information: reached the first "
-           "information milestone, whichever the flow asks first (session model only).",
-           *_from_sessions("session_id", "milestone_index", "is_job")),
-        _c("booked_sessions", "BIGINT", "Booked sessions credited to (linear: touched by) these sessions.",
-           *_from_sessions("session_id", "is_booked", "is_booking")),
+        _c(
+            "engaged_sessions",
+            "BIGINT",
+            "Sessions where the customer gave any information: reached the first "
+            "information milestone, whichever the flow asks first (session model only).",
+            *_from_sessions("session_id", "milestone_index", "is_job"),
+        ),
+        _c(
+            "booked_sessions",
+            "BIGINT",
+            "Booked sessions credited to (linear: touched by) these sessions.",
+            *_from_sessions("session_id", "is_booked", "is_booking"),
+        ),
         *(_also(c, *_from_sessions("tenant_id", "session_id")) for c in (JOBS, BOOKINGS)),  # counted once per booking
-        _c("credit", "DOUBLE", "Bookings credited: one per booking for session, first and last touch; for linear, "
-           "each booking's 1 shared equally among its touches, so every model's credits add up to the bookings.",
-           *_from_sessions("is_booked", "customer_key")),
-        _c("booked_per_opened", "DOUBLE", "booked_sessions ÷ sessions (session model only).",
-           *_from_sessions("session_id", "is_booked", "is_booking")),
-        _c("booked_per_engaged", "DOUBLE", "booked_sessions ÷ engaged_sessions (session model only).",
-           *_from_sessions("session_id", "is_booked", "is_booking", "is_job", "milestone_index")),
+        _c(
+            "credit",
+            "DOUBLE",
+            "Bookings credited: one per booking for session, first and last touch; for linear, "
+            "each booking's 1 shared equally among its touches, so every model's credits add up to the bookings.",
+            *_from_sessions("is_booked", "customer_key"),
+        ),
+        _c(
+            "booked_per_opened",
+            "DOUBLE",
+            "booked_sessions ÷ sessions (session model only).",
+            *_from_sessions("session_id", "is_booked", "is_booking"),
+        ),
+        _c(
+            "booked_per_engaged",
+            "DOUBLE",
+            "booked_sessions ÷ engaged_sessions (session model only).",
+            *_from_sessions("session_id", "is_booked", "is_booking", "is_job", "milestone_index"),
+        ),
     ),
     scope=Periods("period_start", touches=True),
 )
@@ -283,15 +487,26 @@ BOOKING_VOLUME = Mart(
     "Abandoned sessions sent to the office as bookings or leads are counted apart.",
     SESSIONS_AND_SCHEDULER_NAMES,
     (
-        TENANT, SCHEDULER,
+        TENANT,
+        SCHEDULER,
         _c("date_basis", "VARCHAR", "session_date or timeslot_date.", *_from_sessions("session_date", "timeslot_date")),
-        GRAIN, _also(PERIOD, *_from_sessions("timeslot_date")),
-        JOBS, BOOKINGS,
+        GRAIN,
+        _also(PERIOD, *_from_sessions("timeslot_date")),
+        JOBS,
+        BOOKINGS,
         _c("booked", "BIGINT", "jobs + bookings.", *_from_sessions("is_booked", "is_job", "is_booking")),
-        _c("abandoned_sent_to_bookings", "BIGINT", "Abandoned sessions sent as bookings (session_date basis).",
-           *_from_sessions("sent_to_booking")),
-        _c("abandoned_sent_to_leads", "BIGINT", "Abandoned sessions sent as leads (session_date basis).",
-           *_from_sessions("sent_to_lead")),
+        _c(
+            "abandoned_sent_to_bookings",
+            "BIGINT",
+            "Abandoned sessions sent as bookings (session_date basis).",
+            *_from_sessions("sent_to_booking"),
+        ),
+        _c(
+            "abandoned_sent_to_leads",
+            "BIGINT",
+            "Abandoned sessions sent as leads (session_date basis).",
+            *_from_sessions("sent_to_lead"),
+        ),
         SCHEDULER_NAME,
     ),
     scope=Periods("period_start", "grain"),
@@ -315,8 +530,12 @@ CUSTOMER_FOLLOW_UPS = Mart(
         _c("last_name", "VARCHAR", "Customer last name (PII).", *_from_raw_sessions("customer_last_name")),
         _c("phone", "VARCHAR", "Customer phone (PII).", *_from_raw_sessions("customer_phone")),
         _c("email", "VARCHAR", "Customer email (PII).", *_from_raw_sessions("customer_email")),
-        _c("last_milestone", "VARCHAR", "Furthest milestone of the latest unbooked session.",
-           *_from_sessions("milestone")),
+        _c(
+            "last_milestone",
+            "VARCHAR",
+            "Furthest milestone of the latest unbooked session.",
+            *_from_sessions("milestone"),
+        ),
         _c("blocker_type", "VARCHAR", "Why they could not book, when known.", *_from_sessions("blocker_type")),
         _c("outcome", "VARCHAR", "Outcome of that session.", *_from_sessions("outcome")),
         SCHEDULER,
@@ -326,19 +545,41 @@ CUSTOMER_FOLLOW_UPS = Mart(
         _c("category", "VARCHAR", "Service requested.", *_from_sessions("category")),
         _c("last_seen_at", "TIMESTAMPTZ", "When that session was created.", *_from_sessions("created_at")),
         _c("last_session_id", "VARCHAR", "That session's id.", *_from_sessions("session_id")),
-        _c("booked_since", "BOOLEAN", "The customer booked in a later session.",
-           *_from_sessions("is_booked", "created_at")),
-        _c("booked_since_at", "TIMESTAMPTZ", "When that later booking session was created.",
-           *_from_sessions("created_at")),
-        _c("office_has", "VARCHAR", "What the office already holds from that session: job, booking request or lead "
-           "(a job, booking or lead id on it, or its abandonment sent to the office as a booking or lead; a job first, "
-           "then a booking request); empty when the office has nothing.",
-           *OFFICE_HAS),
-        _c("needs_follow_up", "BOOLEAN", "Call them back: not booked since, and the office does not already have "
-           "the session (office_has empty).", *_from_sessions("is_booked", "created_at"), *OFFICE_HAS),
-        _c("follow_up_reason", "VARCHAR", "Why needs_follow_up is what it is: booked since; office has a job, a "
-           "booking request or a lead; or stopped short, not booked since (the one that needs a call).",
-           *_from_sessions("is_booked", "created_at"), *OFFICE_HAS),
+        _c(
+            "booked_since",
+            "BOOLEAN",
+            "The customer booked in a later session.",
+            *_from_sessions("is_booked", "created_at"),
+        ),
+        _c(
+            "booked_since_at",
+            "TIMESTAMPTZ",
+            "When that later booking session was created.",
+            *_from_sessions("created_at"),
+        ),
+        _c(
+            "office_has",
+            "VARCHAR",
+            "What the office already holds from that session: job, booking request or lead (a job, booking or lead "
+            "id on it, or its abandonment sent to the office as a booking or lead; a job first, then a booking "
+            "request); empty when the office has nothing.",
+            *OFFICE_HAS,
+        ),
+        _c(
+            "needs_follow_up",
+            "BOOLEAN",
+            "Call them back: not booked since, and the office does not already have the session (office_has empty).",
+            *_from_sessions("is_booked", "created_at"),
+            *OFFICE_HAS,
+        ),
+        _c(
+            "follow_up_reason",
+            "VARCHAR",
+            "Why needs_follow_up is what it is: booked since; office has a job, a "
+            "booking request or a lead; or stopped short, not booked since (the one that needs a call).",
+            *_from_sessions("is_booked", "created_at"),
+            *OFFICE_HAS,
+        ),
     ),
     contains_pii=True,
     scope=CUSTOMERS,
@@ -350,7 +591,9 @@ SERVICE_DEMAND = Mart(
     "business unit, per tenant and day/week/month, with how many and what share booked.",
     ("marts/sessions",),
     (
-        TENANT, GRAIN, PERIOD,
+        TENANT,
+        GRAIN,
+        PERIOD,
         _c("category", "VARCHAR", "Service category.", *_from_sessions("category")),
         _c("job_type_id", "BIGINT", "Job type.", *_from_sessions("job_type_id")),
         _c("business_unit_id", "BIGINT", "Business unit.", *_from_sessions("business_unit_id")),
@@ -362,8 +605,10 @@ SERVICE_DEMAND = Mart(
 )
 
 # The /performance days stored since the scorecard's last build ($since): their rows are recomputed too.
-PERFORMANCE_DAYS = ("SELECT tenant_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) "
-                    "FROM raw.scheduler_performance WHERE $since")
+PERFORMANCE_DAYS = (
+    "SELECT tenant_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) "
+    "FROM raw.scheduler_performance WHERE $since"
+)
 
 SCHEDULER_SCORECARD = Mart(
     "scheduler_scorecard",
@@ -377,12 +622,20 @@ SCHEDULER_SCORECARD = Mart(
         _c("scheduler_name", "VARCHAR", "Scheduler name (API).", "raw/scheduler_performance:scheduler_name"),
         _c("brand_name", "VARCHAR", "Brand (API).", "raw/scheduler_performance:brand_name"),
         _c("day", "DATE", "Day in ST_TIMEZONE (the API's session window).", "raw/scheduler_performance:window_start"),
-        _c("metric", "VARCHAR", "Metric name, the platform's: a rate says its numerator and denominator "
-           "(booked_per_opened, booked_per_engaged, or booked_per_<milestone> when the vocabulary file names "
-           "another denominator)."),
+        _c(
+            "metric",
+            "VARCHAR",
+            "Metric name, the platform's: a rate says its numerator and denominator "
+            "(booked_per_opened, booked_per_engaged, or booked_per_<milestone> when the vocabulary file names "
+            "another denominator).",
+        ),
         _c("api_metric", "VARCHAR", "ServiceTitan's name of the same number in /performance."),
-        _c("computed_value", "DOUBLE", "The metric reproduced from sessions (empty for API-only metrics).",
-           *_from_sessions("milestone_index", "is_job", "is_booking", "contact_name_key")),
+        _c(
+            "computed_value",
+            "DOUBLE",
+            "The metric reproduced from sessions (empty for API-only metrics).",
+            *_from_sessions("milestone_index", "is_job", "is_booking", "contact_name_key"),
+        ),
         _c("api_value", "DOUBLE", "ServiceTitan's number.", "raw/scheduler_performance:milestone_opened"),
         _c("difference", "DOUBLE", "computed_value - api_value."),
         _c("api_only", "BOOLEAN", "The platform cannot reproduce this metric from sessions."),
@@ -405,8 +658,12 @@ SCHEDULERS = Mart(
         _c("mode", "VARCHAR", "Standard or Call_Center.", "raw/schedulers:mode"),
         _c("status", "VARCHAR", "Scheduler status.", "raw/schedulers:scheduler_status"),
         _c("data_api_key", "VARCHAR", "Key used to embed the scheduler on a website.", "raw/schedulers:data_api_key"),
-        _c("quick_launch_link", "VARCHAR", "Link that opens the scheduler directly.",
-           "raw/schedulers:quick_launch_link"),
+        _c(
+            "quick_launch_link",
+            "VARCHAR",
+            "Link that opens the scheduler directly.",
+            "raw/schedulers:quick_launch_link",
+        ),
         _c("created_at", "TIMESTAMPTZ", "When the scheduler was created.", "raw/schedulers:created_on"),
         _c("updated_at", "TIMESTAMPTZ", "When it was last modified.", "raw/schedulers:modified_on"),
     ),
@@ -421,18 +678,36 @@ BLOCKER_IMPACT = Mart(
     "estimated_bookings_lost = sessions_blocked × that rate. Bots and booked sessions are left out.",
     SESSIONS_AND_SCHEDULER_NAMES,
     (
-        TENANT, SCHEDULER, SCHEDULER_NAME,
+        TENANT,
+        SCHEDULER,
+        SCHEDULER_NAME,
         _c("blocker_type", "VARCHAR", "The API's blockerType, as sent.", *_from_sessions("blocker_type")),
         WEEK,
-        _c("furthest_milestone", "VARCHAR", "The furthest milestone the blocked sessions reached.",
-           *_from_sessions("milestone")),
+        _c(
+            "furthest_milestone",
+            "VARCHAR",
+            "The furthest milestone the blocked sessions reached.",
+            *_from_sessions("milestone"),
+        ),
         _c("milestone_index", "INTEGER", "Its position in the funnel.", *_from_sessions("milestone_index")),
-        _c("sessions_blocked", "BIGINT", "Unbooked non-bot sessions with this blocker that stopped here.",
-           *_from_sessions("blocker_type", "is_booked", "is_bot")),
-        _c("comparable_booking_rate", "DOUBLE", "Of this scheduler's unblocked sessions that reached the same "
-           "milestone, the share that booked.", *_from_sessions("milestone_index", "is_booked", "blocker_type")),
-        _c("estimated_bookings_lost", "DOUBLE", "sessions_blocked × comparable_booking_rate.",
-           *_from_sessions("milestone_index", "is_booked", "blocker_type")),
+        _c(
+            "sessions_blocked",
+            "BIGINT",
+            "Unbooked non-bot sessions with this blocker that stopped here.",
+            *_from_sessions("blocker_type", "is_booked", "is_bot"),
+        ),
+        _c(
+            "comparable_booking_rate",
+            "DOUBLE",
+            "Of this scheduler's unblocked sessions that reached the same milestone, the share that booked.",
+            *_from_sessions("milestone_index", "is_booked", "blocker_type"),
+        ),
+        _c(
+            "estimated_bookings_lost",
+            "DOUBLE",
+            "sessions_blocked × comparable_booking_rate.",
+            *_from_sessions("milestone_index", "is_booked", "blocker_type"),
+        ),
     ),
     scope=EACH_SCHEDULER,
 )
@@ -444,28 +719,69 @@ BOOKING_LAG = Mart(
     "hour after the session started) hours from start to recovery. Median and 90th percentile; bots left out.",
     SESSIONS_AND_SCHEDULER_NAMES,
     (
-        TENANT, SCHEDULER, SCHEDULER_NAME, WEEK,
+        TENANT,
+        SCHEDULER,
+        SCHEDULER_NAME,
+        WEEK,
         _c("bookings", "BIGINT", "Booked sessions.", *_from_sessions("is_booked")),
-        _c("median_minutes_to_booking", "DOUBLE", "Median minutes from session start to booking (recoveries apart).",
-           *_from_sessions("created_at", "booked_at")),
-        _c("p90_minutes_to_booking", "DOUBLE", "90th percentile of the same.", *_from_sessions("created_at",
-                                                                                              "booked_at")),
-        _c("median_hours_to_arrival_window", "DOUBLE", "Median hours from booking to the booked arrival window.",
-           *_from_sessions("booked_at", "timeslot_start")),
-        _c("p90_hours_to_arrival_window", "DOUBLE", "90th percentile of the same.",
-           *_from_sessions("booked_at", "timeslot_start")),
-        _c("recoveries", "BIGINT", "Bookings made more than an hour after the session started.",
-           *_from_sessions("created_at", "booked_at")),
-        _c("median_hours_to_recovery", "DOUBLE", "Median hours from session start to a recovery.",
-           *_from_sessions("created_at", "booked_at")),
-        _c("p90_hours_to_recovery", "DOUBLE", "90th percentile of the same.", *_from_sessions("created_at",
-                                                                                             "booked_at")),
+        _c(
+            "median_minutes_to_booking",
+            "DOUBLE",
+            "Median minutes from session start to booking (recoveries apart).",
+            *_from_sessions("created_at", "booked_at"),
+        ),
+        _c(
+            "p90_minutes_to_booking",
+            "DOUBLE",
+            "90th percentile of the same.",
+            *_from_sessions("created_at", "booked_at"),
+        ),
+        _c(
+            "median_hours_to_arrival_window",
+            "DOUBLE",
+            "Median hours from booking to the booked arrival window.",
+            *_from_sessions("booked_at", "timeslot_start"),
+        ),
+        _c(
+            "p90_hours_to_arrival_window",
+            "DOUBLE",
+            "90th percentile of the same.",
+            *_from_sessions("booked_at", "timeslot_start"),
+        ),
+        _c(
+            "recoveries",
+            "BIGINT",
+            "Bookings made more than an hour after the session started.",
+            *_from_sessions("created_at", "booked_at"),
+        ),
+        _c(
+            "median_hours_to_recovery",
+            "DOUBLE",
+            "Median hours from session start to a recovery.",
+            *_from_sessions("created_at", "booked_at"),
+        ),
+        _c(
+            "p90_hours_to_recovery",
+            "DOUBLE",
+            "90th percentile of the same.",
+            *_from_sessions("created_at", "booked_at"),
+        ),
     ),
     scope=Periods("week_start", "'week'"),
 )
 
-MARTS = (SESSIONS, MILESTONE_FUNNEL, CAMPAIGN_ATTRIBUTION, BOOKING_VOLUME, CUSTOMER_FOLLOW_UPS, SERVICE_DEMAND,
-         SCHEDULER_SCORECARD, SCHEDULERS, BLOCKER_IMPACT, BOOKING_LAG)
+MARTS = (
+    SESSIONS,
+    MILESTONE_FUNNEL,
+    CAMPAIGN_ATTRIBUTION,
+    BOOKING_VOLUME,
+    CUSTOMER_FOLLOW_UPS,
+    SERVICE_DEMAND,
+    SCHEDULER_SCORECARD,
+    SCHEDULERS,
+    BLOCKER_IMPACT,
+    BOOKING_LAG,
+)
 
 
 @dataclass(frozen=True)
@@ -503,24 +819,30 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
     set_switches(con, vocabulary)
     for rule in dataclasses.fields(CAMPAIGN_IDENTITY):
         con.execute(f"SET VARIABLE st_campaign_{rule.name} = ?", [getattr(CAMPAIGN_IDENTITY, rule.name)])
-    con.execute("CREATE OR REPLACE TEMP MACRO milestone_position(name) AS "
-                "list_position(getvariable('st_milestones'), name) - 1")
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO milestone_position(name) AS list_position(getvariable('st_milestones'), name) - 1"
+    )
     con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
     con.execute(sql_file("channels"))
     # A rate's name says what it divides: booked ÷ the first information milestone is "engaged", wherever the flow
     # asks for it.
-    con.execute("CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
-                "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END")
-    con.execute("CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
-                "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END")
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
+        "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
+        "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END"
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
     con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
     con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?)", list(vocabulary.outcomes.items()))
     con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
     con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.milestones)))
-    sessions_built = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' "
-                                 "AND table_name = 'sessions'").fetchone()[0]
+    sessions_built = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'sessions'"
+    ).fetchone()[0]
     for view, query in full_views().items():
         if sessions_built or "marts.sessions" not in query:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {query}")
@@ -529,10 +851,13 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
 def full_views() -> dict[str, str]:
     """The views of what is being built, as a full build defines them: everything."""
     views = {view: f"SELECT * FROM {table}" for view, table in RAW_SESSIONS_IN_SCOPE.items()}
-    for view, (scheduler, router) in (("latest_sessions", RAW_SESSIONS_IN_SCOPE.values()),
-                                      ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE)):
-        views[view] = string.Template(sql_file("latest_sessions")).substitute(scheduler_sessions=scheduler,
-                                                                             router_sessions=router)
+    for view, (scheduler, router) in (
+        ("latest_sessions", RAW_SESSIONS_IN_SCOPE.values()),
+        ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE),
+    ):
+        views[view] = string.Template(sql_file("latest_sessions")).substitute(
+            scheduler_sessions=scheduler, router_sessions=router
+        )
     # Whether each tenant's campaign ids identify its campaigns: read from every session, like latest_sessions.
     views["campaign_identity"] = sql_file("campaign_identity")
     return {**views, "sessions_in_scope": "SELECT * FROM marts.sessions"}
@@ -552,8 +877,10 @@ def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None
 def campaign_identity(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """Each tenant with campaign ids, on a connection `prepare` set up: (tenant, identified by name, campaign ids,
     ids with a single session, campaign names, ids per name)."""
-    return con.execute("SELECT tenant_id, by_name, campaign_ids, one_session_ids, campaign_names, ids_per_name "
-                       "FROM campaign_identity ORDER BY tenant_id").fetchall()
+    return con.execute(
+        "SELECT tenant_id, by_name, campaign_ids, one_session_ids, campaign_names, ids_per_name "
+        "FROM campaign_identity ORDER BY tenant_id"
+    ).fetchall()
 
 
 def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:

@@ -40,8 +40,10 @@ def publish(con: duckdb.DuckDBPyConnection, table: str, name: str, directory: st
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f"{target.name}.{run_id}.tmp")
     try:
-        con.execute(f"COPY {table} TO '{_literal(staging)}' (FORMAT parquet, COMPRESSION zstd, "
-                    f"KV_METADATA {{{BUILD_KEY.decode()}: '{int(build)}'}})")
+        con.execute(
+            f"COPY {table} TO '{_literal(staging)}' (FORMAT parquet, COMPRESSION zstd, "
+            f"KV_METADATA {{{BUILD_KEY.decode()}: '{int(build)}'}})"
+        )
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
@@ -77,7 +79,7 @@ def reader(directory: str) -> duckdb.DuckDBPyConnection:
     con.execute("CREATE SCHEMA marts")
     for snapshot in sorted(Path(directory).glob("*.parquet")):
         view = snapshot.stem.replace('"', '""')
-        con.execute(f'CREATE VIEW marts."{view}" AS SELECT * FROM read_parquet(\'{_literal(snapshot)}\')')
+        con.execute(f"CREATE VIEW marts.\"{view}\" AS SELECT * FROM read_parquet('{_literal(snapshot)}')")
     return con
 
 

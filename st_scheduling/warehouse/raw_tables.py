@@ -18,19 +18,39 @@ import pyarrow as pa
 
 from st_scheduling.servicetitan import models
 
-PREFIXES = {"customer": "customer_", "address": "address_", "sourceTracking": "source_",
-            "milestoneFrequencyCount": "milestone_"}
-DUCKDB_TYPES = {models.STRING: "VARCHAR", models.DATETIME: "TIMESTAMPTZ", models.INT: "BIGINT",
-                models.BOOL: "BOOLEAN", models.FLOAT: "DOUBLE", models.STRING_LIST: "VARCHAR[]", models.JSON: "JSON"}
+PREFIXES = {
+    "customer": "customer_",
+    "address": "address_",
+    "sourceTracking": "source_",
+    "milestoneFrequencyCount": "milestone_",
+}
+DUCKDB_TYPES = {
+    models.STRING: "VARCHAR",
+    models.DATETIME: "TIMESTAMPTZ",
+    models.INT: "BIGINT",
+    models.BOOL: "BOOLEAN",
+    models.FLOAT: "DOUBLE",
+    models.STRING_LIST: "VARCHAR[]",
+    models.JSON: "JSON",
+}
 # As read from JSON: timestamps are text until checked and cast; JSON fields are text.
-ARROW_TYPES = {models.STRING: pa.string(), models.DATETIME: pa.string(), models.INT: pa.int64(),
-               models.BOOL: pa.bool_(), models.FLOAT: pa.float64(), models.STRING_LIST: pa.list_(pa.string()),
-               models.JSON: pa.string()}
+ARROW_TYPES = {
+    models.STRING: pa.string(),
+    models.DATETIME: pa.string(),
+    models.INT: pa.int64(),
+    models.BOOL: pa.bool_(),
+    models.FLOAT: pa.float64(),
+    models.STRING_LIST: pa.list_(pa.string()),
+    models.JSON: pa.string(),
+}
 # As staged in Parquet for the commit: timestamps are instants.
 STAGED_TYPES = {**ARROW_TYPES, models.DATETIME: pa.timestamp("us", tz="UTC")}
-SPEC_SCHEMAS = {"session": "SchedulingPro.V2.SchedulerSessionResponse", "scheduler": "SchedulingPro.V2.SchedulerResponse",
-                "scheduler_performance": "SchedulingPro.V2.SchedulerPerformanceResponse",
-                "router_performance": "SchedulingPro.V2.RouterPerformanceResponse"}
+SPEC_SCHEMAS = {
+    "session": "SchedulingPro.V2.SchedulerSessionResponse",
+    "scheduler": "SchedulingPro.V2.SchedulerResponse",
+    "scheduler_performance": "SchedulingPro.V2.SchedulerPerformanceResponse",
+    "router_performance": "SchedulingPro.V2.RouterPerformanceResponse",
+}
 
 
 def snake(name: str) -> str:
@@ -86,15 +106,17 @@ class RawTable:
 
     @functools.cached_property
     def arrow_schema(self) -> pa.Schema:
-        return pa.schema([(c.name, ARROW_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
-                         + [("extra", pa.string())])
+        return pa.schema(
+            [(c.name, ARROW_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)] + [("extra", pa.string())]
+        )
 
     @functools.cached_property
     def staged_schema(self) -> pa.Schema:
         """The staged Parquet files' schema: every column but the writer's own (ingested_at, run_id,
         commit_number)."""
-        return pa.schema([(c.name, STAGED_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)]
-                         + [("extra", pa.string())])
+        return pa.schema(
+            [(c.name, STAGED_TYPES[c.kind]) for c in (*self.lead_columns, *self.api_columns)] + [("extra", pa.string())]
+        )
 
     @functools.cached_property
     def nested_arrow_schema(self) -> pa.Schema:
@@ -142,8 +164,9 @@ def _columns(shape: dict, path: tuple[str, ...], prefix: str, descriptions: dict
             out += _columns(kind, (*path, field), prefix + nested, descriptions)
         else:
             dotted = ".".join((*path, field))
-            out.append(Column(prefix + snake(field), (*path, field), kind,
-                              descriptions.get(dotted) or f"API field {dotted}"))
+            out.append(
+                Column(prefix + snake(field), (*path, field), kind, descriptions.get(dotted) or f"API field {dotted}")
+            )
     return out
 
 
@@ -209,34 +232,76 @@ TRAILING_COLUMNS = (
     Column("extra", (), models.JSON, "Fields the spec does not know, keyed by dotted path (schema drift)."),
     Column("ingested_at", (), models.DATETIME, "When the platform stored this row."),
     Column("run_id", (), models.STRING, "Dagster run that stored this row."),
-    Column("commit_number", (), models.INT, "The warehouse commit that stored this row, numbered in the order "
-           "commits happened: the marts find new rows by it, never by a clock."),
+    Column(
+        "commit_number",
+        (),
+        models.INT,
+        "The warehouse commit that stored this row, numbered in the order "
+        "commits happened: the marts find new rows by it, never by a clock.",
+    ),
 )
 
-SCHEDULERS = RawTable("schedulers", models.SCHEDULER, SPEC_SCHEMAS["scheduler"], (TENANT,), None,
-                      "Every scheduler of every configured tenant, as the API lists them.")
+SCHEDULERS = RawTable(
+    "schedulers",
+    models.SCHEDULER,
+    SPEC_SCHEMAS["scheduler"],
+    (TENANT,),
+    None,
+    "Every scheduler of every configured tenant, as the API lists them.",
+)
 # A session's customer: who they are, where they live, what they wrote, the address they came from.
-SESSION_PII = frozenset({
-    "customer_first_name", "customer_last_name", "customer_email", "customer_phone", "customer_address_street",
-    "customer_address_unit", "customer_ip_address", "notes", "customer_responses", "blocker_to_book_additional_data",
-})
+SESSION_PII = frozenset(
+    {
+        "customer_first_name",
+        "customer_last_name",
+        "customer_email",
+        "customer_phone",
+        "customer_address_street",
+        "customer_address_unit",
+        "customer_ip_address",
+        "notes",
+        "customer_responses",
+        "blocker_to_book_additional_data",
+    }
+)
 SCHEDULER_SESSIONS = RawTable(
-    "scheduler_sessions", models.SESSION, SPEC_SCHEMAS["session"], (TENANT, LISTED_BY_SCHEDULER), "created_on",
+    "scheduler_sessions",
+    models.SESSION,
+    SPEC_SCHEMAS["session"],
+    (TENANT, LISTED_BY_SCHEDULER),
+    "created_on",
     "Every session of every scheduler, one row per tenant and session id at its latest modifiedOn.",
-    owner_column="listed_by_id")
+    owner_column="listed_by_id",
+)
 ROUTER_SESSIONS = RawTable(
-    "router_sessions", models.SESSION, SPEC_SCHEMAS["session"], (TENANT, LISTED_BY_ROUTER), "created_on",
+    "router_sessions",
+    models.SESSION,
+    SPEC_SCHEMAS["session"],
+    (TENANT, LISTED_BY_ROUTER),
+    "created_on",
     "Every session of every configured router, including those upgraded to a scheduler.",
-    key=("tenant_id", "listed_by_id", "id"), owner_column="listed_by_id")
+    key=("tenant_id", "listed_by_id", "id"),
+    owner_column="listed_by_id",
+)
 SCHEDULER_PERFORMANCE = RawTable(
-    "scheduler_performance", models.SCHEDULER_PERFORMANCE, SPEC_SCHEMAS["scheduler_performance"],
-    (TENANT, WINDOW_START, WINDOW_END), "window_start",
+    "scheduler_performance",
+    models.SCHEDULER_PERFORMANCE,
+    SPEC_SCHEMAS["scheduler_performance"],
+    (TENANT, WINDOW_START, WINDOW_END),
+    "window_start",
     "The API's own performance numbers per scheduler and day (sessions created in the day window).",
-    key=("tenant_id", "id", "window_start"), owner_column="id")
+    key=("tenant_id", "id", "window_start"),
+    owner_column="id",
+)
 ROUTER_PERFORMANCE = RawTable(
-    "router_performance", models.ROUTER_PERFORMANCE, SPEC_SCHEMAS["router_performance"],
-    (TENANT, WINDOW_START, WINDOW_END), "window_start",
-    "The API's own performance numbers per router and day.", key=("tenant_id", "id", "window_start"),
-    owner_column="id")
+    "router_performance",
+    models.ROUTER_PERFORMANCE,
+    SPEC_SCHEMAS["router_performance"],
+    (TENANT, WINDOW_START, WINDOW_END),
+    "window_start",
+    "The API's own performance numbers per router and day.",
+    key=("tenant_id", "id", "window_start"),
+    owner_column="id",
+)
 
 RAW_TABLES = (SCHEDULERS, SCHEDULER_SESSIONS, ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, ROUTER_PERFORMANCE)

@@ -35,17 +35,21 @@ class Periods:
     table = "scope_spans"  # empty: nothing this mart counts changed
 
     def rows(self, alias: str) -> str:
-        return (f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id "
-                f"AND {alias}.{self.column} >= s.span_start "
-                f"AND period_end({alias}.{self.column}, {self.grain}) <= s.span_end)")
+        return (
+            f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id "
+            f"AND {alias}.{self.column} >= s.span_start "
+            f"AND period_end({alias}.{self.column}, {self.grain}) <= s.span_end)"
+        )
 
     def sessions(self, alias: str) -> str:
         in_span = " OR ".join(f"({alias}.{day} >= s.span_start AND {alias}.{day} < s.span_end)" for day in SESSION_DAYS)
-        dated = (f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id AND ({in_span}))")
+        dated = f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id AND ({in_span}))"
         if not self.touches:
             return dated
-        return (f"({dated} OR EXISTS (SELECT 1 FROM scope_converters AS c WHERE c.tenant_id = {alias}.tenant_id "
-                f"AND c.customer_key = {alias}.customer_key))")
+        return (
+            f"({dated} OR EXISTS (SELECT 1 FROM scope_converters AS c WHERE c.tenant_id = {alias}.tenant_id "
+            f"AND c.customer_key = {alias}.customer_key))"
+        )
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,10 @@ class Keys:
     table: str  # scope_customers or scope_schedulers; empty: nothing this mart counts changed
 
     def rows(self, alias: str) -> str:
-        return (f"EXISTS (SELECT 1 FROM {self.table} AS k WHERE k.tenant_id = {alias}.tenant_id "
-                f"AND k.{self.column} = {alias}.{self.column})")
+        return (
+            f"EXISTS (SELECT 1 FROM {self.table} AS k WHERE k.tenant_id = {alias}.tenant_id "
+            f"AND k.{self.column} = {alias}.{self.column})"
+        )
 
     sessions = rows
 

@@ -30,8 +30,13 @@ class WarehouseSettings:
 
 
 @contextmanager
-def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS,
-            on_wait: Callable[[str], None] | None = None, bulk: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    settings: WarehouseSettings,
+    *,
+    lock_wait: float = LOCK_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+    bulk: bool = False,
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection with the schema in place, closed on exit; `bulk` for raw commits (little memory, rows
     in any order).
 
@@ -49,8 +54,9 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
         try:
             config = {"threads": settings.threads, "memory_limit": settings.memory_limit}
             if bulk:  # no checkpoint inside a commit: `checkpoint` runs one, with the full limit, at the end
-                config.update(memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False,
-                              checkpoint_threshold="1TB")
+                config.update(
+                    memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False, checkpoint_threshold="1TB"
+                )
             con = duckdb.connect(settings.path, config=config)
             break
         except duckdb.IOException as err:
@@ -58,8 +64,10 @@ def connect(settings: WarehouseSettings, *, lock_wait: float = LOCK_WAIT_SECONDS
             now = time.monotonic()
             if locked and now + delay <= deadline:
                 if on_wait and now - noticed >= LOCK_NOTICE_SECONDS:
-                    on_wait(f"waiting {now - started:.0f} s of {lock_wait:.0f} s for the DuckDB file "
-                            f"{settings.path}: {lock_holder(err)}")
+                    on_wait(
+                        f"waiting {now - started:.0f} s of {lock_wait:.0f} s for the DuckDB file "
+                        f"{settings.path}: {lock_holder(err)}"
+                    )
                     noticed = now
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -128,8 +136,10 @@ class Removal:
 
     def describe(self) -> str:
         days = ", ".join(f"{day}: {n}" for day, n in sorted(self.missing_by_day.items()))
-        return (f"the API now lists {self.new} distinct rows where {self.stored} are stored, and no longer lists "
-                f"{sum(self.missing_by_day.values())} stored ids ({days})")
+        return (
+            f"the API now lists {self.new} distinct rows where {self.stored} are stored, and no longer lists "
+            f"{sum(self.missing_by_day.values())} stored ids ({days})"
+        )
 
 
 @dataclass
@@ -170,9 +180,10 @@ def commit_tenant(
 ) -> CommitOutcome:
     """Replace, in one transaction, the rows of each staged owner in `window` with its staged rows.
 
-    Scope is what was read in full: only owners in `staged` are replaced, and logged in `meta.raw_replaced`. An owner stored before but absent
-    from `listed` keeps its rows (reported as unlisted). An owner whose distinct rows would shrink keeps
-    its rows (reported as refused) unless `allow_shrink`. Staged rows are deduplicated on the table's key,
+    Scope is what was read in full: only owners in `staged` are replaced, and logged in `meta.raw_replaced`. An owner
+    stored before but absent from `listed` keeps its rows (reported as unlisted). An owner with a stored id in the
+    window that no staged record carries keeps all its rows (reported as refused, per day) unless `allow_shrink`.
+    Staged rows are deduplicated on the table's key,
     keeping the greatest modified_on; a row stored under another owner or window with the same key is
     replaced, so keys stay unique.
     """
@@ -186,46 +197,71 @@ def commit_tenant(
     try:
         number = con.execute("SELECT nextval('meta.raw_commit_numbers')").fetchone()[0]
         files = [f for s in staged for f in s.files]
-        new = dict(con.execute(
-            f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
-            [files, *window_params]).fetchall()) if files else {}
+        new = (
+            dict(
+                con.execute(
+                    f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
+                    [files, *window_params],
+                ).fetchall()
+            )
+            if files
+            else {}
+        )
         if files:
             outcome.outside_window = con.execute(
-                f"SELECT count(*) FROM read_parquet(?) WHERE NOT ({in_window})", [files, *window_params]).fetchone()[0]
-        stored = dict(con.execute(
-            f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
-            [tenant_id, *window_params]).fetchall())
+                f"SELECT count(*) FROM read_parquet(?) WHERE NOT ({in_window})", [files, *window_params]
+            ).fetchone()[0]
+        stored = dict(
+            con.execute(
+                f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
+                [tenant_id, *window_params],
+            ).fetchall()
+        )
         outcome.unlisted = {o: n for o, n in stored.items() if o not in listed}
         if not allow_shrink and staged:
-            outcome.refused = removals(_missing_ids(con, table, tenant_id, staged, files, in_window, window_params),
-                                       stored, new)
+            outcome.refused = removals(
+                _missing_ids(con, table, tenant_id, staged, files, in_window, window_params), stored, new
+            )
         accepted = [s for s in staged if s.owner not in outcome.refused]
         accepted_files = [f for s in accepted for f in s.files]
         owners = [s.owner for s in accepted]
         if owners:
-            removed += con.execute(f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN "
-                                   f"(SELECT unnest(?)) AND {in_window}", [tenant_id, owners, *window_params]
-                                   ).fetchall()[0][0]
+            removed += con.execute(
+                f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN (SELECT unnest(?)) AND {in_window}",
+                [tenant_id, owners, *window_params],
+            ).fetchall()[0][0]
         if accepted_files:
             match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
-            removed += con.execute(f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM "
-                                   f"read_parquet(?) WHERE {in_window}) s WHERE {match}",
-                                   [accepted_files, *window_params]).fetchall()[0][0]
-            rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM read_parquet(?) "
-                                         f"WHERE {in_window}", [accepted_files, *window_params]).fetchone()
+            removed += con.execute(
+                f"DELETE FROM {table.qualified} t USING (SELECT DISTINCT {key} FROM "
+                f"read_parquet(?) WHERE {in_window}) s WHERE {match}",
+                [accepted_files, *window_params],
+            ).fetchall()[0][0]
+            rows, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window}",
+                [accepted_files, *window_params],
+            ).fetchone()
             latest = "modified_on DESC NULLS LAST" if any(c.name == "modified_on" for c in table.columns) else "1"
             # Deduplicating sorts every row; most windows have no duplicate to drop.
             dedupe = f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {latest}) = 1" if rows > distinct else ""
             inserted = con.execute(
                 f"""INSERT INTO {table.qualified} BY NAME
                 SELECT *, ? AS ingested_at, ? AS run_id, ? AS commit_number FROM read_parquet(?)
-                WHERE {in_window} {dedupe}""", [now, run_id, number, accepted_files, *window_params]).fetchall()[0][0]
+                WHERE {in_window} {dedupe}""",
+                [now, run_id, number, accepted_files, *window_params],
+            ).fetchall()[0][0]
         if owners:
-            con.execute("INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted, number])
-            counts = dict(con.execute(
-                f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
-                f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL", [tenant_id, *window_params, owners]).fetchall())
+            con.execute(
+                "INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted, number],
+            )
+            counts = dict(
+                con.execute(
+                    f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
+                    f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL",
+                    [tenant_id, *window_params, owners],
+                ).fetchall()
+            )
             outcome.stored = {o: counts.get(o, 0) for o in owners}
         con.execute("COMMIT")
     except BaseException:
@@ -234,18 +270,29 @@ def commit_tenant(
     return outcome
 
 
-def _missing_ids(con, table: RawTable, tenant_id: int, staged: list[StagedOwner], files: list[str], in_window: str,
-                 window_params: list) -> list[tuple[str, str, int]]:
+def _missing_ids(
+    con,
+    table: RawTable,
+    tenant_id: int,
+    staged: list[StagedOwner],
+    files: list[str],
+    in_window: str,
+    window_params: list,
+) -> list[tuple[str, str, int]]:
     """(owner, day, count) of the staged owners' stored ids in the window that no staged record carries."""
     key = ", ".join(table.key)
     day = f"strftime(timezone('UTC', {table.window_column}), '%Y-%m-%d')" if table.window_column else "'all'"
-    staged_keys, staged_params = ((f"SELECT DISTINCT {key} FROM read_parquet(?) WHERE {in_window}", [files, *window_params])
-                                  if files else (f"SELECT {key} FROM {table.qualified} WHERE FALSE", []))
+    staged_keys, staged_params = (
+        (f"SELECT DISTINCT {key} FROM read_parquet(?) WHERE {in_window}", [files, *window_params])
+        if files
+        else (f"SELECT {key} FROM {table.qualified} WHERE FALSE", [])
+    )
     return con.execute(
         f"""WITH kept AS (SELECT {owner_expression(table)} AS owner, {day} AS day, {key} FROM {table.qualified}
                           WHERE tenant_id = ? AND {owner_expression(table)} IN (SELECT unnest(?)) AND {in_window})
         SELECT owner, day, count(*) FROM kept ANTI JOIN ({staged_keys}) USING ({key}) GROUP BY ALL ORDER BY ALL""",
-        [tenant_id, [s.owner for s in staged], *window_params, *staged_params]).fetchall()
+        [tenant_id, [s.owner for s in staged], *window_params, *staged_params],
+    ).fetchall()
 
 
 def rows_per_window(con: duckdb.DuckDBPyConnection, table: RawTable, windows: list[tuple]) -> list[int]:
@@ -253,5 +300,6 @@ def rows_per_window(con: duckdb.DuckDBPyConnection, table: RawTable, windows: li
     column = table.window_column
     counts = ", ".join(f"count(*) FILTER (WHERE {column} >= ? AND {column} < ?)" for _ in windows)
     params = [bound for window in windows for bound in window] + [windows[0][0], windows[-1][1]]
-    return list(con.execute(
-        f"SELECT {counts} FROM {table.qualified} WHERE {column} >= ? AND {column} < ?", params).fetchone())
+    return list(
+        con.execute(f"SELECT {counts} FROM {table.qualified} WHERE {column} >= ? AND {column} < ?", params).fetchone()
+    )

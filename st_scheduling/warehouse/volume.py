@@ -44,9 +44,11 @@ class Alarm:
 
     def describe(self) -> str:
         name = f"{self.scheduler_name} ({self.scheduler_id})" if self.scheduler_name else self.scheduler_id
-        return (f"tenant {self.tenant_id}, scheduler {name}: {self.seen} session(s) from "
-                f"{self.window_start:%Y-%m-%d %H:00} to {self.window_end:%Y-%m-%d %H:00} where about "
-                f"{self.expected:.1f} are usual (chance {self.probability:.1e})")
+        return (
+            f"tenant {self.tenant_id}, scheduler {name}: {self.seen} session(s) from "
+            f"{self.window_start:%Y-%m-%d %H:00} to {self.window_end:%Y-%m-%d %H:00} where about "
+            f"{self.expected:.1f} are usual (chance {self.probability:.1e})"
+        )
 
 
 def poisson_at_most(seen: int, mean: float) -> float:
@@ -58,8 +60,9 @@ def poisson_at_most(seen: int, mean: float) -> float:
     return min(1.0, total)
 
 
-def scheduler_alarm(counts: dict[Hour, int], first_hour: Hour,
-                    now: Hour) -> tuple[Hour, Hour, float, int, float] | None:
+def scheduler_alarm(
+    counts: dict[Hour, int], first_hour: Hour, now: Hour
+) -> tuple[Hour, Hour, float, int, float] | None:
     """(window start, end, expected, seen, probability) of the most telling silent window, or None.
 
     counts: sessions per local hour (hours without sessions absent); first_hour: the scheduler's first hour
@@ -98,7 +101,9 @@ def alarms(con: duckdb.DuckDBPyConnection, timezone: str) -> list[Alarm]:
         FROM hourly AS h JOIN tenants AS t USING (tenant_id)
         LEFT JOIN raw.schedulers AS s ON s.tenant_id = h.tenant_id AND s.id = h.scheduler_id
         GROUP BY ALL ORDER BY ALL
-        """, [timezone, BASELINE_WEEKS * 168 + MAX_WINDOW_HOURS]).fetchall()
+        """,
+        [timezone, BASELINE_WEEKS * 168 + MAX_WINDOW_HOURS],
+    ).fetchall()
     found = []
     for tenant, scheduler, name, first_hour, now, hours in rows:
         counts = {entry["hour"]: entry["n"] for entry in hours or []}

@@ -19,9 +19,13 @@ from st_scheduling.webhooks.inbox import FileInbox, InboxLocked
 
 
 def receiver_settings(settings: config.WebhookSettings) -> ReceiverSettings:
-    return ReceiverSettings(key=config.webhook_key(), signature_header=settings.signature_header,
-                            signature_format=settings.signature_format, max_body_bytes=settings.max_body_kb * 1024,
-                            max_age=timedelta(hours=settings.max_age_hours))
+    return ReceiverSettings(
+        key=config.webhook_key(),
+        signature_header=settings.signature_header,
+        signature_format=settings.signature_format,
+        max_body_bytes=settings.max_body_kb * 1024,
+        max_age=timedelta(hours=settings.max_age_hours),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,11 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     except InboxLocked as err:
         sys.exit(str(err))
     log = logging.getLogger("st_scheduling.webhooks")
-    log.info("receiving at http://%s:%s%s into %s (%d events stored)", args.host, args.port, PATH, webhooks.inbox,
-             len(inbox))
+    log.info(
+        "receiving at http://%s:%s%s into %s (%d events stored)", args.host, args.port, PATH, webhooks.inbox, len(inbox)
+    )
     if settings.key is None:
-        log.warning("%s is not set: unsigned events are accepted; set it to the key of ServiceTitan's developer "
-                    "portal", config.WEBHOOK_KEY)
+        log.warning(
+            "%s is not set: unsigned events are accepted; set it to the key of ServiceTitan's developer portal",
+            config.WEBHOOK_KEY,
+        )
     # No access log: the receiver's own line per delivery says what happened without the client's query string.
     uvicorn.run(create_app(settings, inbox), host=args.host, port=args.port, access_log=False, log_level="info")
 

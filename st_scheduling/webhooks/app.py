@@ -38,8 +38,9 @@ class ReceiverSettings:
     max_age: timedelta
 
 
-def create_app(settings: ReceiverSettings, inbox: FileInbox,
-               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Starlette:
+def create_app(
+    settings: ReceiverSettings, inbox: FileInbox, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
         try:
@@ -52,8 +53,14 @@ def create_app(settings: ReceiverSettings, inbox: FileInbox,
             log.error("not stored (503): %s", err)
             return JSONResponse({"error": "the inbox cannot store events now; retry later"}, status_code=503)
         outcome = "stored" if stored else "duplicate"
-        log.info("%s %s tenant %s userassignedid %s (%.1f ms)", outcome, event.type, event.tenant_id,
-                 event.userassignedid, (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s tenant %s userassignedid %s (%.1f ms)",
+            outcome,
+            event.type,
+            event.tenant_id,
+            event.userassignedid,
+            (time.perf_counter() - started) * 1000,
+        )
         return JSONResponse({"status": outcome})
 
     async def health(_: Request) -> JSONResponse:
@@ -77,6 +84,7 @@ async def _accept(request: Request, settings: ReceiverSettings, now: datetime) -
         if len(body) > settings.max_body_bytes:
             raise envelope.Refused(413, f"too large: more than {settings.max_body_bytes} bytes")
     if settings.key is not None:
-        envelope.verify(bytes(body), request.headers.get(settings.signature_header), settings.key,
-                        settings.signature_format)
+        envelope.verify(
+            bytes(body), request.headers.get(settings.signature_header), settings.key, settings.signature_format
+        )
     return envelope.parse(bytes(body), now, settings.max_age)

@@ -63,8 +63,11 @@ def parse(body: bytes, now: datetime, max_age: timedelta) -> Event:
         raise Refused(400, "malformed: the body is not a JSON object")
     if document.get("specversion") != "1.0":
         raise Refused(400, "malformed: specversion is not 1.0")
-    missing = [name for name in ("id", "type", "source", "userassignedid", "time")
-               if not isinstance(document.get(name), str) or not document[name]]
+    missing = [
+        name
+        for name in ("id", "type", "source", "userassignedid", "time")
+        if not isinstance(document.get(name), str) or not document[name]
+    ]
     if missing:
         raise Refused(400, f"malformed: {', '.join(missing)} missing or not a string")
     if len(document["userassignedid"]) > MAX_ID_CHARS:

@@ -89,7 +89,7 @@ class FileInbox:
         was acknowledged)."""
         data = segment.read_bytes()
         end = 0
-        for line in data[:_complete_lines(data)].splitlines(keepends=True):
+        for line in data[: _complete_lines(data)].splitlines(keepends=True):
             try:
                 uid = orjson.loads(line)["event"]["userassignedid"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -145,7 +145,7 @@ class FileInbox:
                 data = b"".join(fresh.values())
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._file, view):]
+                    view = view[os.write(self._file, view) :]
                 os.fdatasync(self._file)
                 self._size += len(data)
         except OSError as err:
@@ -184,7 +184,7 @@ def read(directory: str | Path, position: str | None, limit: int = 10_000) -> tu
         with open(segment, "rb") as file:
             file.seek(start)
             data = file.read()
-        data = data[:_complete_lines(data)]
+        data = data[: _complete_lines(data)]
         for line in data.splitlines(keepends=True):
             try:
                 record = orjson.loads(line)

@@ -21,10 +21,9 @@ PII_COLUMNS = {"first_name", "last_name", "phone", "email"}
 # never loaded (say, an old day outside the backfilled range) does not hold the marts back.
 # A failed blocking check upstream holds the mart back on the automatic path as it does within one run.
 FOLLOW_UPSTREAM = (
-    (dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
-     & dg.AutomationCondition.all_deps_blocking_checks_passed())
-    .with_label("eager (ignoring never-loaded raw partitions), once upstream blocking checks pass")
-)
+    dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager (ignoring never-loaded raw partitions), once upstream blocking checks pass")
 
 
 def _key(asset_path: str) -> dg.AssetKey:
@@ -32,16 +31,21 @@ def _key(asset_path: str) -> dg.AssetKey:
 
 
 def column_schema(mart: marts.Mart) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description,
-                                                  tags=PII_TAG if c.name in PII_COLUMNS else None)
-                                   for c in mart.columns])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, c.type, description=c.description, tags=PII_TAG if c.name in PII_COLUMNS else None)
+            for c in mart.columns
+        ]
+    )
 
 
 def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
     deps = {}
     for column in mart.columns:
-        upstream = [dg.TableColumnDep(asset_key=_key(ref.split(":")[0]), column_name=ref.split(":")[1])
-                    for ref in column.lineage]
+        upstream = [
+            dg.TableColumnDep(asset_key=_key(ref.split(":")[0]), column_name=ref.split(":")[1])
+            for ref in column.lineage
+        ]
         if upstream:
             deps[column.name] = upstream
     return dg.TableColumnLineage(deps_by_column=deps)
@@ -63,12 +67,16 @@ def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
 
 
 def funnel_charts(con: duckdb.DuckDBPyConnection) -> dict:
-    everyone = reports.funnel_chart_png({"all schedulers": reports.funnel_rows(con, days=30)},
-                                        "Milestone funnel, last 30 days")
-    each = reports.funnel_chart_png(reports.funnel_rows_by_scheduler(con, days=30),
-                                    "Milestone funnel per scheduler, last 30 days")
-    return {"funnel_chart": dg.MetadataValue.md(reports.png_markdown(everyone, "milestone funnel")),
-            "funnel_by_scheduler": dg.MetadataValue.md(reports.png_markdown(each, "milestone funnel per scheduler"))}
+    everyone = reports.funnel_chart_png(
+        {"all schedulers": reports.funnel_rows(con, days=30)}, "Milestone funnel, last 30 days"
+    )
+    each = reports.funnel_chart_png(
+        reports.funnel_rows_by_scheduler(con, days=30), "Milestone funnel per scheduler, last 30 days"
+    )
+    return {
+        "funnel_chart": dg.MetadataValue.md(reports.png_markdown(everyone, "milestone funnel")),
+        "funnel_by_scheduler": dg.MetadataValue.md(reports.png_markdown(each, "milestone funnel per scheduler")),
+    }
 
 
 def campaign_identity(con: duckdb.DuckDBPyConnection) -> dict:
@@ -76,27 +84,37 @@ def campaign_identity(con: duckdb.DuckDBPyConnection) -> dict:
     rule = marts.CAMPAIGN_IDENTITY
     tenants = marts.campaign_identity(con)
     named = ", ".join(str(tenant) for tenant, by_name, *_ in tenants if by_name) or "no tenant"
-    lines = [(f"Campaigns identified by name (campaign_id name:<slug>) on {named}. A tenant's campaignIds do not "
-              f"identify its campaigns when it has {rule.ids_at_least} ids or more, more than "
-              f"{rule.one_session_share:.0%} of them carry a single session, and its campaign names (a session's "
-              f"campaignName, else its utm_campaign, as a slug) average {rule.ids_per_name:g} ids or more: the "
-              "integration sends a new id with every visit."), "",
-             "| tenant | identified by | campaign ids | ids with one session | campaign names | ids per name |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {tenant} | {'name' if by_name else 'id'} | {ids:,} | {single:,} ({single / ids:.0%}) | {names:,} | "
-              f"{'' if per_name is None else f'{per_name:.1f}'} |"
-              for tenant, by_name, ids, single, names, per_name in tenants]
+    lines = [
+        (
+            f"Campaigns identified by name (campaign_id name:<slug>) on {named}. A tenant's campaignIds do not "
+            f"identify its campaigns when it has {rule.ids_at_least} ids or more, more than "
+            f"{rule.one_session_share:.0%} of them carry a single session, and its campaign names (a session's "
+            f"campaignName, else its utm_campaign, as a slug) average {rule.ids_per_name:g} ids or more: the "
+            "integration sends a new id with every visit."
+        ),
+        "",
+        "| tenant | identified by | campaign ids | ids with one session | campaign names | ids per name |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {tenant} | {'name' if by_name else 'id'} | {ids:,} | {single:,} ({single / ids:.0%}) | {names:,} | "
+        f"{'' if per_name is None else f'{per_name:.1f}'} |"
+        for tenant, by_name, ids, single, names, per_name in tenants
+    ]
     return {"campaign_identity": dg.MetadataValue.md("\n".join(lines))}
 
 
 # What a mart's materialization shows beyond its row count and preview.
 EXTRA_METADATA = {marts.MILESTONE_FUNNEL.name: funnel_charts, marts.SESSIONS.name: campaign_identity}
 
+
 class MartBuild(dg.Config):
     full_rebuild: bool = Field(
-        default=False, description="Rebuild the whole mart from all of raw instead of merging only what changed "
+        default=False,
+        description="Rebuild the whole mart from all of raw instead of merging only what changed "
         "since its last build (a full rebuild also happens by itself on the first build, after marts/sessions was "
-        "rebuilt in full, and when the SQL, settings, vocabulary or scheduler names change).")
+        "rebuilt in full, and when the SQL, settings, vocabulary or scheduler names change).",
+    )
 
 
 def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
@@ -135,14 +153,17 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
             if blocked := mart_checks.failed_blocking(mart, check_results):
                 con.rollback()
                 yield from check_results
-                raise dg.Failure(description=f"marts/{mart.name} kept its previous rows: " +
-                                 "; ".join(f"{r.check_name}: {r.description}" for r in blocked))
+                raise dg.Failure(
+                    description=f"marts/{mart.name} kept its previous rows: "
+                    + "; ".join(f"{r.check_name}: {r.description}" for r in blocked)
+                )
             con.commit()
-            metadata = {"dagster/row_count": dg.MetadataValue.int(built.rows),
-                        "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") +
-                                                       built.reason),
-                        "preview": dg.MetadataValue.md(_preview(con, mart)),
-                        **EXTRA_METADATA.get(mart.name, lambda _: {})(con)}
+            metadata = {
+                "dagster/row_count": dg.MetadataValue.int(built.rows),
+                "build": dg.MetadataValue.text(("full rebuild: " if built.full else "incremental: ") + built.reason),
+                "preview": dg.MetadataValue.md(_preview(con, mart)),
+                **EXTRA_METADATA.get(mart.name, lambda _: {})(con),
+            }
             published, unpublished = _publish(con, mart, warehouse, context.run.run_id, built, context.log)
         yield dg.MaterializeResult(metadata={**metadata, **published}, check_results=check_results)
         if unpublished:  # the table is materialized; the step fails so the run's alert says the snapshot is behind
@@ -151,8 +172,14 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
     return _mart
 
 
-def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDBWarehouse, run_id: str,
-             built: incremental.Build, log) -> tuple[dict, str | None]:
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    mart: marts.Mart,
+    warehouse: DuckDBWarehouse,
+    run_id: str,
+    built: incremental.Build,
+    log,
+) -> tuple[dict, str | None]:
     """The mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so), written whenever the
     snapshot holds another build than the table, whoever built it: its metadata, and why it could not be."""
     directory = warehouse.publish_directory()
@@ -168,12 +195,16 @@ def _publish(con: duckdb.DuckDBPyConnection, mart: marts.Mart, warehouse: DuckDB
         if publish.published_build(directory, mart.name) != built.content:
             publish.publish(con, mart.qualified, mart.name, directory, run_id, built.content)
     except (OSError, duckdb.Error) as err:
-        why = (f"marts/{mart.name}: the table is current, but its snapshot {snapshot} could not be written "
-               f"({type(err).__name__}: {err}); readers see the previous build until the next run of this mart "
-               "republishes it")
+        why = (
+            f"marts/{mart.name}: the table is current, but its snapshot {snapshot} could not be written "
+            f"({type(err).__name__}: {err}); readers see the previous build until the next run of this mart "
+            "republishes it"
+        )
         return {"published_snapshot": dg.MetadataValue.text(f"stale: {why}")}, why
-    return {"published_snapshot": dg.MetadataValue.path(str(snapshot)),
-            "published_build": dg.MetadataValue.int(built.content)}, None
+    return {
+        "published_snapshot": dg.MetadataValue.path(str(snapshot)),
+        "published_build": dg.MetadataValue.int(built.content),
+    }, None
 
 
 MART_ASSETS = dict(zip((mart.name for mart in marts.MARTS), linked([build_mart_asset(m) for m in marts.MARTS])))

@@ -13,8 +13,13 @@ from pydantic import Field
 
 from st_scheduling.defs.code_links import linked
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import PII_TAG, column_schema, load_metadata, not_configured_text, \
-    partition_metadata
+from st_scheduling.defs.raw.metadata import (
+    PII_TAG,
+    column_schema,
+    load_metadata,
+    not_configured_text,
+    partition_metadata,
+)
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.servicetitan import ConfigurationError
@@ -37,8 +42,9 @@ class RawLoadConfig(dg.Config):
     allow_shrink: bool = Field(
         default=False,
         description="Let this run store fewer distinct rows for a scheduler or router and window than are stored "
-                    "now. Off, such a write is refused and the run fails naming it. Turn on only when the API "
-                    "really deleted records (a customer's erasure request): see the README runbook.")
+        "now. Off, such a write is refused and the run fails naming it. Turn on only when the API "
+        "really deleted records (a customer's erasure request): see the README runbook.",
+    )
 
 
 class IncompleteLoad(Exception):
@@ -69,46 +75,78 @@ def _span(windows: Windows) -> tuple:
 
 
 SPECS = (
-    RawSpec(tables.SCHEDULERS, "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
-            "data API key, quick-launch link, created and modified times.",
-            lambda st, clients, _: sources.schedulers(clients), lambda st: st.tenants(), partitioned=False,
-            freshness=NIGHTLY),
-    RawSpec(tables.SCHEDULER_SESSIONS, "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
-            "outcome, job/booking/lead ids, timeslot, service requested, customer contact and device, and the full "
-            "source tracking (UTMs, click ids, campaign). One row per tenant and session id, at its latest "
-            "modifiedOn. Holds customer PII.",
-            lambda st, clients, windows: sources.scheduler_sessions(clients, _span(windows)),
-            lambda st: st.tenants(), completeness=True),
-    RawSpec(tables.SCHEDULER_PERFORMANCE, "ServiceTitan's own performance numbers per scheduler and day: milestone "
-            "counts, completion rates, contacts, jobs, bookings, abandoned sessions sent to bookings/leads, "
-            "recoveries and SMS sent.",
-            lambda st, clients, windows: sources.scheduler_performance(clients, windows), lambda st: st.tenants()),
-    RawSpec(tables.ROUTER_SESSIONS, "Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including "
-            "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
-            "same id). Holds customer PII.",
-            lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
-            lambda st: sorted(_routers(st)), tenant_setting="ST_ROUTER_IDS", completeness=True),
-    RawSpec(tables.ROUTER_PERFORMANCE, "ServiceTitan's own router numbers per router and day: sessions opened and "
-            "interacted, and sessions handed to each scheduler.",
-            lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
-            lambda st: sorted(_routers(st)), tenant_setting="ST_ROUTER_IDS"),
+    RawSpec(
+        tables.SCHEDULERS,
+        "Every scheduler of every configured tenant: company/brand, default flag, mode, status, "
+        "data API key, quick-launch link, created and modified times.",
+        lambda st, clients, _: sources.schedulers(clients),
+        lambda st: st.tenants(),
+        partitioned=False,
+        freshness=NIGHTLY,
+    ),
+    RawSpec(
+        tables.SCHEDULER_SESSIONS,
+        "Every Scheduling Pro session, by day of creation: milestone reached (lastStep), "
+        "outcome, job/booking/lead ids, timeslot, service requested, customer contact and device, and the full "
+        "source tracking (UTMs, click ids, campaign). One row per tenant and session id, at its latest "
+        "modifiedOn. Holds customer PII.",
+        lambda st, clients, windows: sources.scheduler_sessions(clients, _span(windows)),
+        lambda st: st.tenants(),
+        completeness=True,
+    ),
+    RawSpec(
+        tables.SCHEDULER_PERFORMANCE,
+        "ServiceTitan's own performance numbers per scheduler and day: milestone "
+        "counts, completion rates, contacts, jobs, bookings, abandoned sessions sent to bookings/leads, "
+        "recoveries and SMS sent.",
+        lambda st, clients, windows: sources.scheduler_performance(clients, windows),
+        lambda st: st.tenants(),
+    ),
+    RawSpec(
+        tables.ROUTER_SESSIONS,
+        "Sessions of the configured routers (ST_ROUTER_IDS), by day of creation, including "
+        "sessions the router handed to a scheduler (those also appear in raw/scheduler_sessions with the "
+        "same id). Holds customer PII.",
+        lambda st, clients, windows: sources.router_sessions(clients, _span(windows), _routers(st)),
+        lambda st: sorted(_routers(st)),
+        tenant_setting="ST_ROUTER_IDS",
+        completeness=True,
+    ),
+    RawSpec(
+        tables.ROUTER_PERFORMANCE,
+        "ServiceTitan's own router numbers per router and day: sessions opened and "
+        "interacted, and sessions handed to each scheduler.",
+        lambda st, clients, windows: sources.router_performance(clients, windows, _routers(st)),
+        lambda st: sorted(_routers(st)),
+        tenant_setting="ST_ROUTER_IDS",
+    ),
 )
 
 
 def completeness(result: LoadResult) -> dg.AssetCheckResult:
     """Rows stored per owner against the totalCount the API gave for the same window."""
-    short = {f"{o.tenant_id}/{o.owner}": {"stored": o.stored, "total_count": o.total_count}
-             for o in result.owners
-             if o.total_count is not None and (o.stored is None or o.stored < o.total_count)}
-    return dg.AssetCheckResult(check_name=COMPLETENESS, passed=not short,
-                               metadata={"owners_checked": len(result.owners),
-                                         "short_owners": dg.MetadataValue.json(short)})
+    short = {
+        f"{o.tenant_id}/{o.owner}": {"stored": o.stored, "total_count": o.total_count}
+        for o in result.owners
+        if o.total_count is not None and (o.stored is None or o.stored < o.total_count)
+    }
+    return dg.AssetCheckResult(
+        check_name=COMPLETENESS,
+        passed=not short,
+        metadata={"owners_checked": len(result.owners), "short_owners": dg.MetadataValue.json(short)},
+    )
 
 
 def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
     key = ["raw", spec.table.name]
-    checks = [dg.AssetCheckSpec(COMPLETENESS, asset=key, description="For every scheduler or router, the rows "
-                                "stored for the window are at least the totalCount the API reported for it.")]
+    checks = [
+        dg.AssetCheckSpec(
+            COMPLETENESS,
+            asset=key,
+            description="For every scheduler or router, the rows "
+            "stored for the window are at least the totalCount the API reported for it.",
+        )
+    ]
 
     @dg.asset(
         key=key,
@@ -125,8 +163,12 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         check_specs=checks if spec.completeness else None,
         tags=PII_TAG if spec.table.pii_columns else None,
     )
-    def _raw(context: dg.AssetExecutionContext, config: RawLoadConfig, servicetitan: ServiceTitanResource,
-             warehouse: DuckDBWarehouse) -> dg.MaterializeResult:
+    def _raw(
+        context: dg.AssetExecutionContext,
+        config: RawLoadConfig,
+        servicetitan: ServiceTitanResource,
+        warehouse: DuckDBWarehouse,
+    ) -> dg.MaterializeResult:
         windows = day_windows(*context.partition_key_range) if spec.partitioned else None
         try:
             servicetitan.check_settings()
@@ -134,29 +176,46 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
             raise dg.Failure(description=f"{spec.table.name}: {err}") from None
         with servicetitan.clients() as clients:
             source = spec.source(servicetitan, clients, windows)
-            result = load(source, spec.tenants(servicetitan), warehouse.settings, context.run.run_id,
-                          warehouse.load_options(servicetitan, config.allow_shrink), on_wait=context.log.warning,
-                          count_windows=windows)
+            result = load(
+                source,
+                spec.tenants(servicetitan),
+                warehouse.settings,
+                context.run.run_id,
+                warehouse.load_options(servicetitan, config.allow_shrink),
+                on_wait=context.log.warning,
+                count_windows=windows,
+            )
             metadata = load_metadata(result, clients.stats, spec.tenant_setting)
         # A single run over a range records each day's own numbers, not the run's total on every day.
-        for partition_key, day_metadata in partition_metadata(context.partition_keys if windows else [], windows,
-                                                              result).items():
+        for partition_key, day_metadata in partition_metadata(
+            context.partition_keys if windows else [], windows, result
+        ).items():
             context.add_asset_metadata(day_metadata, partition_key=partition_key)
         if unlisted := result.unlisted():
-            context.log.warning(f"{spec.table.name}: owners stored before but not listed by the API now keep their "
-                                f"rows: {', '.join(unlisted)}")
+            context.log.warning(
+                f"{spec.table.name}: owners stored before but not listed by the API now keep their "
+                f"rows: {', '.join(unlisted)}"
+            )
         if dropped := result.not_configured():
             context.log.warning(f"{spec.table.name}: {not_configured_text(spec.table, spec.tenant_setting, dropped)}")
         if problems := result.problems():
-            raise dg.Failure(description="\n".join([
-                f"{spec.table.name}: {problems[0]}",
-                f"({len(problems)} problem(s) in all; everything else was committed)", *problems[1:]]),
-                metadata=metadata)
-        return dg.MaterializeResult(metadata=metadata,
-                                    check_results=[completeness(result)] if spec.completeness else None)
+            raise dg.Failure(
+                description="\n".join(
+                    [
+                        f"{spec.table.name}: {problems[0]}",
+                        f"({len(problems)} problem(s) in all; everything else was committed)",
+                        *problems[1:],
+                    ]
+                ),
+                metadata=metadata,
+            )
+        return dg.MaterializeResult(
+            metadata=metadata, check_results=[completeness(result)] if spec.completeness else None
+        )
 
     return _raw
 
 
-raw_schedulers, raw_scheduler_sessions, raw_scheduler_performance, raw_router_sessions, raw_router_performance = (
-    linked([raw_asset(spec) for spec in SPECS]))
+raw_schedulers, raw_scheduler_sessions, raw_scheduler_performance, raw_router_sessions, raw_router_performance = linked(
+    [raw_asset(spec) for spec in SPECS]
+)

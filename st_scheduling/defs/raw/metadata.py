@@ -8,14 +8,18 @@ from st_scheduling.ingest import LoadResult
 from st_scheduling.servicetitan import CallStats
 from st_scheduling.warehouse.raw_tables import RawTable
 
-
 PII_TAG = {"pii": "true"}
 
 
 def column_schema(table: RawTable) -> dg.TableSchema:
-    return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, c.duckdb_type, description=c.description,
-                       tags=PII_TAG if c.name in table.pii_columns else None) for c in table.columns])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name, c.duckdb_type, description=c.description, tags=PII_TAG if c.name in table.pii_columns else None
+            )
+            for c in table.columns
+        ]
+    )
 
 
 # Every key a run writes starts with `run_`: a range run records the same numbers on each day it loaded, so on
@@ -32,7 +36,8 @@ def load_metadata(result: LoadResult, stats: CallStats, tenant_setting: str) -> 
         "run_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
         "run_lock_held_seconds": dg.MetadataValue.float(round(result.lock_held_seconds, 3)),
         "run_rows_stored_per_tenant": dg.MetadataValue.json(
-            {str(t.tenant_id): sum(o.stored or 0 for o in t.owners) for t in result.tenants}),
+            {str(t.tenant_id): sum(o.stored or 0 for o in t.owners) for t in result.tenants}
+        ),
         "run_load_report": dg.MetadataValue.json({f"{o.tenant_id}/{o.owner}": o.summary() for o in owners}),
     }
     if result.table_rows is not None:
@@ -48,7 +53,8 @@ def load_metadata(result: LoadResult, stats: CallStats, tenant_setting: str) -> 
         metadata["run_api_problems"] = dg.MetadataValue.json(dict(stats.problems))
     if dropped := result.not_configured():
         metadata["tenants_not_configured"] = dg.MetadataValue.text(
-            not_configured_text(result.table, tenant_setting, dropped))
+            not_configured_text(result.table, tenant_setting, dropped)
+        )
     return metadata
 
 
@@ -57,10 +63,12 @@ def not_configured_text(table: RawTable, tenant_setting: str, rows: dict[int, in
     refreshes or removes those rows, and the marts go on counting them, so whoever dropped the tenant has to choose."""
     tenants = sorted(rows)
     counts = ", ".join(f"tenant {tenant}: {rows[tenant]:,} rows" for tenant in tenants)
-    return (f"{counts}. Not in {tenant_setting}: their rows in {table.qualified} are kept as they are and no run "
-            f"refreshes them. To erase them, DELETE FROM {table.qualified} WHERE tenant_id IN "
-            f"({', '.join(map(str, tenants))}), then materialize the marts (README runbook: a tenant left the "
-            "settings).")
+    return (
+        f"{counts}. Not in {tenant_setting}: their rows in {table.qualified} are kept as they are and no run "
+        f"refreshes them. To erase them, DELETE FROM {table.qualified} WHERE tenant_id IN "
+        f"({', '.join(map(str, tenants))}), then materialize the marts (README runbook: a tenant left the "
+        "settings)."
+    )
 
 
 def _interval(window: tuple) -> str:
@@ -74,9 +82,15 @@ def partition_metadata(partition_keys: list[str], windows: list[tuple] | None, r
         return {}
     first, last = partition_keys[0], partition_keys[-1]
     run = f"1 day, {first}" if first == last else f"{len(partition_keys)} days, {first} to {last}"
-    about = (f"dagster/partition_row_count and partition_window: this day's own. run_*: the whole run ({run}). "
-             "dagster/row_count: the whole table after the run.")
-    return {key: {"dagster/partition_row_count": dg.MetadataValue.int(rows),
-                  "partition_window": dg.MetadataValue.text(_interval(window)),
-                  "about_these_numbers": dg.MetadataValue.text(about)}
-            for key, window, rows in zip(partition_keys, windows, result.rows_per_window, strict=True)}
+    about = (
+        f"dagster/partition_row_count and partition_window: this day's own. run_*: the whole run ({run}). "
+        "dagster/row_count: the whole table after the run."
+    )
+    return {
+        key: {
+            "dagster/partition_row_count": dg.MetadataValue.int(rows),
+            "partition_window": dg.MetadataValue.text(_interval(window)),
+            "about_these_numbers": dg.MetadataValue.text(about),
+        }
+        for key, window, rows in zip(partition_keys, windows, result.rows_per_window, strict=True)
+    }
