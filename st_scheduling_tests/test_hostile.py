@@ -345,6 +345,7 @@ def dg_launch(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_dg_launch_refuses_a_shrink_and_takes_the_override_as_run_config(baseline, tmp_path):
     state, base, warehouse, before = baseline
     state.sessions = {s: records[:1] for s, records in state.sessions.items()}
@@ -358,6 +359,7 @@ def test_dg_launch_refuses_a_shrink_and_takes_the_override_as_run_config(baselin
     assert set(stored(warehouse.path)) == {"sched-a-0000", "sched-b-0000"}
 
 
+@pytest.mark.slow
 def test_canaries_from_echoing_and_malformed_endpoints_never_leave_the_pii_tables(server, tmp_path):
     """Through `dg launch` on a real instance: secrets and a customer's details served back by a token
     endpoint that echoes its form and a malformed page appear nowhere but raw.scheduler_sessions."""

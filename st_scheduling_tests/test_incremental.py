@@ -193,6 +193,7 @@ def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
         con.unregister("ours")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, seed):
     with (

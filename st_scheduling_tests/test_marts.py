@@ -1266,6 +1266,7 @@ def with_views_inlined(sql: str) -> exp.Query:
     return sqlglot.parse_one(sql, read="duckdb").find(exp.Query).transform(inline)
 
 
+@pytest.mark.slow
 def test_every_column_the_sql_computes_a_mart_column_from_is_in_its_declared_lineage():
     """sqlglot traces each mart column through its SQL to the raw and mart columns it is computed from, and
     the catalogue must name every one (it may name more: columns used only in filters). Traced here, not at

@@ -82,6 +82,7 @@ def world(tmp_path):
     served.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_fault_mid_run_completes_exactly_or_fails_cleanly_and_a_clean_run_converges(world, kind):
     served, clock, warehouse = world
@@ -141,6 +142,7 @@ def test_a_run_killed_inside_a_write_leaves_the_previous_state_and_the_next_run_
     assert stored(warehouse.path) == truth(served.simulator)
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_staging_leaves_nothing_others_can_read_and_the_next_run_sweeps_it(world):
     served, _, warehouse = world
     served.resource()  # each tenant's client in the environment, which the child inherits
