@@ -22,11 +22,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
-from dagster._core.instance_for_test import instance_for_test
-from dagster._core.scheduler.instigation import TickStatus
-from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster._core.test_utils import freeze_time
 from dagster._daemon.asset_daemon import AssetDaemon
 from dagster._daemon.freshness import FreshnessDaemon
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
@@ -40,11 +36,19 @@ from st_scheduling.simulator import ManualClock, Simulator, SimulatorSettings
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
 from st_scheduling.warehouse.marts import MARTS
 from st_scheduling.warehouse.raw_tables import RAW_TABLES
-from st_scheduling_tests.conftest import Receiver, Served, materialize, raw_assets
+from st_scheduling_tests.conftest import (
+    Receiver,
+    Served,
+    daemon_workspace,
+    failed_ticks,
+    live_environment,
+    materialize,
+    raw_assets,
+    run_queued,
+)
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 9, 0, 10, tzinfo=UTC)  # a Monday, 00:10
 DAYS = 7
 EPOCH = (START - timedelta(days=25)).date()  # enough history for the alarm's four-week baselines
@@ -65,17 +69,22 @@ def _world() -> SimulatorSettings:
     busy = max(tenant.schedulers[:2], key=lambda s: s.weight)
     campaign = _a_campaign(Simulator(base, clock=ManualClock(START)), tenant)
     return dataclasses.replace(
-        base, silenced=((busy.id, int(SILENCE.timestamp())),),
+        base,
+        silenced=((busy.id, int(SILENCE.timestamp())),),
         renamed_campaigns=((campaign, f"{campaign} (renamed)", int(RENAME.timestamp())),),
-        relabeled_steps=((tenant.schedulers[1].id, UNKNOWN_STEP, int(RELABEL[0].timestamp()),
-                          int(RELABEL[1].timestamp())),))
+        relabeled_steps=(
+            (tenant.schedulers[1].id, UNKNOWN_STEP, int(RELABEL[0].timestamp()), int(RELABEL[1].timestamp())),
+        ),
+    )
 
 
 def _a_campaign(simulator: Simulator, tenant) -> str:
-    names = Counter(record.get("campaignName") for scheduler in tenant.schedulers
-                    for day in simulator.model.days(int(START.timestamp()) - 86400 * 3, int(START.timestamp()))
-                    for _, record in simulator.model.day_records(tenant, scheduler, day, _everything(),
-                                                                 int(START.timestamp())))
+    names = Counter(
+        record.get("campaignName")
+        for scheduler in tenant.schedulers
+        for day in simulator.model.days(int(START.timestamp()) - 86400 * 3, int(START.timestamp()))
+        for _, record in simulator.model.day_records(tenant, scheduler, day, _everything(), int(START.timestamp()))
+    )
     names.pop(None, None)
     return names.most_common(1)[0][0]
 
@@ -91,28 +100,20 @@ def week(tmp_path, monkeypatch):
     clock = ManualClock(START)
     simulator = Simulator(_world(), clock=clock, sleep=lambda seconds: None)
     served, receiver = Served(simulator), Receiver()
-    [tenant] = simulator.tenants
-    credentials = simulator.credentials
-    client_id, secret = credentials.for_tenant(tenant.id)
-    env = {"ST_ENVIRONMENT": served.base_url, f"ST_CLIENT_ID_{tenant.id}": client_id,
-           f"ST_CLIENT_SECRET_{tenant.id}": secret, "ST_APP_KEY": credentials.app_key, "ST_TENANT_IDS": str(tenant.id),
-           "ST_ROUTER_IDS": ",".join(f"{tenant.id}:{r.id}" for r in tenant.routers),
-           "ST_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"), "ST_START_DATE": EPOCH.isoformat(),
-           "ST_LOOKBACK_DAYS": "30", "ST_ALERT_WEBHOOK_URL": receiver.url, "ST_API_MAX_ATTEMPTS": "2",
-           "ST_API_RETRY_BASE_SECONDS": "0.01", "ST_API_MAX_RETRY_SECONDS": "5", "ST_API_TIMEOUT_SECONDS": "30"}
-    for name in ("ST_CLIENT_ID", "ST_CLIENT_SECRET", "ST_VOCABULARY", "ST_TIMEZONE", "ST_PUBLISH_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    (tmp_path / "home").mkdir()
-    # The project's own instance settings (queued runs, the duckdb_writer pool, retries), runs executed in-process.
-    settings = yaml.safe_load((ROOT / "dagster.yaml").read_text())
-    with instance_for_test(overrides=settings, synchronous_run_launcher=True,
-                           temp_dir=str(tmp_path / "home")) as instance:
-        target = ModuleTarget(module_name="st_scheduling.definitions", attribute=None, working_directory=str(ROOT),
-                              location_name="st_scheduling")
-        with create_test_daemon_workspace_context(target, instance) as workspace:
-            yield Week(instance, workspace, simulator, clock, receiver, served, tmp_path)
+    live_environment(
+        monkeypatch,
+        served,
+        ST_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
+        ST_START_DATE=EPOCH.isoformat(),
+        ST_LOOKBACK_DAYS="30",
+        ST_ALERT_WEBHOOK_URL=receiver.url,
+        ST_API_MAX_ATTEMPTS="2",
+        ST_API_RETRY_BASE_SECONDS="0.01",
+        ST_API_MAX_RETRY_SECONDS="5",
+        ST_API_TIMEOUT_SECONDS="30",
+    )
+    with daemon_workspace(tmp_path / "home") as workspace:
+        yield Week(workspace.instance, workspace, simulator, clock, receiver, served, tmp_path)
     served.close()
     receiver.close()
 
@@ -127,7 +128,8 @@ class Week:
     served: Served
     tmp_path: Path
     queue: QueuedRunCoordinatorDaemon = dataclasses.field(
-        default_factory=lambda: QueuedRunCoordinatorDaemon(interval_seconds=0))
+        default_factory=lambda: QueuedRunCoordinatorDaemon(interval_seconds=0)
+    )
     freshness: FreshnessDaemon = dataclasses.field(default_factory=lambda: FreshnessDaemon(interval_seconds=0))
 
     def hour(self, now: datetime, logger: logging.Logger, schedule_times: dict, asset_daemon: AssetDaemon) -> None:
@@ -142,21 +144,14 @@ class Week:
             self.clock.set(moment)
             with freeze_time(moment):
                 list(launch_scheduled_runs(self.workspace, logger, moment, schedule_times))
-                self.run_queued()
-                asset_daemon._run_iteration_impl(self.workspace, threadpool_executor=None, amp_tick_futures={},
-                                                 debug_crash_flags={})
-                self.run_queued()
+                run_queued(self.workspace, self.queue)
+                asset_daemon._run_iteration_impl(
+                    self.workspace, threadpool_executor=None, amp_tick_futures={}, debug_crash_flags={}
+                )
+                run_queued(self.workspace, self.queue)
                 list(self.freshness.run_iteration(self.workspace))
                 list(execute_sensor_iteration(self.workspace, logger, None, None))
-                self.run_queued()
-
-    def run_queued(self) -> None:
-        """The run queue daemon's iterations until nothing is queued (each run executes as it is dequeued)."""
-        for _ in range(50):
-            if not self.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), limit=1):
-                return
-            list(self.queue.run_iteration(self.workspace))
-        raise AssertionError("runs stayed queued")
+                run_queued(self.workspace, self.queue)
 
 
 def _differences(path: str, other: str, qualified: str, leave_out=("ingested_at", "run_id", "commit_number")) -> tuple:
@@ -164,11 +159,18 @@ def _differences(path: str, other: str, qualified: str, leave_out=("ingested_at"
     with duckdb.connect() as con:
         con.execute(f"ATTACH '{path}' AS a (READ_ONLY)")
         con.execute(f"ATTACH '{other}' AS b (READ_ONLY)")
-        columns = ", ".join(c for c, in con.execute(f"SELECT column_name FROM (DESCRIBE a.{qualified})").fetchall()
-                            if c not in leave_out)
-        return tuple(con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {x}.{qualified} EXCEPT ALL "
-                                 f"SELECT {columns} FROM {y}.{qualified})").fetchone()[0]
-                     for x, y in (("a", "b"), ("b", "a")))
+        columns = ", ".join(
+            c
+            for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE a.{qualified})").fetchall()
+            if c not in leave_out
+        )
+        return tuple(
+            con.execute(
+                f"SELECT count(*) FROM (SELECT {columns} FROM {x}.{qualified} EXCEPT ALL "
+                f"SELECT {columns} FROM {y}.{qualified})"
+            ).fetchone()[0]
+            for x, y in (("a", "b"), ("b", "a"))
+        )
 
 
 def _in(window: tuple[datetime, datetime], moment: datetime, grace: timedelta = timedelta(0)) -> bool:
@@ -190,22 +192,23 @@ def test_a_week_left_running_stays_right(week):
     instance = week.instance
 
     # No tick failed: an unreachable API makes the sensors skip, naming it.
-    failed_ticks = [(t.instigator_name, t.error.message if t.error else "")
-                    for state in instance.all_instigator_state()
-                    for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000)
-                    if t.status == TickStatus.FAILURE]
-    assert failed_ticks == []
+    assert failed_ticks(instance) == []
 
     # Every materialization's checks evaluated, in the run that materialized it.
     declared = defs().resolve_asset_graph().asset_check_keys
     runs, missing = instance.get_runs(), []
     for run in runs:
-        materialized = {e.dagster_event.asset_key
-                        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
-        evaluated = {e.dagster_event.event_specific_data.asset_check_key
-                     for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
-        missing += [(run.job_name, key.to_user_string()) for key in declared - evaluated
-                    if key.asset_key in materialized]
+        materialized = {
+            e.dagster_event.asset_key
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+        evaluated = {
+            e.dagster_event.event_specific_data.asset_check_key
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        missing += [
+            (run.job_name, key.to_user_string()) for key in declared - evaluated if key.asset_key in materialized
+        ]
     assert missing == []
     # The marts followed raw all week, hour after hour, with no manual launch.
     raw_sessions, mart_sessions = dg.AssetKey(["raw", "scheduler_sessions"]), dg.AssetKey(["marts", "sessions"])
@@ -249,8 +252,13 @@ def test_a_week_left_running_stays_right(week):
         for mart in MARTS:
             con.execute(f"DROP TABLE IF EXISTS {mart.qualified}")
     config = {"ops": {f"marts__{m.name}": {"config": {"full_rebuild": True}} for m in MARTS}}
-    rebuild = dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": DuckDBWarehouse(path=rebuilt_path)},
-                             run_config=config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    rebuild = dg.materialize(
+        list(MART_ASSETS.values()),
+        resources={"warehouse": DuckDBWarehouse(path=rebuilt_path)},
+        run_config=config,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert rebuild.success
     for mart in MARTS:
         assert _differences(warehouse_path, rebuilt_path, mart.qualified, ()) == (0, 0), mart.qualified
