@@ -7,6 +7,9 @@ Python objects: to name the offending field and record position, or to keep the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeAlias
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -27,9 +30,10 @@ def _pool() -> pa.MemoryPool:
 
 
 POOL = _pool()
+TablePage: TypeAlias = Page[pa.Table]  # a page whose records are a table in the staged schema
 
 
-def typed(table: RawTable, columns: pa.Table, lead: dict, endpoint: str, page: int | None) -> pa.Table:
+def typed(table: RawTable, columns: pa.Table, lead: Mapping[str, object], endpoint: str, page: int | None) -> pa.Table:
     """API columns (timestamps as text) plus the platform's lead columns, cast to the staged schema.
 
     A timestamp that is not an ISO 8601 instant with a zone is an error naming the field and record position.
@@ -47,7 +51,9 @@ def typed(table: RawTable, columns: pa.Table, lead: dict, endpoint: str, page: i
     return pa.Table.from_arrays(out, schema=table.staged_schema)
 
 
-def _cast(column, to: pa.DataType, name: str, endpoint: str, page: int | None):
+def _cast(
+    column: pa.Array | pa.ChunkedArray, to: pa.DataType, name: str, endpoint: str, page: int | None
+) -> pa.Array | pa.ChunkedArray:
     try:
         return pc.cast(column, to, memory_pool=POOL)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -60,7 +66,7 @@ def _cast(column, to: pa.DataType, name: str, endpoint: str, page: int | None):
         raise
 
 
-def records_parser(table: RawTable, lead: dict) -> PageParser:
+def records_parser(table: RawTable, lead: Mapping[str, object]) -> PageParser[pa.Table]:
     """A page parser giving typed Arrow tables ready to stage, for any list endpoint of `table`'s shape."""
     envelope_schema = pa.schema(
         [
@@ -75,12 +81,12 @@ def records_parser(table: RawTable, lead: dict) -> PageParser:
     by_dicts = parse_records(table.shape)
     declared = envelope_schema.field("data").type.value_type
 
-    def slow(body: bytes, endpoint: str, number: int) -> Page:
+    def slow(body: bytes | bytearray, endpoint: str, number: int) -> TablePage:
         page = by_dicts(body, endpoint, number)  # raises the named error Arrow could not give
         columns = table.to_arrow(page.records, {c.name: None for c in table.lead_columns})
         return _with(page, typed(table, columns, lead, endpoint, number))
 
-    def parse(body: bytes, endpoint: str, number: int) -> Page:
+    def parse(body: bytes | bytearray, endpoint: str, number: int) -> TablePage:
         if any(kind == models.JSON for kind in table.shape.values()):
             return slow(body, endpoint, number)
         try:
@@ -134,5 +140,5 @@ def _flatten(table: RawTable, records: pa.StructArray) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[c.name for c in table.api_columns] + ["extra"])
 
 
-def _with(page: Page, records: pa.Table) -> Page:
+def _with(page: Page[object], records: pa.Table) -> TablePage:
     return Page(page.number, records, page.ids, page.has_more, page.total_count, page.size_bytes)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from st_scheduling.ingest.arrow_pages import POOL
+import duckdb
+
+from st_scheduling.ingest.arrow_pages import POOL, TablePage
 from st_scheduling.ingest.prefetch import ahead
 from st_scheduling.ingest.staging import OwnerLoad, default_root, stage, staging_area
-from st_scheduling.servicetitan import Page
 from st_scheduling.warehouse.raw_tables import RawTable
 from st_scheduling.warehouse.store import (
     CommitOutcome,
@@ -51,7 +52,7 @@ class Source:
     table: RawTable
     window: Window | None
     owners_of: Callable[[int], list[str]]
-    pages_of: Callable[[int, str], Iterable[Page]]
+    pages_of: Callable[[int, str], Iterable[TablePage]]
 
 
 @dataclass
@@ -185,7 +186,9 @@ def _stage_owner(source: Source, report: OwnerLoad, path: Path) -> None:
     stage(ahead(iter(source.pages_of(report.tenant_id, report.owner))), path, source.table.staged_schema, report)
 
 
-def _commit(con, source: Source, tenant: TenantLoad, run_id: str, allow_shrink: bool) -> None:
+def _commit(
+    con: duckdb.DuckDBPyConnection, source: Source, tenant: TenantLoad, run_id: str, allow_shrink: bool
+) -> None:
     staged = [StagedOwner(o.owner, tuple(o.files)) for o in tenant.owners if o.error is None]
     try:
         tenant.outcome = commit_tenant(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
-_DONE = object()
 
 
 def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -17,10 +16,12 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     An error in the producer is raised in the caller; when the caller stops early, the producer stops after
     its current item (whose own deadline bounds the wait).
     """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    # An item travels as a 1-tuple, so any value (None too) is an item; the producer ends with None, or with the
+    # exception that stopped it.
+    slots: queue.Queue[tuple[T] | BaseException | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(entry: tuple) -> bool:
+    def put(entry: tuple[T] | BaseException | None) -> bool:
         while not stop.is_set():
             try:
                 slots.put(entry, timeout=0.1)
@@ -32,11 +33,11 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     def produce() -> None:
         try:
             for item in items:
-                if not put((item, None)):
+                if not put((item,)):
                     return
-            put((_DONE, None))
+            put(None)
         except BaseException as err:
-            put((_DONE, err))
+            put(err)
         finally:
             close = getattr(items, "close", None)
             if close:
@@ -46,12 +47,12 @@ def ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            item, err = slots.get()
-            if item is _DONE:
-                if err is not None:
-                    raise err
+            entry = slots.get()
+            if entry is None:
                 return
-            yield item
+            if isinstance(entry, BaseException):
+                raise entry
+            yield entry[0]
     finally:
         stop.set()
         thread.join()

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from st_scheduling.ingest.arrow_pages import records_parser, typed
+from st_scheduling.ingest.arrow_pages import TablePage, records_parser, typed
 from st_scheduling.ingest.pipeline import Source, Window
 from st_scheduling.servicetitan import Page, ServiceTitanClient
+from st_scheduling.servicetitan.models import Record
 from st_scheduling.warehouse.raw_tables import (
     ROUTER_PERFORMANCE,
     ROUTER_SESSIONS,
@@ -30,7 +31,7 @@ def scheduler_ids(client: ServiceTitanClient, tenant: int) -> list[str]:
 def schedulers(clients: Clients) -> Source:
     """The scheduler list; its one owner is the tenant itself."""
 
-    def pages(tenant: int, _owner: str) -> Iterator[Page]:
+    def pages(tenant: int, _owner: str) -> Iterator[TablePage]:
         client = clients(tenant)
         return client.read_window(
             client.path(tenant, "schedulers"), tenant, records_parser(SCHEDULERS, {"tenant_id": tenant})
@@ -42,7 +43,7 @@ def schedulers(clients: Clients) -> Source:
 def _sessions(
     table: RawTable, kind: str, clients: Clients, window: Window, owners_of: Callable[[int], list[str]]
 ) -> Source:
-    def pages(tenant: int, owner: str) -> Iterator[Page]:
+    def pages(tenant: int, owner: str) -> Iterator[TablePage]:
         client = clients(tenant)
         parser = records_parser(table, {"tenant_id": tenant, "listed_by_id": owner})
         return client.read_window(
@@ -73,9 +74,9 @@ def _performance(
     clients: Clients,
     days: list[Window],
     owners_of: Callable[[int], list[str]],
-    fetch: Callable[[ServiceTitanClient, int, str, datetime, datetime], dict],
+    fetch: Callable[[ServiceTitanClient, int, str, datetime, datetime], Record],
 ) -> Source:
-    def pages(tenant: int, owner: str) -> Iterator[Page]:
+    def pages(tenant: int, owner: str) -> Iterator[TablePage]:
         client = clients(tenant)
         for number, (start, end) in enumerate(days, 1):
             body = fetch(client, tenant, owner, start, end)

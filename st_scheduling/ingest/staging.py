@@ -20,12 +20,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from st_scheduling.ingest.arrow_pages import POOL
-from st_scheduling.servicetitan import Page
+from st_scheduling.ingest.arrow_pages import POOL, TablePage
 from st_scheduling.warehouse.store import Removal
 
 
@@ -47,7 +47,7 @@ class OwnerLoad:
     stored: int | None = None  # rows stored after the commit
     refused: Removal | None = None  # the stored ids the API no longer lists, when the guard kept them
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, object]:
         """Numbers only, for metadata: no file paths, no values."""
         fields = ("rows", "distinct_ids", "total_count", "pages", "bytes", "retries", "stored")
         found = {name: getattr(self, name) for name in fields}
@@ -59,10 +59,10 @@ class OwnerLoad:
         return found
 
 
-def stage(pages: Iterable[Page], path: Path, schema: pa.Schema, report: OwnerLoad) -> OwnerLoad:
+def stage(pages: Iterable[TablePage], path: Path, schema: pa.Schema, report: OwnerLoad) -> OwnerLoad:
     """Write every page's Arrow records to `path` as they come; fills `report`. Memory stays one page deep."""
     started = time.monotonic()
-    ids: set = set()
+    ids: set[str] = set()
     path.touch(mode=0o600)  # the writer truncates it and keeps its mode: readable by this user alone
     with pq.ParquetWriter(path, schema, compression="zstd", memory_pool=POOL) as writer:
         for page in pages:
@@ -140,6 +140,10 @@ def _sweep(root: Path) -> int:
     return swept
 
 
+@overload
+def _lock(directory: Path, *, wait: Literal[True]) -> int: ...
+@overload
+def _lock(directory: Path, *, wait: Literal[False]) -> int | None: ...
 def _lock(directory: Path, *, wait: bool) -> int | None:
     """An exclusive flock on `directory`, held until the returned descriptor is closed; None when `wait` is
     false and another process holds it."""

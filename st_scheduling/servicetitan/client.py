@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import functools
 import http
 import ipaddress
 import logging
@@ -13,10 +14,10 @@ import threading
 import time
 import zlib
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -54,6 +55,7 @@ ENVIRONMENTS = {
     ),
 }
 T = TypeVar("T")
+R = TypeVar("R")
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 TOKENS_PER_CALL = 3
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750's b64token
@@ -191,6 +193,15 @@ class _Transient(Exception):
         self.kind = kind or problem.split(" ")[0]
 
 
+class WindowBounds(TypedDict, total=False):
+    """The created/modified window of a list endpoint; a bound left out, or None, is not sent."""
+
+    created_from: datetime | None
+    created_before: datetime | None
+    modified_from: datetime | None
+    modified_before: datetime | None
+
+
 @dataclass(frozen=True)
 class _Response:
     status: int
@@ -251,7 +262,7 @@ class ServiceTitanClient:
     def __enter__(self) -> ServiceTitanClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -262,18 +273,22 @@ class ServiceTitanClient:
     def path(tenant: int, *parts: object) -> str:
         return "/".join(("", "tenant", segment(tenant), *map(segment, parts)))
 
-    def schedulers(self, tenant: int, **window: datetime | None) -> Iterator[list[dict]]:
+    def schedulers(self, tenant: int, **window: Unpack[WindowBounds]) -> Iterator[list[models.Record]]:
         """Every scheduler of a tenant (optionally filtered by created/modified window), complete and deduped."""
         return self.collect(self.path(tenant, "schedulers"), models.SCHEDULER, tenant, **window)
 
-    def scheduler_sessions(self, tenant: int, scheduler_id: str, **window: datetime | None) -> Iterator[list[dict]]:
+    def scheduler_sessions(
+        self, tenant: int, scheduler_id: str, **window: Unpack[WindowBounds]
+    ) -> Iterator[list[models.Record]]:
         """A scheduler's sessions in a created/modified window, complete and deduped, in batches."""
         return self.collect(self.path(tenant, "schedulers", scheduler_id, "sessions"), models.SESSION, tenant, **window)
 
-    def router_sessions(self, tenant: int, router_id: str, **window: datetime | None) -> Iterator[list[dict]]:
+    def router_sessions(
+        self, tenant: int, router_id: str, **window: Unpack[WindowBounds]
+    ) -> Iterator[list[models.Record]]:
         return self.collect(self.path(tenant, "routers", router_id, "sessions"), models.SESSION, tenant, **window)
 
-    def scheduler_performance(self, tenant: int, scheduler_id: str, start: datetime, end: datetime) -> dict:
+    def scheduler_performance(self, tenant: int, scheduler_id: str, start: datetime, end: datetime) -> models.Record:
         """The API's performance numbers for sessions created in [start, end)."""
         return self._performance(
             self.path(tenant, "schedulers", scheduler_id, "performance"),
@@ -283,15 +298,15 @@ class ServiceTitanClient:
             end,
         )
 
-    def router_performance(self, tenant: int, router_id: str, start: datetime, end: datetime) -> dict:
+    def router_performance(self, tenant: int, router_id: str, start: datetime, end: datetime) -> models.Record:
         return self._performance(
             self.path(tenant, "routers", router_id, "performance"), models.ROUTER_PERFORMANCE, tenant, start, end
         )
 
     # -- paging -----------------------------------------------------------------------------------------
     def pages(
-        self, path: str, tenant: int, params: dict, parse: PageParser, page_size: int = MAX_PAGE_SIZE
-    ) -> Iterator[Page]:
+        self, path: str, tenant: int, params: dict[str, str], parse: PageParser[R], page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[Page[R]]:
         """Pages from 1 until hasMore is false, within the bounds of `PageBounds`."""
         limits = self.limits
         window = "window " + " ".join(f"{k}={v}" for k, v in params.items()) if params else "(no window)"
@@ -300,10 +315,10 @@ class ServiceTitanClient:
         )
         number = 1
         while True:
-            query = {**params, "page": number, "pageSize": page_size}
+            query: dict[str, str | int] = {**params, "page": number, "pageSize": page_size}
             if number == 1:
                 query["includeTotal"] = "true"
-            page, retries = self._get(path, tenant, query, lambda body, n=number: parse(body, path, n), page=number)
+            page, retries = self._get(path, tenant, query, _page_parser(parse, path, number), page=number)
             page = dataclasses.replace(page, retries=retries)
             bounds.admit(page)
             yield page
@@ -315,12 +330,12 @@ class ServiceTitanClient:
         self,
         path: str,
         tenant: int,
-        parse: PageParser,
+        parse: PageParser[R],
         *,
         max_passes: int = 3,
         page_size: int = MAX_PAGE_SIZE,
-        **window: datetime | None,
-    ) -> Iterator[Page]:
+        **window: Unpack[WindowBounds],
+    ) -> Iterator[Page[R]]:
         """Every page of a window, read again (whole) while its distinct ids fall short of its totalCount.
 
         The API's order is unspecified and records change while we page, so a record can slip to a page
@@ -343,15 +358,15 @@ class ServiceTitanClient:
     def collect(
         self,
         path: str,
-        shape: dict,
+        shape: models.Shape,
         tenant: int,
         *,
         max_passes: int = 3,
         page_size: int = MAX_PAGE_SIZE,
-        **window: datetime | None,
-    ) -> Iterator[list[dict]]:
+        **window: Unpack[WindowBounds],
+    ) -> Iterator[list[models.Record]]:
         """Batches of records of a window as dicts, each id once at its greatest modifiedOn (as an instant)."""
-        seen: dict[str, datetime] = {}
+        seen: dict[object, datetime] = {}  # by id, as the records give it
         for page in self.read_window(
             path, tenant, parse_records(shape), max_passes=max_passes, page_size=page_size, **window
         ):
@@ -365,19 +380,25 @@ class ServiceTitanClient:
             if fresh:
                 yield fresh
 
-    def _performance(self, path: str, shape: dict, tenant: int, start: datetime, end: datetime) -> dict:
+    def _performance(
+        self, path: str, shape: models.Shape, tenant: int, start: datetime, end: datetime
+    ) -> models.Record:
         body, _ = self._get(
             path,
             tenant,
             {"sessionCreatedOnOrAfter": _iso(start), "sessionCreatedBefore": _iso(end)},
             lambda raw: _json(raw, path),
         )
-        check_record(body, shape, path, None, None)
-        return body
+        return check_record(body, shape, path, None, None)
 
     # -- HTTP -------------------------------------------------------------------------------------------
     def _get(
-        self, path: str, tenant: int, params: dict, parse: Callable[[bytes], T], page: int | None = None
+        self,
+        path: str,
+        tenant: int,
+        params: Mapping[str, str | int],
+        parse: Callable[[bytearray], T],
+        page: int | None = None,
     ) -> tuple[T, int]:
         """The parsed body of a successful GET and the retries it took.
 
@@ -390,11 +411,11 @@ class ServiceTitanClient:
         while True:
             token = self._access_token()
             response, parsed, attempts = self._with_retries(
-                path, page, lambda seconds, token=token: self._send_api(url, tenant, params, token, seconds), parse
+                path, page, functools.partial(self._send_api, url, tenant, params, token), parse
             )
             retries += attempts - 1
             if response.status != 401:
-                return parsed, retries
+                return cast(T, parsed), retries  # `_with_retries` gives None in place of a body only with a 401
             refused += 1
             if refused >= TOKENS_PER_CALL:
                 raise AuthenticationError(
@@ -403,7 +424,9 @@ class ServiceTitanClient:
                 )
             self._invalidate(token)
 
-    def _send_api(self, url: str, tenant: int, params: dict, token: str, seconds: float) -> _Response:
+    def _send_api(
+        self, url: str, tenant: int, params: Mapping[str, str | int], token: str, seconds: float
+    ) -> _Response:
         self._limiter.acquire(tenant)
         headers = {"Authorization": f"Bearer {token}", "ST-App-Key": self._credentials.app_key}
         return self._read(self._http.build_request("GET", url, params=params, headers=headers), seconds)
@@ -453,7 +476,7 @@ class ServiceTitanClient:
         return body
 
     def _with_retries(
-        self, path: str, page: int | None, send: Callable[[float], _Response], parse: Callable[[bytes], T]
+        self, path: str, page: int | None, send: Callable[[float], _Response], parse: Callable[[bytearray], T]
     ) -> tuple[_Response, T | None, int]:
         """Send and parse, retrying transient failures (429, 409, 5xx, deadlines, connection errors, unreadable
         bodies) with exponential backoff and jitter, within the call's budget. Anything else is the server's
@@ -607,7 +630,12 @@ class ServiceTitanClient:
         self._token_expires = self.clock() + (float(expires) if isinstance(expires, int | float) else 900.0)
 
 
-def _decompressor(encoding: str, path: str):
+def _page_parser(parse: PageParser[R], endpoint: str, number: int) -> Callable[[bytearray], Page[R]]:
+    """`parse` bound to one page of `endpoint`."""
+    return lambda body: parse(body, endpoint, number)
+
+
+def _decompressor(encoding: str, path: str) -> zlib._Decompress | None:
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return None
@@ -616,7 +644,7 @@ def _decompressor(encoding: str, path: str):
     raise ResponseLimitError(f"{path} came with Content-Encoding {encoding!r}, which was not asked for")
 
 
-def _inflate(inflate, chunk: bytes, room: int) -> bytes:
+def _inflate(inflate: zlib._Decompress, chunk: bytes, room: int) -> bytes:
     """At most `room` bytes of what `chunk` inflates to (the caller fails the response past its cap)."""
     try:
         return inflate.decompress(chunk, max(room, 1))
@@ -626,7 +654,7 @@ def _inflate(inflate, chunk: bytes, room: int) -> bytes:
         ) from None
 
 
-def _json(raw: bytes, endpoint: str) -> object:
+def _json(raw: bytearray, endpoint: str) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -650,14 +678,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _window_params(window: dict[str, datetime | None]) -> dict[str, str]:
-    names = {
-        "created_from": "createdOnOrAfter",
-        "created_before": "createdBefore",
-        "modified_from": "modifiedOnOrAfter",
-        "modified_before": "modifiedBefore",
-    }
-    unknown = set(window) - set(names)
+def _window_params(window: WindowBounds) -> dict[str, str]:
+    unknown = set(window) - WindowBounds.__optional_keys__  # from callers mypy does not check
     if unknown:
         raise TypeError(f"unknown window arguments {sorted(unknown)}")
-    return {names[k]: _iso(v) for k, v in window.items() if v is not None}
+    params = {
+        "createdOnOrAfter": window.get("created_from"),
+        "createdBefore": window.get("created_before"),
+        "modifiedOnOrAfter": window.get("modified_from"),
+        "modifiedBefore": window.get("modified_before"),
+    }
+    return {name: _iso(moment) for name, moment in params.items() if moment is not None}

@@ -7,10 +7,12 @@ handshake, read and write through the deadline the sending thread has set, so no
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpcore
 import httpx
@@ -58,14 +60,14 @@ class _Stream(httpcore.NetworkStream):
         self._stream.close()
 
     def start_tls(
-        self, ssl_context, server_hostname: str | None = None, timeout: float | None = None
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
         secured = self._stream.start_tls(
             ssl_context, server_hostname, self._deadline.clamp(timeout, httpcore.ConnectTimeout)
         )
         return _Stream(secured, self._deadline)
 
-    def get_extra_info(self, info: str):
+    def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 
@@ -74,7 +76,12 @@ class _Backend(httpcore.NetworkBackend):
         self._deadline, self._sockets = deadline, httpcore.SyncBackend()
 
     def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None, socket_options=None
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self._sockets.connect_tcp(
             host, port, self._deadline.clamp(timeout, httpcore.ConnectTimeout), local_address, socket_options

@@ -6,11 +6,19 @@ client checks records against these shapes, and the warehouse derives its typed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+# A record as the API's JSON gives it; `first_type_error` checks its values against a shape.
+Record: TypeAlias = dict[str, Any]
+# Field name -> one of the type names below, or the shape of a nested object.
+Shape: TypeAlias = dict[str, "str | Shape"]
+
 STRING, DATETIME, INT, BOOL, FLOAT, STRING_LIST, JSON = "string", "datetime", "int", "bool", "float", "string[]", "json"
 
-ADDRESS = dict.fromkeys(("street", "unit", "city", "state", "zip", "country"), STRING)
+ADDRESS: Shape = dict.fromkeys(("street", "unit", "city", "state", "zip", "country"), STRING)
 
-CUSTOMER = {
+CUSTOMER: Shape = {
     "isNewCustomer": BOOL,
     "id": INT,
     "firstName": STRING,
@@ -35,7 +43,7 @@ CUSTOMER = {
     "userAgent": STRING,
 }
 
-SOURCE_TRACKING = {
+SOURCE_TRACKING: Shape = {
     "isRWGSession": BOOL,
     **dict.fromkeys(
         (
@@ -62,7 +70,7 @@ SOURCE_TRACKING = {
 }
 
 # SchedulerSessionResponse and RouterSessionResponse have the same fields.
-SESSION = {
+SESSION: Shape = {
     "id": STRING,
     "createdOn": DATETIME,
     "modifiedOn": DATETIME,
@@ -98,7 +106,7 @@ SESSION = {
     "campaignName": STRING,
 }
 
-SCHEDULER = {
+SCHEDULER: Shape = {
     "id": STRING,
     "name": STRING,
     "companyName": STRING,
@@ -111,11 +119,11 @@ SCHEDULER = {
     "quickLaunchLink": STRING,
 }
 
-MILESTONE_FREQUENCY_COUNT = dict.fromkeys(
+MILESTONE_FREQUENCY_COUNT: Shape = dict.fromkeys(
     ("opened", "zipcode", "interacted", "issue", "schedule", "customer", "details", "booked", "abandoned"), INT
 )
 
-SCHEDULER_PERFORMANCE = {
+SCHEDULER_PERFORMANCE: Shape = {
     "id": STRING,
     "schedulerName": STRING,
     "brandName": STRING,
@@ -144,14 +152,14 @@ SCHEDULER_PERFORMANCE = {
     "milestoneFrequencyCount": MILESTONE_FREQUENCY_COUNT,
 }
 
-ROUTER_PERFORMANCE = {
+ROUTER_PERFORMANCE: Shape = {
     "id": STRING,
     "openedCount": INT,
     "interactedCount": INT,
     "sessionCountBySchedulerId": JSON,  # [{schedulerId, openedCount}]
 }
 
-_CHECKS = {
+_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     STRING: (lambda v: isinstance(v, str), "string"),
     DATETIME: (lambda v: isinstance(v, str) and len(v) >= 19 and v[4] == "-" and v[10] == "T", "date-time string"),
     INT: (lambda v: isinstance(v, int) and not isinstance(v, bool), "integer"),
@@ -162,7 +170,7 @@ _CHECKS = {
 }
 
 
-def first_type_error(record: dict, shape: dict, prefix: str = "") -> tuple[str, str, object] | None:
+def first_type_error(record: Record, shape: Shape, prefix: str = "") -> tuple[str, str, object] | None:
     """(field path, expected type, value) of the first field whose type the spec does not allow, else None.
 
     Missing and null fields are allowed (tolerant reading); fields the spec does not know are ignored here.
@@ -187,5 +195,5 @@ def first_type_error(record: dict, shape: dict, prefix: str = "") -> tuple[str, 
 KEY_FIELDS = ("id", "createdOn", "modifiedOn")
 
 
-def key_fields(shape: dict) -> tuple[str, ...]:
+def key_fields(shape: Shape) -> tuple[str, ...]:
     return tuple(name for name in KEY_FIELDS if name in shape)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import orjson
 
@@ -19,12 +20,13 @@ from st_scheduling.servicetitan.errors import MalformedResponseError, PagingErro
 
 MAX_PAGE_SIZE = 5000
 MIB = 1024 * 1024
+R = TypeVar("R", covariant=True)  # so `PageBounds` takes any page as a Page[object]
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[R]):
     number: int
-    records: object  # list[dict] from `parse_records`, or whatever a plugged-in parser gives
+    records: R  # a list of records from `parse_records`, or whatever a plugged-in parser gives
     ids: Sequence[str]
     has_more: bool
     total_count: int | None
@@ -32,10 +34,11 @@ class Page:
     retries: int = 0  # set by the client: transient failures retried before this page came back
 
 
-PageParser = Callable[[bytes, str, int], Page]  # (body, endpoint, page number) -> Page
+# (body, endpoint, page number) -> Page. The client reads bodies into a bytearray; bytes parse the same.
+PageParser: TypeAlias = Callable[[bytes | bytearray, str, int], Page[R]]
 
 
-def envelope(body: object, endpoint: str, number: int) -> tuple[list, bool, int | None]:
+def envelope(body: object, endpoint: str, number: int) -> tuple[list[Any], bool, int | None]:
     """The data, hasMore and totalCount of a parsed page, each checked for its type."""
     if not isinstance(body, dict):
         raise MalformedResponseError(endpoint, number, f"expected a JSON object, got {type(body).__name__}")
@@ -51,8 +54,11 @@ def envelope(body: object, endpoint: str, number: int) -> tuple[list, bool, int 
     return data, has_more, total
 
 
-def check_record(record: object, shape: dict, endpoint: str, page: int | None, position: int | None) -> None:
-    """A record is an object whose key fields are present and non-null and whose fields have the spec's types."""
+def check_record(
+    record: object, shape: models.Shape, endpoint: str, page: int | None, position: int | None
+) -> models.Record:
+    """The record, once checked: an object whose key fields are present and non-null and whose fields have the
+    spec's types."""
     if not isinstance(record, dict):
         raise RecordTypeError(endpoint, page, position, "(record)", f"is {type(record).__name__}, expected an object")
     for name in models.key_fields(shape):
@@ -61,12 +67,13 @@ def check_record(record: object, shape: dict, endpoint: str, page: int | None, p
     if problem := models.first_type_error(record, shape):
         field, expected, value = problem
         raise RecordTypeError(endpoint, page, position, field, f"of type {type(value).__name__}, expected {expected}")
+    return record
 
 
-def parse_records(shape: dict) -> PageParser:
+def parse_records(shape: models.Shape) -> PageParser[list[models.Record]]:
     """A parser giving the page's records as dicts, each checked against `shape`."""
 
-    def parse(body: bytes, endpoint: str, number: int) -> Page:
+    def parse(body: bytes | bytearray, endpoint: str, number: int) -> Page[list[models.Record]]:
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -90,7 +97,7 @@ class PageBounds:
         self.limit, self.bytes = max_pages, 0
         self._previous: Sequence[str] | None = None
 
-    def admit(self, page: Page) -> None:
+    def admit(self, page: Page[object]) -> None:
         if page.number == 1 and page.total_count is not None:
             # A server may cap the page size below what was asked: its first full page says by how much.
             size = len(page.ids) if page.has_more and 0 < len(page.ids) < self.page_size else self.page_size
