@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WAREHOUSE := $(or $(ST_DUCKDB_PATH),$(if $(filter-out simulator,$(or $(ST_ENVIRONMENT),simulator)),data/st_scheduling.duckdb,data/simulator.duckdb))
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(basename $(notdir $(WAREHOUSE)))
 
-.PHONY: demo dev webhooks instance sql check test bench clean
+.PHONY: demo dev webhooks instance sql lint check test bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,18 @@ webhooks: $(BIN)/.installed
 sql: $(BIN)/.installed
 	$(BIN)/python -m st_scheduling.sql
 
+## lint: ruff (lint and format) and mypy (strict on ingest/ and servicetitan/), as configured in pyproject.toml
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 ## check: the fast lane, everything but the slow, end-to-end and benchmark tests
 check: $(BIN)/.installed
 	$(BIN)/pytest -m "not slow and not e2e and not bench"
 
-## test: the full test suite (what CI runs), with the 25 slowest tests printed
-test: $(BIN)/.installed
+## test: lint, then the full test suite (what CI runs), with the 25 slowest tests printed
+test: lint
 	$(BIN)/pytest --durations=25
 
 ## bench: ingestion, marts and incremental refresh against their baselines (about 20 minutes)
