@@ -28,6 +28,7 @@ from st_scheduling.warehouse.store import (
     checkpoint,
     commit_tenant,
     connect,
+    ensure_folder,
     rows_per_window,
 )
 
@@ -136,6 +137,7 @@ def load(
     the stored rows of."""
     started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
+    ensure_folder(warehouse)  # the staging area's default place, beside the warehouse file
     root = Path(options.staging_dir) if options.staging_dir else default_root(warehouse.path)
     with staging_area(root) as area:
         with ThreadPoolExecutor(max(1, options.parallel_tenants), thread_name_prefix="tenant") as pool:

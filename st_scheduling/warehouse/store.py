@@ -43,11 +43,7 @@ def connect(
     DuckDB lets one process write a file at a time; a run that finds the file locked by another waits
     (bounded) instead of failing at once, and tells `on_wait` who holds it and for how long it has waited.
     """
-    try:
-        if not settings.path.startswith("md:"):
-            Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise WarehouseUnavailableError(f"cannot create the folder of the DuckDB file {settings.path}: {err}") from err
+    ensure_folder(settings)
     started = time.monotonic()
     deadline, delay, noticed = started + lock_wait, 0.2, started
     while True:
@@ -79,6 +75,15 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def ensure_folder(settings: WarehouseSettings) -> None:
+    """The folder of a local DuckDB file, created when missing; a named error when it cannot be."""
+    try:
+        if not settings.path.startswith("md:"):
+            Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WarehouseUnavailableError(f"cannot create the folder of the DuckDB file {settings.path}: {err}") from err
 
 
 def checkpoint(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
