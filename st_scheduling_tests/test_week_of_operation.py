@@ -133,8 +133,8 @@ class Week:
     freshness: FreshnessDaemon = dataclasses.field(default_factory=lambda: FreshnessDaemon(interval_seconds=0))
 
     def hour(self, now: datetime, logger: logging.Logger, schedule_times: dict, asset_daemon: AssetDaemon) -> None:
-        """The daemons' loops over the first minutes of an hour: each pass runs the scheduler, the asset daemon,
-        the freshness daemon and the sensor daemon once at a frozen moment, and the runs they queue. Passes a
+        """The daemons' loops over the first minutes of an hour: each pass runs the scheduler, the freshness
+        daemon, the sensor daemon and the asset daemon once at a frozen moment, and the runs they queue. Passes a
         minute apart, as the loops' own intervals are, let the automation see the marts' runs end before raw
         changes again."""
         faults = FaultRates(server_error=1.0) if OUTAGE[0] <= now < OUTAGE[1] else None
@@ -145,12 +145,14 @@ class Week:
             with freeze_time(moment):
                 list(launch_scheduled_runs(self.workspace, logger, moment, schedule_times))
                 run_queued(self.workspace, self.queue)
+                list(self.freshness.run_iteration(self.workspace))
+                list(execute_sensor_iteration(self.workspace, logger, None, None))
+                run_queued(self.workspace, self.queue)
+                # Last in the pass, as the daemon's loops interleave: raw written by a sensor's run in the last
+                # pass of the week is followed too.
                 asset_daemon._run_iteration_impl(
                     self.workspace, threadpool_executor=None, amp_tick_futures={}, debug_crash_flags={}
                 )
-                run_queued(self.workspace, self.queue)
-                list(self.freshness.run_iteration(self.workspace))
-                list(execute_sensor_iteration(self.workspace, logger, None, None))
                 run_queued(self.workspace, self.queue)
 
 
