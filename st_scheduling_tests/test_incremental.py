@@ -2,6 +2,7 @@
 removed sessions; and the decision to rebuild in full, tested on its own."""
 
 import random
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -356,7 +357,7 @@ def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebui
     assert kept == published != snapshot.stat().st_mtime_ns  # a build that wrote no row leaves the snapshot be
 
 
-def test_a_snapshot_left_behind_by_a_crash_or_a_full_disk_is_republished_by_the_next_run(tmp_path):
+def test_a_snapshot_left_behind_by_a_crash_or_an_unwritable_folder_is_republished_by_the_next_run(tmp_path):
     """A crash between the table's commit and the snapshot's rename leaves a snapshot of an older build and a
     temporary file; a publish folder that cannot be written fails the step naming the snapshot. Either way the
     mart's next run, even one that changes no row, republishes what the table holds."""
@@ -402,3 +403,45 @@ def test_a_snapshot_left_behind_by_a_crash_or_a_full_disk_is_republished_by_the_
     assert materialized["dagster/row_count"].value == table_rows(), "the table's build is recorded all the same"
     assert pq.read_metadata(snapshot).num_rows < table_rows()
     assert build(warehouse).success and pq.read_metadata(snapshot).num_rows == table_rows()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 kB tmpfs: a real file system that fills up. Mounting needs root (as CI runs); elsewhere it skips."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_the_snapshot_by_name_and_the_next_run_on_free_space_republishes_it(tmp_path, small_disk):
+    path = str(tmp_path / "w.duckdb")
+    served = serve()
+    try:
+        assert materialize(
+            raw_assets(), served.resource(), DuckDBWarehouse(path=path), "2026-10-01", "2026-10-02"
+        ).success
+    finally:
+        served.close()
+    full = dg.materialize(
+        [MART_ASSETS["sessions"]],
+        resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(small_disk))},
+        raise_on_error=False,
+    )
+    assert not full.success
+    failure = next(e for e in full.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    assert "marts/sessions: the table is current, but its snapshot" in failure and "space" in failure.lower()
+    assert not list(small_disk.iterdir()), "no half-written snapshot is left on the full disk"
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    again = dg.materialize(
+        [MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(small_disk))}
+    )
+    assert again.get_asset_materialization_events()[0].materialization.metadata["build"].value.endswith("0 changed")
+    with duckdb.connect(path, read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM marts.sessions").fetchone()[0]
+    assert pq.read_metadata(small_disk / "sessions.parquet").num_rows == rows > 0
