@@ -50,13 +50,15 @@ per_conversion AS (
 ),
 -- One row per model, booked session and campaign it credits, so counting rows counts booked sessions.
 credited AS (
-    SELECT 'first_touch' AS attribution_model, tenant_id, booked_date, is_job, is_booking, first_touch AS touch,
-        1.0 AS credit
+    SELECT 'first_touch' AS attribution_model, tenant_id, conversion_id, booked_date, is_job, is_booking,
+        first_touch AS touch, 1.0 AS credit
     FROM per_conversion
     UNION ALL
-    SELECT 'last_touch', tenant_id, booked_date, is_job, is_booking, last_touch, 1.0 FROM per_conversion
+    SELECT 'last_touch', tenant_id, conversion_id, booked_date, is_job, is_booking, last_touch, 1.0
+    FROM per_conversion
     UNION ALL
-    SELECT 'linear', t.tenant_id, t.booked_date, t.is_job, t.is_booking, t.touch, sum(1.0 / p.touch_count)
+    SELECT 'linear', t.tenant_id, t.conversion_id, t.booked_date, t.is_job, t.is_booking, t.touch,
+        sum(1.0 / p.touch_count)
     FROM touches AS t JOIN per_conversion AS p USING (tenant_id, conversion_id)
     GROUP BY t.tenant_id, t.conversion_id, t.booked_date, t.is_job, t.is_booking, t.touch
 ),
@@ -66,7 +68,9 @@ customer_level AS (
         count(*) AS booked_sessions,
         count(*) FILTER (WHERE is_job) AS jobs,
         count(*) FILTER (WHERE is_booking) AS bookings,
-        sum(credit) AS credit
+        -- Linear credits are fractions: added in one fixed order, so a row recomputed alone (incrementally) has the
+        -- very same double as in a full build, whatever order the threads met them in.
+        sum(credit ORDER BY conversion_id) AS credit
     FROM credited GROUP BY ALL
 )
 SELECT *,
