@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WAREHOUSE := $(or $(ST_DUCKDB_PATH),$(if $(filter-out simulator,$(or $(ST_ENVIRONMENT),simulator)),data/st_scheduling.duckdb,data/simulator.duckdb))
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/$(basename $(notdir $(WAREHOUSE)))
 
-.PHONY: demo dev webhooks instance sql lint check test bench clean
+.PHONY: demo dev webhooks instance sql lint check test week bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +53,13 @@ lint: $(BIN)/.installed
 check: $(BIN)/.installed
 	$(BIN)/pytest -m "not slow and not e2e and not bench"
 
-## test: lint, then the full test suite (what CI runs), with the 25 slowest tests printed
+## test: lint, then the full test suite (what CI runs) but the week of operation, with the 25 slowest tests printed
 test: lint
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest --durations=25 -m "not week"
+
+## week: the week of operation through the daemon's loops on a frozen clock (about 30 minutes)
+week: $(BIN)/.installed
+	$(BIN)/pytest -m week
 
 ## bench: ingestion, marts and incremental refresh against their baselines (about 20 minutes)
 bench: $(BIN)/.installed

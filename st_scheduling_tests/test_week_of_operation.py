@@ -47,7 +47,7 @@ from st_scheduling_tests.conftest import (
     run_queued,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.week]
 
 START = datetime(2026, 11, 9, 0, 10, tzinfo=UTC)  # a Monday, 00:10
 DAYS = 7
