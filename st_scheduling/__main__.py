@@ -1,10 +1,11 @@
 """`python -m st_scheduling erase --email X --phone Y`: erase one customer on request (README runbook).
 
-Deletes every row of the customer (their email, any case; their phone, by its digits) from the raw tables, the
-marts and meta; rewrites the published snapshots without them; removes what runs killed while staging or
-publishing left behind; and rewrites the warehouse (ST_DUCKDB_PATH, as a run would) into a fresh file, so no
-freed block keeps their bytes. Waits for the warehouse's write lock as a run does. Prints counts, never the
-email or phone.
+Removes the customer's events from the webhook inbox first (a file inbox only while no receiver runs: stop it,
+erase, start it again); deletes every row of the customer (their email, any case; their phone, by its digits)
+from the raw tables, the marts and meta; rewrites the published snapshots without them; removes what runs killed
+while staging or publishing left behind; and rewrites the warehouse (ST_DUCKDB_PATH, as a run would) into a
+fresh file, so no freed block keeps their bytes. Waits for the warehouse's write lock as a run does. Prints
+counts, never the email or phone.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import argparse
 import sys
 
 import duckdb
+import psycopg2
 
 from st_scheduling.config import Settings, SettingsError
 from st_scheduling.ingest import staging
 from st_scheduling.warehouse import erasure, publish
 from st_scheduling.warehouse.store import WarehouseSettings, WarehouseUnavailableError
+from st_scheduling.webhooks import backend
+from st_scheduling.webhooks.inbox import InboxLocked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +43,18 @@ def erase_customer(email: str | None, phone: str | None) -> int:
     except (ValueError, SettingsError) as err:
         print(f"erase: {err}", file=sys.stderr)
         return 2
+    where = backend.chosen(settings.webhooks) if settings.webhooks else None
+    try:
+        # The inbox first: a receiver holding it stops the erasure before anything else changed.
+        events = where.erase(backend.about(customer.email, customer.phone)) if where else None
+    except InboxLocked as err:
+        print(f"erase: {err}; nothing was erased", file=sys.stderr)
+        return 1
+    except psycopg2.Error as err:  # its text may quote a value: the class only
+        print(f"erase: the webhook inbox in {where} failed ({type(err).__name__}); erase again", file=sys.stderr)
+        return 1
+    if where:
+        print(f"webhook inbox ({where}): {events:,} event(s) of the customer erased")
     path = settings.duckdb_path
     try:
         done = erasure.erase(

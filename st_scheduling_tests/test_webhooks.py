@@ -11,12 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import httpx
 import pytest
 import uvicorn
@@ -32,12 +34,14 @@ from st_scheduling.defs.partitions import RANGE_END, RANGE_START
 from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.simulator import ManualClock, Simulator
 from st_scheduling.simulator import webhooks as sim_webhooks
-from st_scheduling.webhooks import envelope, inbox
+from st_scheduling.webhooks import backend, envelope, inbox, pg_inbox
 from st_scheduling.webhooks.app import PATH, ReceiverSettings, create_app
+from st_scheduling_tests import postgres
 from st_scheduling_tests.conftest import NOW, SMALL
 from st_scheduling_tests.conftest import Receiver as SlackReceiver
 
 KEY = "k" * 40
+PG_BIN = postgres.binaries()
 SIGNED = {"Content-Type": "application/cloudevents+json"}
 
 
@@ -48,11 +52,11 @@ def free_port() -> int:
 
 
 class Receiver:
-    """The receiver app under a real uvicorn server in a thread."""
+    """The receiver app under a real uvicorn server in a thread, on the inbox `where`."""
 
-    def __init__(self, directory: Path, settings: ReceiverSettings, now=lambda: datetime.now(UTC)):
-        self.directory = directory
-        self.inbox = inbox.FileInbox(directory)
+    def __init__(self, where: backend.Inbox, settings: ReceiverSettings, now=lambda: datetime.now(UTC)):
+        self.where = where
+        self.inbox = where.open()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}{PATH}"
         self.server = uvicorn.Server(
@@ -71,12 +75,19 @@ class Receiver:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
 
+    @property
+    def directory(self) -> Path:
+        """The file inbox's directory."""
+        return Path(str(self.where.directory))
+
     def stored(self) -> list[dict]:
-        return [record.event for record in inbox.read(self.directory, None)[0]]
+        return [record.event for record in self.where.read(None, 10**6)[0]]
 
     def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if self.thread.is_alive():
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
+            self.inbox.close()
 
 
 def settings(**overrides) -> ReceiverSettings:
@@ -91,9 +102,37 @@ def settings(**overrides) -> ReceiverSettings:
     return ReceiverSettings(**values)
 
 
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[postgres.Server]:
+    if PG_BIN is None:
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (Debian package `postgresql`; .ci/run installs it)")
+    with postgres.running(PG_BIN) as server:
+        yield server
+
+
+@pytest.fixture(params=["file", "postgres"])
+def where(request, tmp_path, monkeypatch) -> Iterator[backend.Inbox]:
+    """An empty inbox of each backend, chosen as the receiver and the sensors choose it: from the environment."""
+    monkeypatch.setenv("ST_WEBHOOK_INBOX", str(tmp_path / "inbox"))
+    if request.param == "file":
+        yield backend.chosen(config.Settings.from_env().webhooks)
+        return
+    server = request.getfixturevalue("pg_server")
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    chosen = backend.chosen(config.Settings.from_env().webhooks)
+    assert chosen.server is not None
+    yield chosen
+    server.query(f"DROP SCHEMA IF EXISTS {pg_inbox.SCHEMA} CASCADE; SELECT 1")
+
+
+def file_inbox(directory: Path) -> backend.Inbox:
+    return backend.Inbox(str(directory), None)
+
+
 @pytest.fixture
-def receiver(tmp_path) -> Iterator[Receiver]:
-    served = Receiver(tmp_path / "inbox", settings())
+def receiver(where) -> Iterator[Receiver]:
+    served = Receiver(where, settings())
     yield served
     served.close()
 
@@ -139,8 +178,9 @@ def test_a_signed_event_is_stored_and_acknowledged_and_the_health_endpoint_count
     assert [e["userassignedid"] for e in receiver.stored()] == ["tn.sp.session-completed:s1:1"]
     health = httpx.get(receiver.url.replace(PATH, "/health"))
     assert health.status_code == 200 and health.json() == {"status": "ok", "events": 1, "signed": True}
-    mode = os.stat(receiver.directory).st_mode & 0o777
-    assert mode == 0o700 and all(os.stat(p).st_mode & 0o777 == 0o600 for p in receiver.directory.glob("*.jsonl"))
+    if receiver.where.server is None:
+        mode = os.stat(receiver.directory).st_mode & 0o777
+        assert mode == 0o700 and all(os.stat(p).st_mode & 0o777 == 0o600 for p in receiver.directory.glob("*.jsonl"))
 
 
 @pytest.mark.parametrize(
@@ -211,7 +251,9 @@ def test_a_replay_or_a_redelivery_under_a_new_id_is_acknowledged_and_stored_once
 
 
 def test_the_signature_header_and_encoding_are_settings(tmp_path):
-    served = Receiver(tmp_path / "inbox", settings(signature_header="X-ST-Signature", signature_format="base64"))
+    served = Receiver(
+        file_inbox(tmp_path / "inbox"), settings(signature_header="X-ST-Signature", signature_format="base64")
+    )
     try:
         body = dumps(event())
         wrong_header = post(served.url, body)
@@ -224,7 +266,7 @@ def test_the_signature_header_and_encoding_are_settings(tmp_path):
 
 
 def test_unsigned_events_are_accepted_only_without_a_key(tmp_path):
-    served = Receiver(tmp_path / "inbox", settings(key=None))
+    served = Receiver(file_inbox(tmp_path / "inbox"), settings(key=None))
     try:
         assert post(served.url, dumps(event()), key=None).status_code == 200
     finally:
@@ -233,7 +275,7 @@ def test_unsigned_events_are_accepted_only_without_a_key(tmp_path):
 
 def test_a_second_receiver_cannot_open_the_same_inbox(receiver):
     with pytest.raises(inbox.InboxLocked):
-        inbox.FileInbox(receiver.directory)
+        receiver.where.open()
 
 
 def test_webhook_settings_are_refused_at_load_by_name_without_quoting_the_key(monkeypatch):
@@ -314,11 +356,11 @@ def test_the_simulator_sender_faults_duplicate_reorder_and_forge(receiver):
     assert not sender.given_up
 
 
-def _serve(directory: Path, port: int) -> subprocess.Popen:
-    environment = {**os.environ, "ST_WEBHOOK_INBOX": str(directory), "ST_WEBHOOK_HMAC_KEY": KEY}
+def _serve(port: int) -> subprocess.Popen:
+    """`python -m st_scheduling.webhooks serve` on the inbox the environment chooses (the `where` fixture's)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "st_scheduling.webhooks", "serve", "--port", str(port)],
-        env=environment,
+        env={**os.environ, "ST_WEBHOOK_HMAC_KEY": KEY},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -334,12 +376,12 @@ def _serve(directory: Path, port: int) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
-    directory, port = tmp_path / "inbox", free_port()
+def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(where):
+    port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"
     events = [event(f"u{i}", delivery=f"d{i}") for i in range(3000)]
     acknowledged: set[str] = set()
-    process = _serve(directory, port)
+    process = _serve(port)
     client = httpx.Client(limits=httpx.Limits(max_connections=16))
 
     def deliver(document: dict) -> None:
@@ -356,10 +398,10 @@ def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
     process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
     assert 0 < len(acknowledged) < len(events), "killed in the middle of the burst"
-    stored = [r.event["userassignedid"] for r in inbox.read(directory, None, limit=10**6)[0]]
+    stored = [r.event["userassignedid"] for r in where.read(None, 10**6)[0]]
     assert acknowledged <= set(stored) and len(stored) == len(set(stored))
 
-    process = _serve(directory, port)  # restarted; the sender retries everything it has no 2xx for
+    process = _serve(port)  # restarted; the sender retries everything it has no 2xx for
     try:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(deliver, [e for e in events if e["userassignedid"] not in acknowledged]))
@@ -367,9 +409,100 @@ def test_a_receiver_killed_mid_burst_loses_no_acknowledged_event(tmp_path):
         process.terminate()
         process.wait(timeout=10)
         client.close()
-    stored = [r.event["userassignedid"] for r in inbox.read(directory, None, limit=10**6)[0]]
+    stored = [r.event["userassignedid"] for r in where.read(None, 10**6)[0]]
     assert len(acknowledged) == len(events)
     assert sorted(stored) == sorted(e["userassignedid"] for e in events), "every event once"
+
+
+def test_readers_read_on_from_their_position_in_storage_order(where):
+    writer = where.open()
+    try:
+        assert [writer.submit(f"u{i}", event(f"u{i}")).result(5) for i in (1, 2, 1, 3)] == [True, True, False, True]
+        everything, end = where.read(None, 100)
+        assert [r.event["userassignedid"] for r in everything] == ["u1", "u2", "u3"] and end == everything[-1].position
+        first, position = where.read(None, 1)
+        rest, _ = where.read(position, 100)
+        assert [r.event["userassignedid"] for r in first + rest] == ["u1", "u2", "u3"]
+        assert where.read(end, 100) == ([], end), "nothing new: the position stays"
+        foreign = "pg:2" if where.server is None else "1:120"
+        assert where.read(foreign, 100)[0] == everything, "another backend's position reads from the first"
+        assert writer.submit("u4", event("u4")).result(5) is True
+        assert [r.event["userassignedid"] for r in where.read(end, 100)[0]] == ["u4"]
+    finally:
+        writer.close()
+
+
+def _customer_events(receiver: Receiver) -> tuple[list[dict], str]:
+    """The simulator's events of the last 20 hours, stored through the receiver, and the email of a customer with
+    the most of them."""
+    simulator = Simulator(SMALL, clock=ManualClock(datetime.now(UTC)))
+    now = int(datetime.now(UTC).timestamp())
+    events = list(sim_webhooks.events_between(simulator.model, now - 20 * 3600, now))
+    with httpx.Client() as client:
+        sender = sim_webhooks.Sender(receiver.url, KEY, client)
+        sender.send(events)
+    assert sender.accepted == len(events)
+    emails = Counter(e["data"]["session"]["customer"]["email"] for e in events) - Counter({None: len(events)})
+    [(email, _)] = emails.most_common(1)
+    return events, email
+
+
+def _erase(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "st_scheduling", "erase", *args],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _inbox_bytes(where: backend.Inbox, server: postgres.Server | None) -> bytes:
+    """Every byte the inbox keeps its events in: the directory's files, or the table's rows as text."""
+    if server is None:
+        return b"".join(f.read_bytes() for f in Path(str(where.directory)).rglob("*") if f.is_file())
+    return "".join(text for (text,) in server.query(f"SELECT event::text FROM {pg_inbox.TABLE}")).encode()
+
+
+def test_erase_removes_the_customers_events_from_the_inbox_and_the_sensors_read_on(
+    where, receiver, tmp_path, monkeypatch, request
+):
+    events, email = _customer_events(receiver)
+    server = request.getfixturevalue("pg_server") if where.server else None
+    monkeypatch.setenv("ST_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    duckdb.connect(str(tmp_path / "warehouse.duckdb")).close()  # an empty warehouse: this test is about the inbox
+    theirs = [e["userassignedid"] for e in events if e["data"]["session"]["customer"]["email"] == email]
+    assert len(theirs) >= 1 and email.encode() in _inbox_bytes(where, server)
+    # A sensor's cursor in the middle of the inbox, before the customer's last event.
+    last = max(i for i, e in enumerate(events) if e["userassignedid"] in theirs)
+    read_before, cursor = where.read(None, last)
+    positions = {r.event["userassignedid"]: r.position for r in where.read(None, 10**6)[0]}
+
+    if where.server is None:
+        refused = _erase("--email", email.upper())
+        assert refused.returncode == 1 and "stop the receiver, erase again, then start it" in refused.stderr
+        assert "nothing was erased" in refused.stderr and email not in refused.stdout + refused.stderr
+        assert len(receiver.stored()) == len(events), "refused: nothing changed"
+        receiver.close()  # the operator stops the receiver; PostgreSQL takes the erasure while it runs
+    done = _erase("--email", f" {email.upper()} ")
+    assert done.returncode == 0, done.stderr
+    assert "event(s) of the customer erased" in done.stdout and f": {len(theirs)} event(s)" in done.stdout
+    assert email not in done.stdout + done.stderr
+
+    assert email.encode() not in _inbox_bytes(where, server), "not a byte of them in the inbox"
+    others = [e for e in events if e["userassignedid"] not in theirs]
+    assert receiver.stored() == others, "everyone else intact, in order"
+    after, _ = where.read(cursor, 10**6)
+    assert [r.event for r in after] == [e for e in events[len(read_before) :] if e["userassignedid"] not in theirs]
+    assert all(r.position == positions[r.event["userassignedid"]] for r in where.read(None, 10**6)[0]), "none moved"
+    # A receiver started again stores new events after them, and the sensor's cursor reaches those too.
+    again = Receiver(where, settings()) if where.server is None else receiver
+    try:
+        assert post(again.url, dumps(event("new"))).json() == {"status": "stored"}
+        assert [r.event["userassignedid"] for r in where.read(cursor, 10**6)[0]][-1] == "new"
+    finally:
+        if again is not receiver:
+            again.close()
 
 
 # The sensors: pure functions, then one pass through Dagster's sensor machinery from the simulator's events.
@@ -439,7 +572,6 @@ def test_simulator_events_lead_to_a_run_for_their_days_and_one_callback_each(rec
         sender = sim_webhooks.Sender(receiver.url, KEY, client)
         sender.send(events)
     assert sender.accepted == len(events)
-    monkeypatch.setenv("ST_WEBHOOK_INBOX", str(receiver.directory))
     resource = ServiceTitanResource(environment="http://127.0.0.1:9", tenant_ids=str(configured))
     instance = dg.DagsterInstance.ephemeral()
 

@@ -35,7 +35,7 @@ from st_scheduling.simulator import ManualClock, Simulator, SimulatorSettings
 from st_scheduling.simulator import webhooks as sim_webhooks
 from st_scheduling_tests.conftest import Receiver as SlackReceiver
 from st_scheduling_tests.conftest import Served, daemon_workspace, failed_ticks, live_environment, run_queued
-from st_scheduling_tests.test_webhooks import KEY, settings
+from st_scheduling_tests.test_webhooks import KEY, file_inbox, settings
 from st_scheduling_tests.test_webhooks import Receiver as WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def platform(tmp_path, monkeypatch):
     clock = ManualClock(delivery - WINDOW)
     simulator = Simulator(world, clock=clock, sleep=lambda seconds: None)
     served, slack = Served(simulator), SlackReceiver()
-    receiver = WebhookReceiver(tmp_path / "inbox", settings())
+    receiver = WebhookReceiver(file_inbox(tmp_path / "inbox"), settings())
     warehouse = tmp_path / "warehouse.duckdb"
     live_environment(
         monkeypatch,

@@ -30,7 +30,7 @@ from st_scheduling.defs.resources import ServiceTitanResource
 from st_scheduling.servicetitan import ConfigurationError
 from st_scheduling.warehouse import publish
 from st_scheduling.warehouse.checks import describe_value
-from st_scheduling.webhooks import envelope, inbox
+from st_scheduling.webhooks import backend, envelope
 
 # automation.raw_sessions_job, never imported by name: the defs loader would collect the job a second time.
 TRIGGER_TAG, TRIGGER = "st_scheduling/trigger", "webhooks"
@@ -91,6 +91,14 @@ def report(found: Affected) -> list[str]:
     return lines
 
 
+NO_INBOX = "no webhook inbox: the warehouse is in MotherDuck and neither ST_WEBHOOK_INBOX nor DAGSTER_PG_* is set"
+
+
+def _inbox(settings: config.Settings) -> backend.Inbox | None:
+    assert settings.webhooks is not None  # from_env always reads them
+    return backend.chosen(settings.webhooks)
+
+
 def _webhook_run_in_flight(instance: dg.DagsterInstance) -> bool:
     runs = dg.RunsFilter(job_name=automation.raw_sessions_job.name, tags={TRIGGER_TAG: TRIGGER}, statuses=IN_FLIGHT)
     return bool(instance.get_run_records(runs, limit=1))
@@ -105,10 +113,10 @@ def _webhook_run_in_flight(instance: dg.DagsterInstance) -> bool:
     "its last run has not finished. Idle while the webhook inbox is empty.",
 )
 def webhook_sessions(context: dg.SensorEvaluationContext, servicetitan: ServiceTitanResource):
-    settings = config.Settings.from_env()
-    if settings.webhooks.inbox is None:
-        return dg.SkipReason("no webhook inbox: the warehouse is in MotherDuck and ST_WEBHOOK_INBOX is not set")
-    events, position = inbox.read(settings.webhooks.inbox, context.cursor, EVENTS_PER_TICK)
+    where = _inbox(config.Settings.from_env())
+    if where is None:
+        return dg.SkipReason(NO_INBOX)
+    events, position = where.read(context.cursor, EVENTS_PER_TICK)
     if not events:
         return dg.SkipReason("no new webhook events")
     # One run at a time: a run reads each day's latest state when it runs, so events arriving meanwhile wait for
@@ -198,9 +206,10 @@ def webhook_callbacks(context: dg.SensorEvaluationContext):
     if not config.callback_url():
         return dg.SkipReason(f"{config.CALLBACK_URL} is not set")  # the cursor stays: set it, and today's are posted
     settings = config.Settings.from_env()
-    if settings.webhooks.inbox is None:
-        return dg.SkipReason("no webhook inbox: the warehouse is in MotherDuck and ST_WEBHOOK_INBOX is not set")
-    events, _ = inbox.read(settings.webhooks.inbox, context.cursor, EVENTS_PER_TICK)
+    where = _inbox(settings)
+    if where is None:
+        return dg.SkipReason(NO_INBOX)
+    events, _ = where.read(context.cursor, EVENTS_PER_TICK)
     if not events:
         return dg.SkipReason("no new webhook events")
     names, steps = scheduler_names(settings), vocabulary.load(settings.vocabulary_file).steps

@@ -11,11 +11,13 @@ import logging
 import sys
 from datetime import timedelta
 
+import psycopg2
 import uvicorn
 
 from st_scheduling import config
+from st_scheduling.webhooks import backend
 from st_scheduling.webhooks.app import PATH, ReceiverSettings, create_app
-from st_scheduling.webhooks.inbox import FileInbox, InboxLocked
+from st_scheduling.webhooks.inbox import InboxLocked
 
 
 def receiver_settings(settings: config.WebhookSettings) -> ReceiverSettings:
@@ -40,24 +42,31 @@ def main(argv: list[str] | None = None) -> None:
         webhooks = config.Settings.from_env().webhooks
     except config.SettingsError as err:
         sys.exit(f"st_scheduling.config.SettingsError: {err}")
-    if webhooks.inbox is None:
-        sys.exit("the warehouse is a MotherDuck database: set ST_WEBHOOK_INBOX to the inbox directory")
+    where = backend.chosen(webhooks)
+    if where is None:
+        sys.exit(
+            "the warehouse is a MotherDuck database: set ST_WEBHOOK_INBOX to the inbox directory, or DAGSTER_PG_* "
+            "to keep the inbox in the instance's PostgreSQL"
+        )
     settings = receiver_settings(webhooks)
     try:
-        inbox = FileInbox(webhooks.inbox)
+        inbox = where.open()
     except InboxLocked as err:
         sys.exit(str(err))
+    except psycopg2.Error as err:  # psycopg2 names the host and user when it fails, never the password
+        sys.exit(f"cannot open the inbox in {where}: {type(err).__name__}: {str(err).strip()}")
     log = logging.getLogger("st_scheduling.webhooks")
-    log.info(
-        "receiving at http://%s:%s%s into %s (%d events stored)", args.host, args.port, PATH, webhooks.inbox, len(inbox)
-    )
+    log.info("receiving at http://%s:%s%s into %s (%d events stored)", args.host, args.port, PATH, where, len(inbox))
     if settings.key is None:
         log.warning(
             "%s is not set: unsigned events are accepted; set it to the key of ServiceTitan's developer portal",
             config.WEBHOOK_KEY,
         )
     # No access log: the receiver's own line per delivery says what happened without the client's query string.
-    uvicorn.run(create_app(settings, inbox), host=args.host, port=args.port, access_log=False, log_level="info")
+    try:
+        uvicorn.run(create_app(settings, inbox), host=args.host, port=args.port, access_log=False, log_level="info")
+    finally:
+        inbox.close()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from st_scheduling.webhooks import envelope
-from st_scheduling.webhooks.inbox import FileInbox, InboxBroken
+from st_scheduling.webhooks.inbox import InboxBroken, Writer
 
 PATH = "/webhooks/scheduling-pro"
 CONTENT_TYPES = ("application/cloudevents+json", "application/json")
@@ -39,7 +39,7 @@ class ReceiverSettings:
 
 
 def create_app(
-    settings: ReceiverSettings, inbox: FileInbox, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    settings: ReceiverSettings, inbox: Writer, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> Starlette:
     async def receive(request: Request) -> JSONResponse:
         started = time.perf_counter()
