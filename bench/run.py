@@ -10,6 +10,9 @@ are ratios against baselines measured in this run, on this machine.
 
 Tenants in parallel are measured apart: 8 tenants behind the replay server with `--latency-ms` added to every
 answer, so the API's round trips, as on a real account, and not this machine, bound the read.
+
+Last, the webhooks (`bench.webhooks`, which says how): the receiver's events per second acknowledged durably, and
+the latency from an event to its row in `marts/sessions` beside the hourly polling's.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from bench import marts as mart_bench
+from bench import webhooks as webhook_bench
 from bench.ingestion import credentials
 from st_scheduling.ingest import load, sources
 from st_scheduling.servicetitan import Endpoints, ServiceTitanClient
@@ -367,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         latencies = [QUICK_LATENCY_MS] if args.quick else [float(ms) for ms in args.latency_ms.split(",")]
         tenant_rows, same = parallel_tenants(sizes[0] if args.quick else args.tenants_sessions, latencies, Path(tmp))
         rows, agree = rows + tenant_rows, agree and same
+        rows += webhook_bench.measure(Path(tmp), args.quick)
     print(table(rows))
     print(f"\nbaselines agree on the numbers: {agree}")
     return 0 if agree else 1

@@ -63,7 +63,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running(bin_dir: Path) -> Iterator[Server]:
+def running(bin_dir: Path, durable: bool = False) -> Iterator[Server]:
+    """A server for one test; fsync off (nothing here outlives it) unless `durable`, as the webhook benchmark needs
+    to count commits as a production server makes them."""
     folder = Path(tempfile.mkdtemp(prefix="st_scheduling_pg_"))
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -101,7 +103,8 @@ def running(bin_dir: Path) -> Iterator[Server]:
             "-t",
             "60",
             "-o",
-            f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder} -c fsync=off",
+            f"-p {server.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={folder}"
+            + ("" if durable else " -c fsync=off"),
             "start",
         )
         import psycopg2

@@ -45,5 +45,8 @@ def test_the_quick_benchmark_completes_and_the_baselines_agree(tmp_path):
         "pandas",
         "DuckDB SQL: the same",
         "tenants, 50 ms per call: all at once",
+        "file inbox: acknowledged durably",
+        "webhooks: sensor tick",
+        "hourly polling: next :05",
     ):
         assert variant in output
