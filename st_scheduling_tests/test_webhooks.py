@@ -432,6 +432,20 @@ def test_readers_read_on_from_their_position_in_storage_order(where):
         writer.close()
 
 
+def test_readers_starting_together_on_a_new_postgresql_inbox_all_read_it(pg_server, monkeypatch):
+    for name, value in pg_server.environment().items():
+        monkeypatch.setenv(name, value)
+    server = pg_inbox.Server.from_env()
+    assert server is not None
+    drop = f"DROP SCHEMA IF EXISTS {pg_inbox.SCHEMA} CASCADE; SELECT 1"
+    pg_server.query(drop)
+    try:
+        with ThreadPoolExecutor(8) as pool:  # the sensors' first ticks, each creating the table when missing
+            assert list(pool.map(lambda _: pg_inbox.read(server, None, 10), range(8))) == [([], None)] * 8
+    finally:
+        pg_server.query(drop)
+
+
 def _customer_events(receiver: Receiver) -> tuple[list[dict], str]:
     """The simulator's events of the last 20 hours, stored through the receiver, and the email of a customer with
     the most of them."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import orjson
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 
 from st_scheduling.webhooks.inbox import InboxBroken, InboxLocked, Stored, batches, received_now
@@ -90,8 +91,15 @@ class Server:
         with con.cursor() as cursor:
             # The server's default may trade durability for speed; an acknowledged event must not be lost.
             cursor.execute("SET synchronous_commit = on")
-            cursor.execute(CREATE)
         con.commit()
+        try:
+            with con.cursor() as cursor:
+                cursor.execute(CREATE)
+            con.commit()
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateObject):
+            # Two sessions creating the table at once (the sensors' first ticks): IF NOT EXISTS does not make
+            # PostgreSQL's catalogue insert atomic, and the one that lost finds the table made by the other.
+            con.rollback()
         return con
 
 
