@@ -131,7 +131,7 @@ def dagster(base: str, tenants: list[int], window: tuple[datetime, datetime], pa
     last = (window[1] - timedelta(days=1)).date().isoformat()
     result = dg.materialize(
         [raw_scheduler_sessions],
-        resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(path=path)},
+        resources={"servicetitan": resource_, "warehouse": DuckDBWarehouse(database=path)},
         tags={
             "dagster/asset_partition_range_start": window[0].date().isoformat(),
             "dagster/asset_partition_range_end": last,

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from bench.peak import peak_rss_mb
-from st_scheduling import vocabulary
-from st_scheduling.warehouse import incremental, marts
+from st_scheduling import transform, vocabulary
+from st_scheduling.transform import catalogue, templates
 
 VOCABULARY = vocabulary.load()
-MODEL = marts.ModelSettings("UTC", VOCABULARY)
+MODEL = transform.ModelSettings("UTC", VOCABULARY)
 
 RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_outcome, job_id, booking_id,
     customer_is_bot, campaign_name, source_utm_campaign, source_campaign_id, source_is_rwg_session, gbp_name,
@@ -31,13 +31,18 @@ RAW_COLUMNS = """tenant_id, listed_by_id, id, created_on, last_step, session_out
 
 FRAMES = ("funnel", "attribution", "volume")  # what the pandas baseline computes
 # The marts the pandas baseline computes, and the sessions mart they are computed from.
-SAME_AS_PANDAS = (marts.SESSIONS, marts.MILESTONE_FUNNEL, marts.CAMPAIGN_ATTRIBUTION, marts.BOOKING_VOLUME)
+SAME_AS_PANDAS = (
+    catalogue.SESSIONS,
+    catalogue.MILESTONE_FUNNEL,
+    catalogue.CAMPAIGN_ATTRIBUTION,
+    catalogue.BOOKING_VOLUME,
+)
 
 
-def build_sql_marts(con: duckdb.DuckDBPyConnection, which: tuple[marts.Mart, ...] = marts.MARTS) -> float:
+def build_sql_marts(con: duckdb.DuckDBPyConnection, which: tuple[catalogue.Mart, ...] = catalogue.MARTS) -> float:
     started = time.perf_counter()
     for mart in which:
-        incremental.build(con, mart, MODEL, full=True)
+        transform.build(con, mart, MODEL, full=True)
     return time.perf_counter() - started
 
 
@@ -61,7 +66,7 @@ def _channel(df: pd.DataFrame) -> pd.Series:
     campaign = given("source_utm_campaign").fillna(given("campaign_name")).fillna("")
     triples = pd.DataFrame({"source": source, "medium": medium, "campaign": campaign})
     rules = duckdb.connect()
-    rules.execute(marts.sql_file("channels"))
+    rules.execute(templates.text("channels"))
     rules.register("triples", triples.drop_duplicates())
     channels = rules.execute("SELECT *, default_channel(source, medium, campaign) AS channel FROM triples").df()
     return triples.merge(channels, how="left", on=["source", "medium", "campaign"])["channel"].set_axis(df.index)
@@ -216,7 +221,7 @@ def main(argv: list[str]) -> None:
             for name, frame in frames.items():
                 frame.to_parquet(frames_path(path, name))
         else:
-            seconds = build_sql_marts(con, SAME_AS_PANDAS if variant == "sql_same" else marts.MARTS)
+            seconds = build_sql_marts(con, SAME_AS_PANDAS if variant == "sql_same" else catalogue.MARTS)
     peak = peak_rss_mb()
     print(json.dumps({"variant": variant, "seconds": seconds, "peak_rss_mb": peak}))
 

@@ -30,9 +30,10 @@ import pandas as pd
 from bench import marts as mart_bench
 from bench import webhooks as webhook_bench
 from bench.ingestion import credentials
+from st_scheduling import transform
 from st_scheduling.ingest import load, sources
 from st_scheduling.servicetitan import Endpoints, ServiceTitanClient
-from st_scheduling.warehouse import incremental, marts
+from st_scheduling.transform import catalogue
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 FROZEN_AT = datetime(2026, 11, 25, tzinfo=UTC)
@@ -142,8 +143,8 @@ def refresh(server: Server, path: Path, window: tuple[datetime, datetime]) -> tu
             client.close()
     loaded = time.perf_counter()
     with connect(WarehouseSettings(str(path))) as con:
-        for mart in marts.MARTS:
-            incremental.build(con, mart, mart_bench.MODEL)
+        for mart in catalogue.MARTS:
+            transform.build(con, mart, mart_bench.MODEL)
     return loaded - started, time.perf_counter() - loaded
 
 
@@ -322,7 +323,7 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
             [
                 label,
                 str(sessions),
-                f"DuckDB SQL: all {len(marts.MARTS)} marts",
+                f"DuckDB SQL: all {len(catalogue.MARTS)} marts",
                 "",
                 f"{all_sql['seconds']:.1f}",
                 "",
@@ -342,7 +343,7 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
                     "",
                     "",
                     f"ingest {load_seconds:.1f} s, marts {marts_seconds:.1f} s = "
-                    f"{marts_seconds / all_sql['seconds']:.1%} of all {len(marts.MARTS)} marts in full",
+                    f"{marts_seconds / all_sql['seconds']:.1%} of all {len(catalogue.MARTS)} marts in full",
                 ]
             )
 

@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
     )
     result = dg.materialize(
         [raw_scheduler_sessions],
-        resources={"servicetitan": resource, "warehouse": DuckDBWarehouse(path=path)},
+        resources={"servicetitan": resource, "warehouse": DuckDBWarehouse(database=path)},
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         raise_on_error=False,
     )

@@ -106,7 +106,7 @@ def serve(
 
 @pytest.fixture
 def warehouse(tmp_path: Path) -> DuckDBWarehouse:
-    return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+    return DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"))
 
 
 def raw_assets() -> list:

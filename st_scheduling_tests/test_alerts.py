@@ -24,10 +24,10 @@ from st_scheduling.defs.check_results import check_result
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.raw.checks import scheduler_volume_alarm
 from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.quality import volume
 from st_scheduling.simulator import ManualClock
 from st_scheduling.simulator.model import SimulatorSettings, TenantModel, Window
 from st_scheduling.vocabulary import load, render
-from st_scheduling.warehouse import volume
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import Receiver, materialize, put_sessions, raw_assets, serve, session_record
 
@@ -95,7 +95,7 @@ def test_the_alarm_check_names_the_broken_scheduler_and_its_alert_is_posted(tmp_
     scheduler = busiest_scheduler(BUSY)
     served = serve(dataclasses.replace(BUSY, silenced=((scheduler, int(SILENCE.timestamp())),)), ManualClock(now))
     try:
-        warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+        warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
         first = str((now - timedelta(weeks=5)).date())
         instance = dg.DagsterInstance.ephemeral()
         loaded = materialize(
@@ -134,7 +134,7 @@ def test_a_failed_run_is_posted_with_its_failed_step_and_checks_and_a_link(tmp_p
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [MART_ASSETS["sessions"]],
-        resources={"warehouse": DuckDBWarehouse(path=path)},
+        resources={"warehouse": DuckDBWarehouse(database=path)},
         instance=instance,
         raise_on_error=False,
     )
@@ -181,7 +181,7 @@ def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quote
             [MART_ASSETS["sessions"]],
             instance=instance,
             raise_on_error=False,
-            resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(published))},
+            resources={"warehouse": DuckDBWarehouse(database=path, publish_dir=str(published))},
         )
         [check] = failed.get_asset_check_evaluations()
         assert not check.passed
@@ -198,7 +198,7 @@ def test_an_unknown_value_carrying_a_customer_s_details_is_described_never_quote
             [MART_ASSETS["sessions"]],
             instance=instance,
             resources={
-                "warehouse": DuckDBWarehouse(path=path, publish_dir=str(published), vocabulary_file=str(lenient))
+                "warehouse": DuckDBWarehouse(database=path, publish_dir=str(published), vocabulary_file=str(lenient))
             },
         )
         assert passed.success

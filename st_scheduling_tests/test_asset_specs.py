@@ -13,7 +13,7 @@ import dagster as dg
 
 from st_scheduling.definitions import defs
 from st_scheduling.defs.marts.assets import MART_ASSETS
-from st_scheduling.warehouse import marts
+from st_scheduling.transform import catalogue
 from st_scheduling.warehouse.raw_tables import SESSION_PII
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
@@ -69,7 +69,7 @@ def direct_sources(markdown: str) -> dict[str, set[str]]:
 
 
 def test_every_mart_shows_its_column_lineage_in_markdown_that_agrees_with_dagster_column_lineage():
-    for mart in marts.MARTS:
+    for mart in catalogue.MARTS:
         metadata = MART_ASSETS[mart.name].specs_by_key[dg.AssetKey(["marts", mart.name])].metadata
         graph = {
             column: {f"{d.asset_key.to_user_string()}:{d.column_name}" for d in deps}

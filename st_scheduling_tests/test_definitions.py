@@ -8,11 +8,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from st_scheduling.config import API_LIMITS, Settings, SettingsError, start_date, tenant_ids
 from st_scheduling.defs.raw.assets import raw_schedulers
-from st_scheduling.defs.resources import build_resources
+from st_scheduling.defs.resources import DuckDBWarehouse, build_resources
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = {
@@ -309,11 +310,11 @@ def test_an_instance_belongs_to_the_first_warehouse_it_recorded_and_refuses_anot
     with dg.DagsterInstance.local_temp(str(home)) as instance:
         for path in (first, first):  # the same warehouse again is fine
             assert dg.materialize(
-                [MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(path=path)}, instance=instance
+                [MART_ASSETS["schedulers"]], resources={"warehouse": DuckDBWarehouse(database=path)}, instance=instance
             ).success
         other = dg.materialize(
             [MART_ASSETS["schedulers"]],
-            resources={"warehouse": DuckDBWarehouse(path=second)},
+            resources={"warehouse": DuckDBWarehouse(database=second)},
             instance=instance,
             raise_on_error=False,
         )
@@ -343,3 +344,22 @@ def test_the_make_targets_choose_one_instance_per_warehouse():
     assert home().endswith(".dagster_home/simulator")
     assert home(ST_ENVIRONMENT="production").endswith(".dagster_home/st_scheduling")
     assert home(ST_DUCKDB_PATH="elsewhere/agency.duckdb").endswith(".dagster_home/agency")
+
+
+def test_the_warehouse_is_the_duckdb_resource_a_data_team_knows(tmp_path):
+    """A team's own asset takes the warehouse as dagster_duckdb's DuckDBResource: `get_connection()` opens the
+    file with the schemas in place and the resource's `connection_config` applied."""
+    from dagster_duckdb import DuckDBResource
+
+    @dg.asset
+    def own_table(warehouse: DuckDBResource) -> str:
+        with warehouse.get_connection() as con:
+            con.execute("CREATE TABLE marts.own_table AS SELECT count(*) AS schedulers FROM raw.schedulers")
+            return con.execute("SELECT current_setting('default_order')").fetchone()[0]
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = DuckDBWarehouse(database=str(path), connection_config={"default_order": "desc"})
+    result = dg.materialize([own_table], resources={"warehouse": warehouse})
+    assert result.success and result.output_for_node("own_table").lower() == "desc"
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT schedulers FROM marts.own_table").fetchall() == [(0,)]

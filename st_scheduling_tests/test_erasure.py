@@ -48,7 +48,7 @@ def _warehouse(path: str) -> None:
         put_sessions(con, others + mine)
         con.register("batch", ROUTER_SESSIONS.to_arrow(mine[1:], {"tenant_id": 1, "listed_by_id": "r"}))
         con.execute(f"INSERT INTO {ROUTER_SESSIONS.qualified} BY NAME SELECT * FROM batch")
-    warehouse = DuckDBWarehouse(path=path, publish_pii=True)
+    warehouse = DuckDBWarehouse(database=path, publish_pii=True)
     assert dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}).success
 
 
@@ -142,7 +142,7 @@ def test_erase_removes_every_row_and_byte_of_the_customer_and_nothing_else(tmp_p
         assert not [row for row in after[table] if any(t in row for t in theirs)], f"{table}: none of theirs left"
 
     rebuilt = dg.materialize(
-        list(MART_ASSETS.values()), resources={"warehouse": DuckDBWarehouse(path=path, publish_pii=True)}
+        list(MART_ASSETS.values()), resources={"warehouse": DuckDBWarehouse(database=path, publish_pii=True)}
     )
     assert rebuilt.success
     [sessions] = [

@@ -80,7 +80,7 @@ def failure(result) -> str:
 def baseline(server, tmp_path):
     """The hostile server's normal world stored once: 2 schedulers x 300 sessions."""
     state, base = server
-    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     assert run(base, warehouse).success
     before = stored(warehouse.path)
     assert len(before) == 2 * hostile.PER_SCHEDULER
@@ -301,7 +301,7 @@ def test_ids_are_path_segments_and_credentials_stay_on_their_paths(baseline):
     ],
 )
 def test_credentials_never_travel_over_plain_http_to_another_host(tmp_path, environment, token_url, named):
-    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
     result = materialize([raw_scheduler_sessions], api(environment, token_url=token_url), warehouse, DAY, DAY)
     assert named in failure(result)
 
@@ -437,7 +437,7 @@ def test_a_slow_api_never_holds_the_warehouse_lock_and_a_failed_staging_leaves_n
     state.overrides["slow"], state.mode = slow, "slow"
     staging = tmp_path / "staging"
     staging.mkdir()
-    staged = DuckDBWarehouse(path=warehouse.path, staging_dir=str(staging))
+    staged = DuckDBWarehouse(database=warehouse.path, staging_dir=str(staging))
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("result", run(base, staged, timeout_seconds=10)))
     runner.start()

@@ -11,16 +11,17 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from st_scheduling import vocabulary
+from st_scheduling import transform, vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
-from st_scheduling.warehouse import incremental, marts, publish
-from st_scheduling.warehouse.incremental import BuildState, full_rebuild_reason
+from st_scheduling.transform import catalogue
+from st_scheduling.transform.build import BuildState, full_rebuild_reason
+from st_scheduling.warehouse import publish
 from st_scheduling.warehouse.raw_tables import ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULER_SESSIONS, SCHEDULERS
 from st_scheduling.warehouse.store import StagedOwner, WarehouseSettings, commit_tenant, connect
 from st_scheduling_tests.conftest import materialize, raw_assets, serve
 
-MODEL = marts.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
+MODEL = transform.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
 TODAY = datetime(2026, 11, 3, 15, tzinfo=UTC)  # a Tuesday: yesterday, last week and last month all differ
 STEPS = (
     "WelcomeViewed",
@@ -178,7 +179,7 @@ class World:
             )
 
 
-def differences(con, reference, mart: marts.Mart) -> tuple[int, int]:
+def differences(con, reference, mart: catalogue.Mart) -> tuple[int, int]:
     """Rows only in the incremental mart, rows only in the full one (as multisets)."""
     ours = con.sql(f"SELECT * FROM {mart.qualified}").to_arrow_table()
     theirs = reference.sql(f"SELECT * FROM {mart.qualified}").to_arrow_table()
@@ -211,13 +212,13 @@ def test_incremental_marts_equal_a_full_rebuild_after_random_batches(tmp_path, s
                 world.apply_batch()
             if batch == 4:
                 world.name_schedulers("Renamed")  # names show in every period: the marts with names rebuild
-            for mart in marts.MARTS:
-                built = incremental.build(con, mart, MODEL)
-                incremental.build(reference, mart, MODEL, full=True)
+            for mart in catalogue.MARTS:
+                built = transform.build(con, mart, MODEL)
+                transform.build(reference, mart, MODEL, full=True)
                 assert differences(con, reference, mart) == (0, 0), (seed, batch, mart.name, built)
                 if batch and built.full:
-                    rebuilt.add((batch if mart is not marts.SCHEDULERS else None, built.reason))
-            by_name.append({tenant: named for tenant, named, *_ in marts.campaign_identity(con)})
+                    rebuilt.add((batch if mart is not catalogue.SCHEDULERS else None, built.reason))
+            by_name.append({tenant: named for tenant, named, *_ in transform.campaign_identity(con)})
         # After the first build only the small inventory and the renamed schedulers' marts were rebuilt in full.
         assert rebuilt == {
             (None, "this mart is always rebuilt in full (it is small)"),
@@ -240,8 +241,8 @@ def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
             world.new(40)
         for table in ("raw.scheduler_sessions", "raw.router_sessions", "raw.schedulers", "meta.raw_replaced"):
             con.execute(f"UPDATE {table} SET ingested_at = ingested_at + INTERVAL 2 HOUR")
-        for mart in marts.MARTS:
-            incremental.build(con, mart, MODEL)
+        for mart in catalogue.MARTS:
+            transform.build(con, mart, MODEL)
         for key in world.rng.sample(sorted(world.stored), 10):  # changed, not added: the row counts stay as they were
             table, owner, record = world.stored[key]
             world.put(
@@ -250,11 +251,11 @@ def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
                 owner,
                 random_session(world.rng, record["id"], datetime.fromisoformat(record["createdOn"]), key[1]),
             )
-        for mart in marts.MARTS:
-            built = incremental.build(con, mart, MODEL)
-            incremental.build(reference, mart, MODEL, full=True)
+        for mart in catalogue.MARTS:
+            built = transform.build(con, mart, MODEL)
+            transform.build(reference, mart, MODEL, full=True)
             assert differences(con, reference, mart) == (0, 0), (mart.name, built)
-            assert not built.full or mart is marts.SCHEDULERS, "found by commit number, not by a full rebuild"
+            assert not built.full or mart is catalogue.SCHEDULERS, "found by commit number, not by a full rebuild"
 
 
 def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows_are_deleted_by_hand(tmp_path):
@@ -263,14 +264,14 @@ def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows
         world.name_schedulers("Website")
         for _ in range(30):
             world.new(40)
-        first = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
-        again = [incremental.build(con, mart, MODEL) for mart in marts.MARTS]
-        asked = incremental.build(con, marts.SESSIONS, MODEL, full=True)
+        first = [transform.build(con, mart, MODEL) for mart in catalogue.MARTS]
+        again = [transform.build(con, mart, MODEL) for mart in catalogue.MARTS]
+        asked = transform.build(con, catalogue.SESSIONS, MODEL, full=True)
         con.execute("DELETE FROM raw.scheduler_sessions WHERE id = (SELECT min(id) FROM raw.scheduler_sessions)")
-        by_hand = incremental.build(con, marts.SESSIONS, MODEL)
+        by_hand = transform.build(con, catalogue.SESSIONS, MODEL)
     assert all(b.full and b.reason == "first build" for b in first)
     assert [(b.full, b.changed, b.rows) for b in again if b.full is False] == [
-        (False, 0, b.rows) for b in first if b is not first[marts.MARTS.index(marts.SCHEDULERS)]
+        (False, 0, b.rows) for b in first if b is not first[catalogue.MARTS.index(catalogue.SCHEDULERS)]
     ]
     assert asked.full and asked.reason == "full rebuild requested"
     assert by_hand.full and by_hand.rows == asked.rows - 1
@@ -328,7 +329,7 @@ def test_when_a_mart_is_rebuilt_in_full(requested, own, fingerprint, exists, sco
 def test_the_data_team_sees_how_each_mart_was_built_and_can_ask_for_a_full_rebuild(tmp_path):
     served = serve()
     try:
-        warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+        warehouse = DuckDBWarehouse(database=str(tmp_path / "w.duckdb"))
         assert materialize(raw_assets(), served.resource(), warehouse, "2026-10-01", "2026-10-04").success
     finally:
         served.close()
@@ -364,8 +365,8 @@ def test_a_snapshot_left_behind_by_a_crash_or_an_unwritable_folder_is_republishe
     path, published = str(tmp_path / "w.duckdb"), tmp_path / "published"
     blocked = tmp_path / "a_file"
     blocked.write_text("")
-    warehouse = DuckDBWarehouse(path=path, publish_dir=str(published))
-    unwritable = DuckDBWarehouse(path=path, publish_dir=str(blocked / "published"))
+    warehouse = DuckDBWarehouse(database=path, publish_dir=str(published))
+    unwritable = DuckDBWarehouse(database=path, publish_dir=str(blocked / "published"))
     sessions, snapshot = MART_ASSETS["sessions"], published / "sessions.parquet"
 
     def build(on: DuckDBWarehouse) -> dg.ExecuteInProcessResult:
@@ -424,13 +425,13 @@ def test_a_full_disk_fails_the_snapshot_by_name_and_the_next_run_on_free_space_r
     served = serve()
     try:
         assert materialize(
-            raw_assets(), served.resource(), DuckDBWarehouse(path=path), "2026-10-01", "2026-10-02"
+            raw_assets(), served.resource(), DuckDBWarehouse(database=path), "2026-10-01", "2026-10-02"
         ).success
     finally:
         served.close()
     full = dg.materialize(
         [MART_ASSETS["sessions"]],
-        resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(small_disk))},
+        resources={"warehouse": DuckDBWarehouse(database=path, publish_dir=str(small_disk))},
         raise_on_error=False,
     )
     assert not full.success
@@ -439,7 +440,7 @@ def test_a_full_disk_fails_the_snapshot_by_name_and_the_next_run_on_free_space_r
     assert not list(small_disk.iterdir()), "no half-written snapshot is left on the full disk"
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
     again = dg.materialize(
-        [MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(path=path, publish_dir=str(small_disk))}
+        [MART_ASSETS["sessions"]], resources={"warehouse": DuckDBWarehouse(database=path, publish_dir=str(small_disk))}
     )
     assert again.get_asset_materialization_events()[0].materialization.metadata["build"].value.endswith("0 changed")
     with duckdb.connect(path, read_only=True) as con:

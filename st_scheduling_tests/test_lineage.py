@@ -5,8 +5,8 @@ import re
 import pytest
 from markdown_it import MarkdownIt
 
-from st_scheduling.warehouse import lineage, marts
-from st_scheduling.warehouse.marts import Mart, MartColumn
+from st_scheduling.transform import catalogue, lineage
+from st_scheduling.transform.catalogue import Mart, MartColumn
 from st_scheduling.warehouse.raw_tables import RAW_TABLES
 
 RAW_COLUMNS = {f"raw/{t.name}:{c.name}" for t in RAW_TABLES for c in t.columns}
@@ -14,13 +14,13 @@ SESSION_TABLES = ("raw/scheduler_sessions", "raw/router_sessions")
 
 
 def traced(mart: Mart, column: str) -> tuple[lineage.Source, ...]:
-    return lineage.trace(marts.MARTS, lineage.mart_asset(mart), column)
+    return lineage.trace(catalogue.MARTS, lineage.mart_asset(mart), column)
 
 
 def test_campaign_credit_traces_through_sessions_to_the_raw_fields_a_booking_and_a_customer_are_read_from():
     # By hand from the SQL: credit counts booked sessions (is_booked: sessionOutcome overruled by the job,
     # booking and lead ids) and, for the touch models, groups them by customer (customer_key: email, else phone).
-    sources = traced(marts.CAMPAIGN_ATTRIBUTION, "credit")
+    sources = traced(catalogue.CAMPAIGN_ATTRIBUTION, "credit")
     assert [s.ref for s in sources] == ["marts/sessions:is_booked", "marts/sessions:customer_key"]
     fields = ("session_outcome", "job_id", "booking_id", "lead_id", "customer_email", "customer_phone")
     assert lineage.origins(sources) == {f"{table}:{f}" for table in SESSION_TABLES for f in fields}
@@ -31,7 +31,7 @@ def test_campaign_credit_traces_through_sessions_to_the_raw_fields_a_booking_and
 
 def test_every_traced_path_ends_at_a_raw_column_without_passing_a_column_twice():
     ends = 0
-    for mart in marts.MARTS:
+    for mart in catalogue.MARTS:
         for column in mart.columns:
             chains = list(lineage.paths(traced(mart, column.name)))
             assert chains or not column.lineage, (mart.name, column.name)
@@ -96,7 +96,7 @@ def test_a_column_computed_with_no_source_says_so():
 
 
 def test_the_credit_lineage_reads_one_source_per_line():
-    text = lineage.markdown(marts.MARTS, marts.CAMPAIGN_ATTRIBUTION)
+    text = lineage.markdown(catalogue.MARTS, catalogue.CAMPAIGN_ATTRIBUTION)
     section = re.search(r"^- `credit`\n(?:  .*\n)*", text, re.MULTILINE)[0]
     outcome = "`session_outcome`, `job_id`, `booking_id`, `lead_id`"
     assert (
@@ -129,9 +129,9 @@ def _items(tokens) -> list[tuple[int, str]]:
     return found
 
 
-@pytest.mark.parametrize("mart", marts.MARTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mart", catalogue.MARTS, ids=lambda m: m.name)
 def test_every_marts_lineage_renders_as_nested_lists_with_one_source_per_item(mart):
-    text = lineage.markdown(marts.MARTS, mart)
+    text = lineage.markdown(catalogue.MARTS, mart)
     assert "<br>" not in text and "|" not in text  # the UI's markdown drops HTML; a table cell holds one line
     items = _items(MarkdownIt("commonmark").parse(text))
     assert [content.split("`")[1] for level, content in items if level == 0] == [c.name for c in mart.columns]

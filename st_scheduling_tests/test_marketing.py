@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from st_scheduling import vocabulary
+from st_scheduling import transform, vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.ingest import pipeline, sources
-from st_scheduling.warehouse import incremental, marts
+from st_scheduling.transform import catalogue
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import NOW, SMALL, materialize, raw_assets, serve
 
@@ -26,7 +26,7 @@ FIRST, LAST = "2026-09-01", "2026-10-15"
 def warehouse(tmp_path_factory) -> DuckDBWarehouse:
     served = serve()
     try:
-        warehouse = DuckDBWarehouse(path=str(tmp_path_factory.mktemp("marketing") / "w.duckdb"))
+        warehouse = DuckDBWarehouse(database=str(tmp_path_factory.mktemp("marketing") / "w.duckdb"))
         assert materialize(raw_assets(), served.resource(), warehouse, FIRST, LAST).success
     finally:
         served.close()
@@ -50,8 +50,10 @@ def test_every_simulated_campaign_appears_under_one_name_with_its_utm_only_sessi
 def test_a_shorter_window_moves_first_touch_credit_and_every_model_still_adds_up_to_the_bookings(warehouse):
     def first_touch(days: int) -> tuple[dict, dict]:
         with connect(WarehouseSettings(warehouse.path)) as con:
-            incremental.build(
-                con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(), attribution_days=days)
+            transform.build(
+                con,
+                catalogue.CAMPAIGN_ATTRIBUTION,
+                transform.ModelSettings("UTC", vocabulary.load(), attribution_days=days),
             )
             credits = dict(
                 con.execute("""SELECT attribution_model, sum(credit) FROM marts.campaign_attribution
@@ -89,7 +91,7 @@ def test_a_tenant_sending_an_id_per_visit_shows_the_campaigns_it_shows_with_stab
             )
     result = dg.materialize(
         [MART_ASSETS["sessions"], MART_ASSETS["campaign_attribution"]],
-        resources={"warehouse": DuckDBWarehouse(path=path)},
+        resources={"warehouse": DuckDBWarehouse(database=path)},
         run_config={"ops": {"marts__sessions": {"config": {"full_rebuild": True}}}},
     )
     with duckdb.connect(path, read_only=True) as con:
@@ -134,7 +136,7 @@ def year(tmp_path_factory) -> str:
             client.close()
         served.close()
     with connect(WarehouseSettings(path)) as con:
-        incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocabulary.load()))
+        transform.build(con, catalogue.SESSIONS, transform.ModelSettings("UTC", vocabulary.load()))
     return path
 
 
@@ -186,8 +188,8 @@ def credit_by_hand(touches: dict[str, list[Row]]) -> Counter:
 
 
 def credit_in_mart(con, days: int) -> dict[tuple[str, str], float]:
-    incremental.build(
-        con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", vocabulary.load(), attribution_days=days)
+    transform.build(
+        con, catalogue.CAMPAIGN_ATTRIBUTION, transform.ModelSettings("UTC", vocabulary.load(), attribution_days=days)
     )
     return {
         (model, channel): credit

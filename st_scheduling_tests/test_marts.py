@@ -9,9 +9,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.lineage import lineage
 
-from st_scheduling import vocabulary
+from st_scheduling import transform, vocabulary
+from st_scheduling.quality import checks, reconciliation
+from st_scheduling.transform import catalogue, templates
 from st_scheduling.vocabulary import precision
-from st_scheduling.warehouse import checks, incremental, marts, reconciliation
 from st_scheduling.warehouse.raw_tables import (
     RAW_TABLES,
     ROUTER_SESSIONS,
@@ -25,7 +26,7 @@ from st_scheduling_tests.conftest import put_sessions
 D5, D6 = date(2026, 10, 5), date(2026, 10, 6)  # a Monday and a Tuesday
 VOCABULARY = vocabulary.load()
 SALT = "a-test-salt"
-MODEL = marts.ModelSettings("UTC", VOCABULARY, SALT)
+MODEL = transform.ModelSettings("UTC", VOCABULARY, SALT)
 
 
 def session(
@@ -290,8 +291,8 @@ def con(tmp_path):
                 [numbers],
                 {"tenant_id": 1, "window_start": f"{day}T00:00:00Z", "window_end": f"{day}T23:59:59Z"},
             )
-        for mart in marts.MARTS:
-            incremental.build(con, mart, MODEL)
+        for mart in catalogue.MARTS:
+            transform.build(con, mart, MODEL)
         yield con
 
 
@@ -442,7 +443,7 @@ def test_sessions(con):
 )
 def test_channels_follow_the_ga4_default_channel_group_in_its_order(source, medium, campaign, channel):
     con = duckdb.connect()
-    con.execute(marts.sql_file("channels"))
+    con.execute(templates.text("channels"))
     assert con.execute("SELECT default_channel(?, ?, ?)", [source, medium, campaign]).fetchone()[0] == channel
 
 
@@ -533,7 +534,9 @@ def test_campaign_attribution(con):
     assert totals == [("first_touch", 5.0), ("last_touch", 5.0), ("linear", 5.0), ("session", 5.0)]  # c1 too
     assert checks.rates_out_of_range(con, "campaign_attribution") == []
     # A one-day window: Ann's first session (25 hours before a7) no longer takes a7's first touch.
-    incremental.build(con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=1))
+    transform.build(
+        con, catalogue.CAMPAIGN_ATTRIBUTION, transform.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=1)
+    )
     assert rows(
         con,
         """SELECT channel FROM marts.campaign_attribution
@@ -711,8 +714,8 @@ LATER = [session("o8b", "2026-10-06T08:00:00Z", "BookingSubmitted", JOB, job=706
 def test_a_session_the_office_already_has_is_not_called_again(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "office.duckdb"))) as con:
         put_sessions(con, [s for s, *_ in OFFICE] + LATER, "s1")
-        for mart in (marts.SESSIONS, marts.CUSTOMER_FOLLOW_UPS):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CUSTOMER_FOLLOW_UPS):
+            transform.build(con, mart, MODEL)
         got = rows(
             con,
             """SELECT last_session_id, office_has, needs_follow_up, follow_up_reason
@@ -759,8 +762,8 @@ def test_scheduler_scorecard_and_reconciliation(con):
     assert reconciliation.mismatches(con, precision.FULL_PRECISION) == []
     # One session missing from raw: the check names the scheduler, the day and what differs.
     con.execute("DELETE FROM raw.scheduler_sessions WHERE id = 'a7'")
-    for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-        incremental.build(con, mart, MODEL)
+    for mart in (catalogue.SESSIONS, catalogue.SCHEDULER_SCORECARD):
+        transform.build(con, mart, MODEL)
     mismatched = {(s, d, m) for _, s, d, m, *_ in reconciliation.mismatches(con, precision.FULL_PRECISION)}
     assert ("s1", "2026-10-06", "totalJobsCreated") in mismatched
     assert ("s1", "2026-10-06", "milestoneFrequencyCount.opened") in mismatched
@@ -832,8 +835,8 @@ def test_each_counting_switch_changes_only_the_metrics_it_governs_and_reconcilia
             )
             con.execute("INSERT INTO raw.scheduler_performance BY NAME SELECT * FROM batch")
             con.unregister("batch")
-            for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-                incremental.build(con, mart, marts.ModelSettings("UTC", vocab, SALT))
+            for mart in (catalogue.SESSIONS, catalogue.SCHEDULER_SCORECARD):
+                transform.build(con, mart, transform.ModelSettings("UTC", vocab, SALT))
 
         scorecard(other_way, performance("s", "Website"))
         scorecard(VOCABULARY, performance_counted_as(con))
@@ -860,21 +863,21 @@ def test_schedulers(con):
     ]
     assert checks.companies_with_several_defaults(con) == []
     con.execute("UPDATE raw.schedulers SET is_default = true")
-    incremental.build(con, marts.SCHEDULERS, marts.ModelSettings("UTC", VOCABULARY))
+    transform.build(con, catalogue.SCHEDULERS, transform.ModelSettings("UTC", VOCABULARY))
     assert checks.companies_with_several_defaults(con) == [(1, "Acme HVAC", 2)]
 
 
 def test_local_dates_follow_the_configured_time_zone(con):
-    incremental.build(con, marts.SESSIONS, marts.ModelSettings("America/Los_Angeles", VOCABULARY))
+    transform.build(con, catalogue.SESSIONS, transform.ModelSettings("America/Los_Angeles", VOCABULARY))
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'c1'") == [(date(2026, 10, 5),)]
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'a1'") == [(date(2026, 10, 5),)]
-    incremental.build(con, marts.SESSIONS, marts.ModelSettings("Asia/Tokyo", VOCABULARY))
+    transform.build(con, catalogue.SESSIONS, transform.ModelSettings("Asia/Tokyo", VOCABULARY))
     assert rows(con, "SELECT session_date FROM marts.sessions WHERE session_id = 'a8'") == [(D6,)]
 
 
 def test_marts_hold_no_pii_except_the_follow_up_list(con):
     pii = ["ann@x.com", "bob@x.com", "gus@x.com", "eve@y.com", "5559990000", "555-333-4444", "Ann", "Bob", "Eve"]
-    for mart in marts.MARTS:
+    for mart in catalogue.MARTS:
         text = str(rows(con, f"SELECT * FROM {mart.qualified}"))
         leaked = [p for p in pii if p in text]
         assert bool(leaked) == mart.contains_pii, (mart.name, leaked)
@@ -888,11 +891,13 @@ def test_customer_keys_cannot_be_reversed_by_hashing_a_list_of_emails(con):
         for kind in ("email:", "")
         for h in (hashlib.md5, hashlib.sha256)
     }
-    incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", VOCABULARY))  # no salt given: the warehouse's own
+    transform.build(
+        con, catalogue.SESSIONS, transform.ModelSettings("UTC", VOCABULARY)
+    )  # no salt given: the warehouse's own
     first = rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL ORDER BY 1")
     assert first and not {k for _, k in first} & guesses
     assert not {k for _, k in first} & {key("email", e) for e in emails}  # nor with another salt
-    incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", VOCABULARY))
+    transform.build(con, catalogue.SESSIONS, transform.ModelSettings("UTC", VOCABULARY))
     assert (
         rows(con, "SELECT session_id, customer_key FROM marts.sessions WHERE customer_key IS NOT NULL ORDER BY 1")
         == first
@@ -922,11 +927,11 @@ def test_a_reader_on_the_published_snapshots_never_holds_up_two_runs(con, tmp_pa
 
     published = tmp_path / "published"
     warehouse = DuckDBWarehouse(
-        path=str(tmp_path / "hand_built.duckdb"), publish_dir=str(published), lock_wait_seconds=5
+        database=str(tmp_path / "hand_built.duckdb"), publish_dir=str(published), lock_wait_seconds=5
     )
     assert dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}).success
     assert sorted(p.name for p in published.iterdir()) == sorted(
-        f"{m.name}.parquet" for m in marts.MARTS if not m.contains_pii
+        f"{m.name}.parquet" for m in catalogue.MARTS if not m.contains_pii
     )  # the PII mart only when configured
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(published)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -1004,8 +1009,8 @@ CAMPAIGNS = [  # (session, campaign_id, campaign) expected
 def test_a_campaign_is_its_id_under_one_name_and_utm_only_sessions_join_it(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "campaigns.duckdb"))) as con:
         put_sessions(con, [s for s, *_ in CAMPAIGNS], "s1")
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CAMPAIGN_ATTRIBUTION):
+            transform.build(con, mart, MODEL)
         got = {
             sid: (cid, name)
             for sid, cid, name in rows(con, "SELECT session_id, campaign_id, campaign FROM marts.sessions")
@@ -1063,7 +1068,7 @@ def test_a_tenant_whose_campaign_ids_do_not_identify_campaigns_is_told_by_its_fi
             for n in range(sessions_each)
         ]
 
-    least = marts.CAMPAIGN_IDENTITY.ids_at_least
+    least = transform.CAMPAIGN_IDENTITY.ids_at_least
     with connect(WarehouseSettings(str(tmp_path / "identity.duckdb"))) as con:
         put_sessions(con, ids(40, sessions_each=3, names=8), tenant=1)  # ids shared by sessions
         put_sessions(con, visits(0, 42), tenant=2)  # an id per visit, under 3 name slugs
@@ -1072,9 +1077,9 @@ def test_a_tenant_whose_campaign_ids_do_not_identify_campaigns_is_told_by_its_fi
         put_sessions(
             con, ids(20, sessions_each=1, names=10) + ids(20, sessions_each=2, names=10, first=20), tenant=5
         )  # half the ids on a single session: not most
-        marts.prepare(con, MODEL)
+        transform.prepare(con, MODEL)
         # (tenant, by name, campaign ids, ids with one session, campaign names, ids per name)
-        assert marts.campaign_identity(con) == [
+        assert transform.campaign_identity(con) == [
             (1, False, 40, 0, 8, 5.0),
             (2, True, 42, 42, 3, 14.0),
             (3, False, least - 1, least - 1, 3, (least - 1) / 3),
@@ -1094,8 +1099,8 @@ def test_a_tenant_sending_an_id_per_visit_has_one_campaign_per_name_and_other_te
             ],
             tenant=2,
         )
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CAMPAIGN_ATTRIBUTION):
+            transform.build(con, mart, MODEL)
         got = {
             sid: (cid, name)
             for sid, cid, name in rows(
@@ -1122,17 +1127,17 @@ def test_a_tenant_sending_an_id_per_visit_has_one_campaign_per_name_and_other_te
 
 
 def test_a_campaign_name_over_many_ids_fails_its_check_until_the_tenant_is_identified_by_name(tmp_path):
-    least = marts.CAMPAIGN_IDENTITY.ids_at_least
+    least = transform.CAMPAIGN_IDENTITY.ids_at_least
     with connect(WarehouseSettings(str(tmp_path / "spread.duckdb"))) as con:
         put_sessions(con, visits(0, least - 1), tenant=2)  # too few ids to judge: each is taken as a campaign
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CAMPAIGN_ATTRIBUTION):
+            transform.build(con, mart, MODEL)
         # Visits 0, 1 and 2 of every 6 are the water heater's by name (its utm-only visits show their utm_campaign).
         assert checks.names_over_many_campaign_ids(con) == [(2, "Google Water Heater Spring", 15, 15, 5)]
         assert rows(con, "SELECT max(booked_sessions) FROM marts.campaign_attribution") == [(1,)]
         put_sessions(con, visits(least - 1, 42), tenant=2)
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CAMPAIGN_ATTRIBUTION):
+            transform.build(con, mart, MODEL)
         assert checks.names_over_many_campaign_ids(con) == []
 
 
@@ -1146,8 +1151,8 @@ def test_a_touch_100_days_before_a_booking_counts_in_a_120_day_window_and_not_in
     ]  # direct
 
     def credit(days: int) -> dict:
-        incremental.build(
-            con, marts.CAMPAIGN_ATTRIBUTION, marts.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=days)
+        transform.build(
+            con, catalogue.CAMPAIGN_ATTRIBUTION, transform.ModelSettings("UTC", VOCABULARY, SALT, attribution_days=days)
         )
         return {
             (model, channel): value
@@ -1161,7 +1166,7 @@ def test_a_touch_100_days_before_a_booking_counts_in_a_120_day_window_and_not_in
 
     with connect(WarehouseSettings(str(tmp_path / "window.duckdb"))) as con:
         put_sessions(con, journey, "s1")
-        incremental.build(con, marts.SESSIONS, MODEL)
+        transform.build(con, catalogue.SESSIONS, MODEL)
         assert credit(90) == pytest.approx(
             {
                 ("first_touch", "Email"): 1,
@@ -1189,8 +1194,8 @@ def test_a_recovered_booking_is_credited_on_the_day_it_booked(tmp_path):
     }
     with connect(WarehouseSettings(str(tmp_path / "recovered.duckdb"))) as con:
         put_sessions(con, [recovered], "s1")
-        for mart in (marts.SESSIONS, marts.CAMPAIGN_ATTRIBUTION, marts.BOOKING_LAG):
-            incremental.build(con, mart, MODEL)
+        for mart in (catalogue.SESSIONS, catalogue.CAMPAIGN_ATTRIBUTION, catalogue.BOOKING_LAG):
+            transform.build(con, mart, MODEL)
         assert rows(con, "SELECT attribution_model, period_start FROM marts.campaign_attribution ORDER BY 1") == [
             ("first_touch", date(2026, 10, 9)),
             ("last_touch", date(2026, 10, 9)),
@@ -1225,14 +1230,14 @@ def test_booking_lag(con):
 
 
 def test_every_mart_has_exactly_its_declared_columns_and_lineage_names_real_columns(con):
-    """The catalogue in marts.py (descriptions, types, lineage) against the SQL it describes."""
+    """The catalogue in transform/catalogue.py (descriptions, types, lineage) against the SQL it describes."""
     aliases = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
     upstream = {
         f"raw/{t.name}": {c.name for c in t.columns}
         for t in (SCHEDULER_SESSIONS, ROUTER_SESSIONS, SCHEDULER_PERFORMANCE, SCHEDULERS)
     }
-    upstream["marts/sessions"] = {c.name for c in marts.SESSIONS.columns}
-    for mart in marts.MARTS:
+    upstream["marts/sessions"] = {c.name for c in catalogue.SESSIONS.columns}
+    for mart in catalogue.MARTS:
         built = [(name, aliases.get(kind, kind)) for name, kind, *_ in rows(con, f"DESCRIBE {mart.qualified}")]
         assert built == [(c.name, c.type) for c in mart.columns], mart.name
         for column in mart.columns:
@@ -1251,7 +1256,7 @@ UNTRACED = {
 
 
 # What the models read besides tables, as a full build defines it: traced through like the rest of the SQL.
-VIEWS = {**marts.full_views(), "meta.campaign_catalogue": marts.sql_file("campaign_catalogue")}
+VIEWS = {**transform.full_views(), "meta.campaign_catalogue": templates.text("campaign_catalogue")}
 
 
 def with_views_inlined(sql: str) -> exp.Query:
@@ -1273,10 +1278,10 @@ def test_every_column_the_sql_computes_a_mart_column_from_is_in_its_declared_lin
     definitions load, where it would add seconds."""
     schema = {
         "raw": {t.name: {c.name: "VARCHAR" for c in t.columns} for t in RAW_TABLES},
-        "marts": {m.name: {c.name: "VARCHAR" for c in m.columns} for m in marts.MARTS},
+        "marts": {m.name: {c.name: "VARCHAR" for c in m.columns} for m in catalogue.MARTS},
     }
     traced = 0
-    for mart in marts.MARTS:
+    for mart in catalogue.MARTS:
         skipped = UNTRACED.get(mart.name, set())
         if skipped == "*":
             continue

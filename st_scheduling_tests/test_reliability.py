@@ -22,7 +22,7 @@ from st_scheduling.ingest.staging import AREA_PREFIX, staging_area, sweep
 from st_scheduling.simulator import FaultRates, ManualClock, Simulator
 from st_scheduling.simulator.faults import KINDS, FaultInjector
 from st_scheduling.simulator.model import Window
-from st_scheduling.warehouse import marts
+from st_scheduling.transform import catalogue
 from st_scheduling.warehouse.raw_tables import RAW_TABLES
 from st_scheduling_tests.conftest import NOW, SMALL, Served, materialize, raw_assets
 
@@ -78,7 +78,7 @@ def _error_text(result) -> str:
 def world(tmp_path):
     clock = ManualClock(NOW)
     served = Served(Simulator(SMALL, clock=clock))  # real sleeps: slow responses must time out for real
-    yield served, clock, DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+    yield served, clock, DuckDBWarehouse(database=str(tmp_path / "warehouse.duckdb"))
     served.close()
 
 
@@ -194,6 +194,7 @@ BOOKKEEPING = {
     "meta.mart_builds",
     "meta.session_changes",
     "meta.campaign_catalogue",
+    "meta.layout",
 }
 
 
@@ -246,7 +247,7 @@ def test_no_secret_token_or_pii_outside_the_contact_tables(world, tmp_path, caps
     assert len(contacts) > 20
     assert set(tables) == (
         {t.qualified for t in RAW_TABLES if not t.pii_columns}
-        | {m.qualified for m in marts.MARTS if not m.contains_pii}
+        | {m.qualified for m in catalogue.MARTS if not m.contains_pii}
         | BOOKKEEPING
     ), "every table without PII is searched"
     haystacks = {
@@ -276,7 +277,7 @@ def test_a_locked_or_unwritable_warehouse_fails_clearly_and_writes_nothing(serve
     try:
         assert holder.stdout.readline().strip() == "HELD"
         result = materialize(
-            raw_assets(), served.resource(), DuckDBWarehouse(path=locked_path, lock_wait_seconds=1), FIRST, FIRST
+            raw_assets(), served.resource(), DuckDBWarehouse(database=locked_path, lock_wait_seconds=1), FIRST, FIRST
         )
         assert not result.success and "is locked by another process (waited 1 s)" in _error_text(result)
     finally:
@@ -287,7 +288,7 @@ def test_a_locked_or_unwritable_warehouse_fails_clearly_and_writes_nothing(serve
     # A folder that cannot be created (its parent is a file): unwritable for root too.
     unwritable = str(tmp_path / "a_file" / "w.duckdb")
     (tmp_path / "a_file").write_text("not a folder")
-    result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(path=unwritable), FIRST, FIRST)
+    result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(database=unwritable), FIRST, FIRST)
     assert not result.success and f"cannot create the folder of the DuckDB file {unwritable}" in _error_text(result)
 
 

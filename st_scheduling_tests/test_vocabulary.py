@@ -20,15 +20,16 @@ import dagster as dg
 import duckdb
 import pytest
 
-from st_scheduling import vocabulary
+from st_scheduling import transform, vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.quality import checks, reconciliation
 from st_scheduling.simulator import ManualClock
 from st_scheduling.simulator.vocabulary import ALT, DEFAULT, World
+from st_scheduling.transform import catalogue
 from st_scheduling.vocabulary import Vocabulary, precision
 from st_scheduling.vocabulary import calibrate as calibration
 from st_scheduling.vocabulary.calibrate import ApiDay, Fit, SessionGroup, calibrate, read_loaded
-from st_scheduling.warehouse import checks, incremental, marts, reconciliation
 from st_scheduling.warehouse.raw_tables import SCHEDULER_SESSIONS
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 from st_scheduling_tests.conftest import SMALL, materialize, put_sessions, raw_assets, serve, session_record
@@ -145,7 +146,7 @@ EVIDENCE = [  # (session, milestone, outcome class) — unknown lastStep and out
 def _sessions_mart(tmp_path, records: list[dict], vocab: Vocabulary) -> dict:
     with connect(WarehouseSettings(str(tmp_path / "evidence.duckdb"))) as con:
         put_sessions(con, records)
-        incremental.build(con, marts.SESSIONS, marts.ModelSettings("UTC", vocab))
+        transform.build(con, catalogue.SESSIONS, transform.ModelSettings("UTC", vocab))
         return {
             sid: tuple(rest)
             for sid, *rest in con.execute(
@@ -177,7 +178,7 @@ def test_a_failed_vocabulary_gate_is_one_failed_run_that_is_not_retried(tmp_path
     with dg.DagsterInstance.from_config(str(home)) as instance:
         result = dg.materialize(
             [MART_ASSETS["sessions"]],
-            resources={"warehouse": DuckDBWarehouse(path=path)},
+            resources={"warehouse": DuckDBWarehouse(database=path)},
             instance=instance,
             raise_on_error=False,
         )
@@ -264,7 +265,7 @@ def _loaded(tmp_path_factory, world: str) -> str:
     served = serve(dataclasses.replace(SMALL, vocabulary=world), ManualClock(NOW))
     try:
         path = str(tmp_path_factory.mktemp(world) / "warehouse.duckdb")
-        result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(path=path), FIRST, LAST)
+        result = materialize(raw_assets(), served.resource(), DuckDBWarehouse(database=path), FIRST, LAST)
         assert result.success
         return path
     finally:
@@ -387,7 +388,7 @@ def test_the_alt_world_fails_by_name_until_calibrated_then_equals_its_performanc
     assert mapping(vocabulary.load(str(out))) == mapping(world_vocabulary(ALT))
     assert "opened_completion_rate" in cli.stdout and "differs" not in cli.stdout
 
-    warehouse = DuckDBWarehouse(path=alt_warehouse, vocabulary_file=str(out))
+    warehouse = DuckDBWarehouse(database=alt_warehouse, vocabulary_file=str(out))
     result = dg.materialize(list(MART_ASSETS.values()), resources={"warehouse": warehouse}, raise_on_error=False)
     assert result.success
     [reconciled] = [
@@ -420,8 +421,8 @@ def test_a_gap_a_definition_switch_would_close_is_named_as_such(alt_warehouse, t
     wrong = dataclasses.replace(_calibrated(alt_warehouse).vocabulary, bots_in_milestones=False)
     copy = shutil.copy(alt_warehouse, tmp_path / "copy.duckdb")
     with connect(WarehouseSettings(str(copy))) as con:
-        for mart in (marts.SESSIONS, marts.SCHEDULER_SCORECARD):
-            incremental.build(con, mart, marts.ModelSettings("UTC", wrong))
+        for mart in (catalogue.SESSIONS, catalogue.SCHEDULER_SCORECARD):
+            transform.build(con, mart, transform.ModelSettings("UTC", wrong))
         tolerance = precision.rate_tolerance(reconciliation.api_rate_decimals(con))
         found = reconciliation.mismatches(con, tolerance)
         gaps = reconciliation.definition_gaps(con, wrong, found, tolerance)

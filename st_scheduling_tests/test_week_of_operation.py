@@ -34,7 +34,7 @@ from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
 from st_scheduling.simulator import ManualClock, Simulator, SimulatorSettings
 from st_scheduling.simulator.faults import FaultInjector, FaultRates
-from st_scheduling.warehouse.marts import MARTS
+from st_scheduling.transform.catalogue import MARTS
 from st_scheduling.warehouse.raw_tables import RAW_TABLES
 from st_scheduling_tests.conftest import (
     Receiver,
@@ -240,7 +240,7 @@ def test_a_week_left_running_stays_right(week):
 
     # Raw equals a fresh read of the API at the final clock.
     warehouse_path = os.environ["ST_DUCKDB_PATH"]
-    fresh = DuckDBWarehouse(path=str(week.tmp_path / "fresh.duckdb"))
+    fresh = DuckDBWarehouse(database=str(week.tmp_path / "fresh.duckdb"))
     with freeze_time(final):
         read = materialize(raw_assets(), week.served.resource(), fresh, EPOCH.isoformat(), final.date().isoformat())
     assert read.success
@@ -256,7 +256,7 @@ def test_a_week_left_running_stays_right(week):
     config = {"ops": {f"marts__{m.name}": {"config": {"full_rebuild": True}} for m in MARTS}}
     rebuild = dg.materialize(
         list(MART_ASSETS.values()),
-        resources={"warehouse": DuckDBWarehouse(path=rebuilt_path)},
+        resources={"warehouse": DuckDBWarehouse(database=rebuilt_path)},
         run_config=config,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

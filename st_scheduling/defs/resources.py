@@ -10,9 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from st_scheduling import vocabulary
+from st_scheduling import transform, vocabulary
 from st_scheduling.config import SIMULATOR, Settings, SettingsError, router_pairs, tenant_ids
 from st_scheduling.ingest.pipeline import LoadOptions
 from st_scheduling.servicetitan import (
@@ -25,7 +26,7 @@ from st_scheduling.servicetitan import (
     ServiceTitanClient,
 )
 from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import instance_binding, marts, publish
+from st_scheduling.warehouse import instance_binding, publish
 from st_scheduling.warehouse.store import WarehouseSettings, connect
 
 DUCKDB_POOL = "duckdb_writer"
@@ -209,15 +210,13 @@ def _simulator():
     return Simulator()
 
 
-class DuckDBWarehouse(dg.ConfigurableResource):
-    """The DuckDB file (or MotherDuck `md:` database) holding the raw and marts schemas.
+class DuckDBWarehouse(DuckDBResource):
+    """The DuckDB file (or MotherDuck `md:` database) holding the raw and marts schemas: dagster_duckdb's
+    `DuckDBResource`, so your own assets and notebooks take it as they know it (`get_connection()`), with what
+    this platform's runs need besides: a bounded wait for another process's file lock that logs who holds it and
+    fails naming the file, the schemas and tables set up (and an older warehouse migrated) on connect, bulk
+    commits with their own memory settings, and the connection closed in `finally`."""
 
-    Not dagster_duckdb.DuckDBResource: this resource waits for another process's file lock for a bounded
-    time, logging who holds it, and fails naming the file; sets up the schemas and tables on connect; opens
-    bulk commits with their own memory settings; and closes in `finally`. The stock resource retries the lock
-    silently and does none of the rest, so the package is not a dependency."""
-
-    path: str = Field(description="DuckDB file path or md: URL (ST_DUCKDB_PATH)")
     threads: int = Field(default=2, description="DuckDB worker threads for mart builds (ST_DUCKDB_THREADS)")
     memory_limit: str = Field(default="8GB", description="DuckDB memory limit for mart builds (ST_DUCKDB_MEMORY_LIMIT)")
     lock_wait_seconds: float = Field(default=120.0, description="How long to wait for another process's file lock")
@@ -258,16 +257,21 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         "(ST_TIMEZONE, the partitions' own time zone)",
     )
 
-    def model_settings(self) -> marts.ModelSettings:
+    def model_settings(self) -> transform.ModelSettings:
         """What the mart models read. The customer-key salt is ST_CUSTOMER_KEY_SALT, read at run time and never
         stored; unset, the warehouse keeps its own."""
-        return marts.ModelSettings(
+        return transform.ModelSettings(
             self.timezone, self.vocabulary(), os.getenv("ST_CUSTOMER_KEY_SALT") or None, self.attribution_window_days
         )
 
     @property
+    def path(self) -> str:
+        """The DuckDB file path or md: URL (`database`, ST_DUCKDB_PATH)."""
+        return self.database
+
+    @property
     def settings(self) -> WarehouseSettings:
-        return WarehouseSettings(self.path, self.threads, self.memory_limit)
+        return WarehouseSettings(self.database, self.threads, self.memory_limit, config=dict(self.connection_config))
 
     def load_options(self, servicetitan: ServiceTitanResource, allow_shrink: bool) -> LoadOptions:
         return LoadOptions(
@@ -290,6 +294,12 @@ class DuckDBWarehouse(dg.ConfigurableResource):
     @contextmanager
     def connect(self, on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.settings, lock_wait=self.lock_wait_seconds, on_wait=on_wait) as con:
+            yield con
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection as `DuckDBResource` gives one, through this warehouse's bounded lock wait and set-up."""
+        with self.connect() as con:
             yield con
 
 
@@ -317,7 +327,7 @@ def build_resources(settings: Settings) -> dict:
     return {
         "servicetitan": api,
         "warehouse": DuckDBWarehouse(
-            path=settings.duckdb_path,
+            database=settings.duckdb_path,
             vocabulary_file=settings.vocabulary_file,
             publish_dir=settings.publish_dir,
             publish_pii=settings.publish_pii,

@@ -27,9 +27,9 @@ from st_scheduling import config, vocabulary
 from st_scheduling.defs import alerts, automation
 from st_scheduling.defs.partitions import FIRST_DAY, local_day
 from st_scheduling.defs.resources import ServiceTitanResource
+from st_scheduling.quality.checks import describe_value
 from st_scheduling.servicetitan import ConfigurationError
 from st_scheduling.warehouse import publish
-from st_scheduling.warehouse.checks import describe_value
 from st_scheduling.webhooks import backend, envelope
 
 # automation.raw_sessions_job, never imported by name: the defs loader would collect the job a second time.

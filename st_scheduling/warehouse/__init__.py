@@ -1,1 +1,2 @@
-"""The DuckDB warehouse: raw tables, atomic writes, and the SQL marts. No Dagster here."""
+"""The DuckDB warehouse's storage: connections, the raw tables and their atomic commits, the meta schema, the
+published snapshots, erasure, and which Dagster instance keeps its history. No Dagster here."""

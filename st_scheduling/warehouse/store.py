@@ -11,7 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
+from st_scheduling.warehouse import meta
+from st_scheduling.warehouse.raw_tables import RawTable
 
 LOCK_WAIT_SECONDS = 120.0
 LOCK_NOTICE_SECONDS = 5.0
@@ -27,6 +28,7 @@ class WarehouseSettings:
     threads: int = 2
     memory_limit: str = "8GB"  # mart builds: at 10M sessions 2GB spills the attribution to disk (1.5x slower)
     bulk_memory_limit: str = "64MB"  # raw commits: an insert streams from staged files and needs little
+    config: dict[str, object] = field(default_factory=dict)  # more DuckDB settings (the resource's connection_config)
 
 
 @contextmanager
@@ -48,7 +50,7 @@ def connect(
     deadline, delay, noticed = started + lock_wait, 0.2, started
     while True:
         try:
-            config = {"threads": settings.threads, "memory_limit": settings.memory_limit}
+            config = {**settings.config, "threads": settings.threads, "memory_limit": settings.memory_limit}
             if bulk:  # no checkpoint inside a commit: `checkpoint` runs one, with the full limit, at the end
                 config.update(
                     memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False, checkpoint_threshold="1TB"
@@ -71,7 +73,7 @@ def connect(
             problem = f"is locked by another process (waited {lock_wait:.0f} s)" if locked else "cannot be opened"
             raise WarehouseUnavailableError(f"the DuckDB file {settings.path} {problem}: {err}") from err
     try:
-        ensure_schema(con)
+        meta.ensure(con)
         yield con
     finally:
         con.close()
@@ -100,27 +102,6 @@ def lock_holder(err: Exception) -> str:
     if start < 0:
         return "DuckDB does not say which process holds it"
     return "held by " + text[start:].split(")")[0].strip()
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    # Commits are numbered in the order they happen (one writing process at a time), so what is new to a mart
-    # never depends on a worker's clock.
-    con.execute("CREATE SEQUENCE IF NOT EXISTS meta.raw_commit_numbers")
-    # Which rows each commit replaced and how many it removed and stored: an incremental mart build finds the
-    # rows a commit removed for good, and tells a change made by hand from the commits' own.
-    con.execute("""CREATE TABLE IF NOT EXISTS meta.raw_replaced (
-        table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
-        ingested_at TIMESTAMPTZ NOT NULL, rows_removed BIGINT NOT NULL, rows_stored BIGINT NOT NULL,
-        commit_number BIGINT NOT NULL)""")
-    for table in RAW_TABLES:
-        con.execute(table.ddl())
-    # A warehouse from before commits were numbered: its rows count as commit 0 (the marts' build state goes
-    # with it, so each mart rebuilds in full once).
-    for table in (*(t.qualified for t in RAW_TABLES), "meta.raw_replaced"):
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS commit_number BIGINT DEFAULT 0")
 
 
 @dataclass(frozen=True)

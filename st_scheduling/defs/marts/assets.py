@@ -6,17 +6,16 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from st_scheduling import reports
+from st_scheduling import reports, transform
 from st_scheduling.defs.code_links import linked, sql_reference
 from st_scheduling.defs.marts import checks as mart_checks
 from st_scheduling.defs.raw.assets import NIGHTLY
-from st_scheduling.defs.raw.metadata import PII_TAG
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.warehouse import incremental, lineage, marts, publish
+from st_scheduling.defs.tables import OWNERS, PII_TAG, column_schema
+from st_scheduling.transform import catalogue, lineage
+from st_scheduling.warehouse import publish
 
 GROUP = "scheduling_pro_marts"
-OWNERS = ["team:scheduling-data"]
-PII_COLUMNS = {"first_name", "last_name", "phone", "email"}
 
 # Marts follow raw data whatever launched the raw run. Unlike plain eager(), a raw partition that was
 # never loaded (say, an old day outside the backfilled range) does not hold the marts back.
@@ -31,16 +30,7 @@ def _key(asset_path: str) -> dg.AssetKey:
     return dg.AssetKey(asset_path.split("/"))
 
 
-def column_schema(mart: marts.Mart) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(c.name, c.type, description=c.description, tags=PII_TAG if c.name in PII_COLUMNS else None)
-            for c in mart.columns
-        ]
-    )
-
-
-def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
+def column_lineage(mart: catalogue.Mart) -> dg.TableColumnLineage:
     deps = {}
     for column in mart.columns:
         upstream = [
@@ -52,15 +42,15 @@ def column_lineage(mart: marts.Mart) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(deps_by_column=deps)
 
 
-def lineage_markdown(mart: marts.Mart) -> str:
+def lineage_markdown(mart: catalogue.Mart) -> str:
     """Column lineage a person can read: the open-source UI shows definition metadata but neither the lineage
     graph nor `dagster/column_lineage` itself. Traced from the same `MartColumn.lineage`, so the two cannot drift."""
-    return lineage.markdown(marts.MARTS, mart)
+    return lineage.markdown(catalogue.MARTS, mart)
 
 
-def _preview(con: duckdb.DuckDBPyConnection, mart: marts.Mart) -> str:
+def _preview(con: duckdb.DuckDBPyConnection, mart: catalogue.Mart) -> str:
     """The first rows as markdown; PII columns are left out, since metadata is not a contact list."""
-    columns = [c.name for c in mart.columns if c.name not in PII_COLUMNS]
+    columns = [c.name for c in mart.columns if not c.pii]
     rows = con.execute(f"SELECT {', '.join(columns)} FROM {mart.qualified} LIMIT 10").fetchall()
     header = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
     body = "\n".join("| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows)
@@ -82,8 +72,8 @@ def funnel_charts(con: duckdb.DuckDBPyConnection) -> dict:
 
 def campaign_identity(con: duckdb.DuckDBPyConnection) -> dict:
     """Whether each tenant's campaigns are identified by their ids or by name, with the figures that decided."""
-    rule = marts.CAMPAIGN_IDENTITY
-    tenants = marts.campaign_identity(con)
+    rule = transform.CAMPAIGN_IDENTITY
+    tenants = transform.campaign_identity(con)
     named = ", ".join(str(tenant) for tenant, by_name, *_ in tenants if by_name) or "no tenant"
     lines = [
         (
@@ -106,7 +96,7 @@ def campaign_identity(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 # What a mart's materialization shows beyond its row count and preview.
-EXTRA_METADATA = {marts.MILESTONE_FUNNEL.name: funnel_charts, marts.SESSIONS.name: campaign_identity}
+EXTRA_METADATA = {catalogue.MILESTONE_FUNNEL.name: funnel_charts, catalogue.SESSIONS.name: campaign_identity}
 
 
 class MartBuild(dg.Config):
@@ -121,13 +111,13 @@ class MartBuild(dg.Config):
 FOLLOWS_HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=4), warn_window=timedelta(hours=2))
 
 
-def freshness(mart: marts.Mart) -> dg.FreshnessPolicy:
+def freshness(mart: catalogue.Mart) -> dg.FreshnessPolicy:
     """A mart is as fresh as the raw tables it reads: the inventory, built from the scheduler list alone, changes
     only nightly or when a scheduler does (the week of operation found it "late" every day on the hourly policy)."""
     return NIGHTLY if list(mart.deps) == ["raw/schedulers"] else FOLLOWS_HOURLY
 
 
-def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
+def build_mart_asset(mart: catalogue.Mart) -> dg.AssetsDefinition:
     tags = PII_TAG if mart.contains_pii else {}
 
     @dg.asset(
@@ -144,7 +134,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         freshness_policy=freshness(mart),
         check_specs=mart_checks.check_specs(mart),
         metadata={
-            "dagster/column_schema": column_schema(mart),
+            "dagster/column_schema": column_schema((c.name, c.type, c.description, c.pii) for c in mart.columns),
             "dagster/column_lineage": column_lineage(mart),
             "column_lineage": dg.MetadataValue.md(lineage_markdown(mart)),
             "dagster/table_name": mart.qualified,
@@ -156,7 +146,7 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             con.begin()  # the new table replaces the old one only if its blocking checks pass
             try:
-                built = incremental.build(con, mart, settings, full=config.full_rebuild)
+                built = transform.build(con, mart, settings, full=config.full_rebuild)
                 check_results = mart_checks.evaluate(con, mart, settings)
             except duckdb.Error as err:  # the cause on the failure's first line, not under Dagster's frames
                 raise dg.Failure(description=f"marts/{mart.name}: {type(err).__name__}: {err}") from None
@@ -184,10 +174,10 @@ def build_mart_asset(mart: marts.Mart) -> dg.AssetsDefinition:
 
 def _publish(
     con: duckdb.DuckDBPyConnection,
-    mart: marts.Mart,
+    mart: catalogue.Mart,
     warehouse: DuckDBWarehouse,
     run_id: str,
-    built: incremental.Build,
+    built: transform.Build,
     log,
 ) -> tuple[dict, str | None]:
     """The mart as the snapshot analysts read (PII marts only when ST_PUBLISH_PII says so), written whenever the
@@ -217,7 +207,7 @@ def _publish(
     }, None
 
 
-MART_ASSETS = dict(zip((mart.name for mart in marts.MARTS), linked([build_mart_asset(m) for m in marts.MARTS])))
+MART_ASSETS = dict(zip((mart.name for mart in catalogue.MARTS), linked([build_mart_asset(m) for m in catalogue.MARTS])))
 
 
 @dg.definitions

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import dagster as dg
 import duckdb
 
+from st_scheduling import transform
 from st_scheduling.defs.check_results import check_result
+from st_scheduling.quality import checks, reconciliation
+from st_scheduling.transform import catalogue
 from st_scheduling.vocabulary import Vocabulary, precision
-from st_scheduling.warehouse import checks, marts, reconciliation
 
-Evaluate = Callable[[duckdb.DuckDBPyConnection, marts.ModelSettings], dg.AssetCheckResult]
+Evaluate = Callable[[duckdb.DuckDBPyConnection, transform.ModelSettings], dg.AssetCheckResult]
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def mart_check(mart: str, name: str, description: str, blocking: bool = False) -
         "failure lists each unknown value with its count and names the file."
     ),
 )
-def vocabulary_known(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+def vocabulary_known(con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings) -> dg.AssetCheckResult:
     vocabulary: Vocabulary = settings.vocabulary
     verdict = checks.unknown_vocabulary_in_sessions(con, vocabulary)
     return dg.AssetCheckResult(
@@ -72,7 +74,7 @@ def vocabulary_known(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettin
     blocking=True,
     description="No milestone is reached by more sessions than the milestone before it.",
 )
-def funnel_monotone(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+def funnel_monotone(con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings) -> dg.AssetCheckResult:
     return check_result(
         checks.funnel_not_monotone(con),
         (
@@ -92,7 +94,7 @@ def _rates_check(mart: str) -> None:
     columns = ", ".join(checks.RATE_COLUMNS[mart])
 
     @mart_check(mart, "rates_within_0_and_1", description=f"Rates ({columns}) lie within [0, 1].")
-    def rates_within_0_and_1(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+    def rates_within_0_and_1(con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings) -> dg.AssetCheckResult:
         return check_result(
             checks.rates_out_of_range(con, mart), ("column", "rows_outside"), f"{columns} lie within [0, 1]"
         )
@@ -112,7 +114,7 @@ for _mart in checks.RATE_COLUMNS:
     ),
 )
 def reconciled_with_performance_api(
-    con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings
+    con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings
 ) -> dg.AssetCheckResult:
     decimals = reconciliation.api_rate_decimals(con)
     tolerance = precision.rate_tolerance(decimals)
@@ -136,7 +138,7 @@ def reconciled_with_performance_api(
     "one_name_per_campaign",
     description="Every campaign id appears under one name, so no campaign is split across rows.",
 )
-def one_name_per_campaign(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+def one_name_per_campaign(con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings) -> dg.AssetCheckResult:
     return check_result(
         checks.campaigns_under_several_names(con),
         ("tenant_id", "campaign_id", "names", "as"),
@@ -155,7 +157,9 @@ def one_name_per_campaign(con: duckdb.DuckDBPyConnection, settings: marts.ModelS
         "others sending such ids. Non-blocking: the rows are right for the ids the API sent."
     ),
 )
-def campaign_names_within_few_ids(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+def campaign_names_within_few_ids(
+    con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings
+) -> dg.AssetCheckResult:
     return check_result(
         checks.names_over_many_campaign_ids(con),
         ("tenant_id", "campaign", "campaign_ids", "sessions", "booked_sessions"),
@@ -170,7 +174,7 @@ def campaign_names_within_few_ids(con: duckdb.DuckDBPyConnection, settings: mart
     description="Each company/brand has at most one default scheduler.",
 )
 def one_default_scheduler_per_company(
-    con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings
+    con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings
 ) -> dg.AssetCheckResult:
     return check_result(
         checks.companies_with_several_defaults(con),
@@ -184,17 +188,17 @@ def one_default_scheduler_per_company(
     "follow_ups_reachable",
     description="Every row of the call-back list has a phone or an email.",
 )
-def follow_ups_reachable(con: duckdb.DuckDBPyConnection, settings: marts.ModelSettings) -> dg.AssetCheckResult:
+def follow_ups_reachable(con: duckdb.DuckDBPyConnection, settings: transform.ModelSettings) -> dg.AssetCheckResult:
     unreachable = checks.follow_ups_without_contact(con)
     return dg.AssetCheckResult(passed=unreachable == 0, metadata={"rows_without_contact": unreachable})
 
 
-def check_specs(mart: marts.Mart) -> list[dg.AssetCheckSpec]:
+def check_specs(mart: catalogue.Mart) -> list[dg.AssetCheckSpec]:
     return [check.spec for check in MART_CHECKS.get(mart.name, [])]
 
 
 def evaluate(
-    con: duckdb.DuckDBPyConnection, mart: marts.Mart, settings: marts.ModelSettings
+    con: duckdb.DuckDBPyConnection, mart: catalogue.Mart, settings: transform.ModelSettings
 ) -> list[dg.AssetCheckResult]:
     """Every check of the mart, on the connection that built it (its transaction still open)."""
     return [
@@ -203,7 +207,7 @@ def evaluate(
     ]
 
 
-def failed_blocking(mart: marts.Mart, results: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
+def failed_blocking(mart: catalogue.Mart, results: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
     blocking = {check.spec.name for check in MART_CHECKS.get(mart.name, []) if check.spec.blocking}
     return [
         r for r in results if r.check_name in blocking and not r.passed and r.severity == dg.AssetCheckSeverity.ERROR

@@ -13,20 +13,14 @@ from pydantic import Field
 
 from st_scheduling.defs.code_links import linked
 from st_scheduling.defs.partitions import daily_partitions, day_windows
-from st_scheduling.defs.raw.metadata import (
-    PII_TAG,
-    column_schema,
-    load_metadata,
-    not_configured_text,
-    partition_metadata,
-)
+from st_scheduling.defs.raw.metadata import load_metadata, not_configured_text, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
+from st_scheduling.defs.tables import OWNERS, PII_TAG, column_schema
 from st_scheduling.ingest import LoadResult, Source, load, sources
 from st_scheduling.servicetitan import ConfigurationError
 from st_scheduling.warehouse import raw_tables as tables
 
 GROUP = "scheduling_pro_raw"
-OWNERS = ["team:scheduling-data"]
 KINDS = {"servicetitan", "duckdb"}
 # The hourly refresh keeps these within the hour; three hours without one means automation is broken.
 HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2))
@@ -45,10 +39,6 @@ class RawLoadConfig(dg.Config):
         "now. Off, such a write is refused and the run fails naming it. Turn on only when the API "
         "really deleted records (a customer's erasure request): see the README runbook.",
     )
-
-
-class IncompleteLoad(Exception):
-    """Some owner-windows were not stored as the API holds them; the rest were committed."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +145,12 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         kinds=KINDS,
         pool=DUCKDB_POOL,
         description=spec.description,
-        metadata={"dagster/column_schema": column_schema(spec.table), "dagster/table_name": spec.table.qualified},
+        metadata={
+            "dagster/column_schema": column_schema(
+                (c.name, c.duckdb_type, c.description, c.name in spec.table.pii_columns) for c in spec.table.columns
+            ),
+            "dagster/table_name": spec.table.qualified,
+        },
         partitions_def=daily_partitions if spec.partitioned else None,
         # Unpartitioned too, so `dg launch --partition-range` (make demo) can run a whole job in one run.
         backfill_policy=dg.BackfillPolicy.single_run(),

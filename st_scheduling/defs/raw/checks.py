@@ -4,7 +4,7 @@ import dagster as dg
 
 from st_scheduling.defs.check_results import check_result
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse
-from st_scheduling.warehouse import checks, volume
+from st_scheduling.quality import checks, volume
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, RawTable
 
 SESSION_REQUIRED = ("tenant_id", "id", "created_on", "modified_on", "last_checkin_date")
@@ -94,7 +94,7 @@ def raw_table_checks(table: RawTable) -> list[dg.AssetChecksDefinition]:
     pool=DUCKDB_POOL,
     description="The broken-scheduler alarm: fails when a scheduler's sessions fall far below its own "
     "usual volume for those weekdays and hours (a broken website embed, a removed Google "
-    "link). Rule: st_scheduling/warehouse/volume.py; quiet on normal nights and weekends.",
+    "link). Rule: st_scheduling/quality/volume.py; quiet on normal nights and weekends.",
 )
 def scheduler_volume_alarm(warehouse: DuckDBWarehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:

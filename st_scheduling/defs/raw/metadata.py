@@ -8,19 +8,6 @@ from st_scheduling.ingest import LoadResult
 from st_scheduling.servicetitan import CallStats
 from st_scheduling.warehouse.raw_tables import RawTable
 
-PII_TAG = {"pii": "true"}
-
-
-def column_schema(table: RawTable) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                c.name, c.duckdb_type, description=c.description, tags=PII_TAG if c.name in table.pii_columns else None
-            )
-            for c in table.columns
-        ]
-    )
-
 
 # Every key a run writes starts with `run_`: a range run records the same numbers on each day it loaded, so on
 # a day's page they must not read as that day's. `dagster/row_count` keeps Dagster's name because it is what it

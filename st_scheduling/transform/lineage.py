@@ -1,6 +1,6 @@
 """A mart column's lineage followed down to the raw columns, and as markdown a person can read in the UI.
 
-The catalogue (`marts.py`) names each column's direct sources, one hop, which is what `dagster/column_lineage`
+The catalogue (`catalogue.py`) names each column's direct sources, one hop, which is what `dagster/column_lineage`
 carries; the lineage graph that draws it is a Dagster+ feature. Someone reading an asset page in the open-source
 UI wants to know which API fields a number rests on, so a source in another mart is followed through that mart's
 own column, hop by hop, until every source is a column of a table the catalogue does not build (the raw tables).
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from st_scheduling.warehouse.marts import Mart
+from st_scheduling.transform.catalogue import Mart, MartColumn
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,9 @@ def trace(catalogue: Iterable[Mart], asset: str, column: str) -> tuple[Source, .
     return _trace(columns, asset, column, ())
 
 
-def _trace(columns: dict, asset: str, column: str, below: tuple[str, ...]) -> tuple[Source, ...]:
+def _trace(
+    columns: dict[str, dict[str, MartColumn]], asset: str, column: str, below: tuple[str, ...]
+) -> tuple[Source, ...]:
     ref = f"{asset}:{column}"
     if ref in below:
         raise ValueError(f"lineage cycle: {' ← '.join((*below, ref))}")

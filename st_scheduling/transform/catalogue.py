@@ -1,27 +1,20 @@
-"""The marts: one SQL model per table in `sql/`, documented column by column.
+"""The catalogue of marts: one SQL model per table in `sql/`, documented column by column.
 
 Each model is one query; rebuilt in full it is a single `CREATE OR REPLACE TABLE marts.<name> AS <model>`, and
-built incrementally (`incremental.py`) a delete and an insert, each in the caller's transaction, so readers see
-the old table or the new one, never half of one. Models read the raw tables and marts through views naming what
-is being built (`latest_sessions_in_scope`, `router_sessions_in_scope`, `sessions_in_scope`), the campaign
-catalogue, and the vocabulary file (`st_scheduling.vocabulary`): its maps as temporary tables `vocab_*`, its
-switches as variables `st_*`, and `milestone_position(name)` for a milestone's place in its order.
+built incrementally (`build.py`) a delete and an insert, each in the caller's transaction, so readers see the old
+table or the new one, never half of one. Models read the raw tables and marts through views naming what is being
+built (`latest_sessions_in_scope`, `router_sessions_in_scope`, `sessions_in_scope`), the campaign catalogue, and
+the vocabulary file (`st_scheduling.vocabulary`): its maps as temporary tables `vocab_*`, its switches as
+variables `st_*`, and `milestone_position(name)` for a milestone's place in its order (`session.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import string
 from dataclasses import dataclass
-from importlib import resources
 
-import duckdb
-
-from st_scheduling.vocabulary import Vocabulary
-from st_scheduling.warehouse import scopes
-from st_scheduling.warehouse.scopes import CUSTOMERS, Periods
-from st_scheduling.warehouse.scopes import SCHEDULERS as EACH_SCHEDULER
+from st_scheduling.transform import scopes, templates
+from st_scheduling.transform.scopes import EACH_CUSTOMER, EACH_SCHEDULER, Periods
 
 SESSIONS_RAW = ("raw/scheduler_sessions", "raw/router_sessions")
 # Marts per scheduler read the sessions, and the scheduler inventory for names beside the ids.
@@ -33,16 +26,13 @@ RAW_SESSIONS_IN_SCOPE = {
 }
 
 
-def sql_file(name: str) -> str:
-    return resources.files("st_scheduling.warehouse").joinpath(f"sql/{name}.sql").read_text()
-
-
 @dataclass(frozen=True)
 class MartColumn:
     name: str
     type: str
     description: str
     lineage: tuple[str, ...] = ()  # "asset/key:column" of the upstream columns it is computed from
+    pii: bool = False  # a customer's personal data: tagged `pii` in Dagster, never in metadata or previews
 
 
 @dataclass(frozen=True)
@@ -51,7 +41,6 @@ class Mart:
     description: str
     deps: tuple[str, ...]  # asset keys ("raw/scheduler_sessions", "marts/sessions")
     columns: tuple[MartColumn, ...]
-    contains_pii: bool = False
     scope: scopes.Scope | None = None  # the rows a changed session can alter; None: always rebuilt in full
 
     @property
@@ -59,15 +48,23 @@ class Mart:
         return f"marts.{self.name}"
 
     @property
+    def contains_pii(self) -> bool:
+        return any(c.pii for c in self.columns)
+
+    @property
     def sql_path(self) -> str:
-        return str(resources.files("st_scheduling.warehouse").joinpath(f"sql/{self.name}.sql"))
+        return templates.path(self.name)
 
     def sql(self) -> str:
-        return sql_file(self.name)
+        return templates.text(self.name)
 
 
 def _c(name: str, type_: str, description: str, *lineage: str) -> MartColumn:
     return MartColumn(name, type_, description, lineage)
+
+
+def _pii(name: str, description: str, *lineage: str) -> MartColumn:
+    return MartColumn(name, "VARCHAR", description, lineage, pii=True)
 
 
 def _also(column: MartColumn, *lineage: str) -> MartColumn:
@@ -407,7 +404,7 @@ MILESTONE_FUNNEL = Mart(
         ),
         SCHEDULER_NAME,
     ),
-    scope=Periods("period_start", "grain"),
+    scope=Periods("period_start", grain_column="grain"),
 )
 
 # Which touch is first or last: by creation time, then session id.
@@ -509,7 +506,7 @@ BOOKING_VOLUME = Mart(
         ),
         SCHEDULER_NAME,
     ),
-    scope=Periods("period_start", "grain"),
+    scope=Periods("period_start", grain_column="grain"),
 )
 
 # The session fields that say the office already has it.
@@ -526,10 +523,10 @@ CUSTOMER_FOLLOW_UPS = Mart(
     (
         TENANT,
         _c("customer_key", "VARCHAR", "Hashed customer identity.", *_from_sessions("customer_key")),
-        _c("first_name", "VARCHAR", "Customer first name (PII).", *_from_raw_sessions("customer_first_name")),
-        _c("last_name", "VARCHAR", "Customer last name (PII).", *_from_raw_sessions("customer_last_name")),
-        _c("phone", "VARCHAR", "Customer phone (PII).", *_from_raw_sessions("customer_phone")),
-        _c("email", "VARCHAR", "Customer email (PII).", *_from_raw_sessions("customer_email")),
+        _pii("first_name", "Customer first name (PII).", *_from_raw_sessions("customer_first_name")),
+        _pii("last_name", "Customer last name (PII).", *_from_raw_sessions("customer_last_name")),
+        _pii("phone", "Customer phone (PII).", *_from_raw_sessions("customer_phone")),
+        _pii("email", "Customer email (PII).", *_from_raw_sessions("customer_email")),
         _c(
             "last_milestone",
             "VARCHAR",
@@ -581,8 +578,7 @@ CUSTOMER_FOLLOW_UPS = Mart(
             *OFFICE_HAS,
         ),
     ),
-    contains_pii=True,
-    scope=CUSTOMERS,
+    scope=EACH_CUSTOMER,
 )
 
 SERVICE_DEMAND = Mart(
@@ -601,13 +597,7 @@ SERVICE_DEMAND = Mart(
         _c("booked", "BIGINT", "Of those, booked.", *_from_sessions("is_booked")),
         _c("booked_share", "DOUBLE", "booked ÷ requests.", *_from_sessions("is_booked")),
     ),
-    scope=Periods("period_start", "grain"),
-)
-
-# The /performance days stored since the scorecard's last build ($since): their rows are recomputed too.
-PERFORMANCE_DAYS = (
-    "SELECT tenant_id, CAST(timezone(getvariable('st_timezone'), window_start) AS DATE) "
-    "FROM raw.scheduler_performance WHERE $since"
+    scope=Periods("period_start", grain_column="grain"),
 )
 
 SCHEDULER_SCORECARD = Mart(
@@ -640,7 +630,7 @@ SCHEDULER_SCORECARD = Mart(
         _c("difference", "DOUBLE", "computed_value - api_value."),
         _c("api_only", "BOOLEAN", "The platform cannot reproduce this metric from sessions."),
     ),
-    scope=Periods("day", raw_days=PERFORMANCE_DAYS),
+    scope=Periods("day", raw_days="build/scope:scheduler_performance_days"),
 )
 
 SCHEDULERS = Mart(
@@ -767,7 +757,7 @@ BOOKING_LAG = Mart(
             *_from_sessions("created_at", "booked_at"),
         ),
     ),
-    scope=Periods("week_start", "'week'"),
+    scope=Periods("week_start", grain="week"),
 )
 
 MARTS = (
@@ -782,121 +772,3 @@ MARTS = (
     BLOCKER_IMPACT,
     BOOKING_LAG,
 )
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    """What the models read besides the tables."""
-
-    timezone: str  # local days, weeks and months
-    vocabulary: Vocabulary
-    salt: str | None = None  # customer-key salt; None: the warehouse's own (`warehouse_salt`)
-    attribution_days: int = 90  # look-back window of the first-touch, last-touch and linear models
-
-
-@dataclass(frozen=True)
-class CampaignIdentityRule:
-    """When a tenant's campaignIds do not identify its campaigns, so that its campaigns are identified by name
-    (sql/campaign_identity.sql): an integration that sends a new id with every visit leaves most ids on a single
-    session and each campaign name spread over many ids."""
-
-    ids_at_least: int = 30  # judged on this many ids or more: a small tenant's real campaigns may each have one session
-    one_session_share: float = 0.5  # more than this share of its ids carry a single session (most of them) ...
-    ids_per_name: float = 3.0  # ... and its campaign names average at least this many ids each
-
-
-CAMPAIGN_IDENTITY = CampaignIdentityRule()
-
-
-def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
-    """Session state the models read: the time zone, the customer-key salt, the attribution window, the
-    vocabulary maps and its definition switches, the campaign identity rule, the small macros the SQL shares, and
-    the views of what is being built, here everything."""
-    vocabulary = settings.vocabulary
-    con.execute("SET VARIABLE st_timezone = ?", [settings.timezone])
-    con.execute("SET VARIABLE st_customer_key_salt = ?", [settings.salt or warehouse_salt(con)])
-    con.execute("SET VARIABLE st_attribution_days = ?", [settings.attribution_days])
-    set_switches(con, vocabulary)
-    for rule in dataclasses.fields(CAMPAIGN_IDENTITY):
-        con.execute(f"SET VARIABLE st_campaign_{rule.name} = ?", [getattr(CAMPAIGN_IDENTITY, rule.name)])
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO milestone_position(name) AS list_position(getvariable('st_milestones'), name) - 1"
-    )
-    con.execute("CREATE OR REPLACE TEMP MACRO slug(x) AS trim(regexp_replace(lower(x), '[^a-z0-9]+', '_', 'g'), '_')")
-    con.execute(sql_file("channels"))
-    # A rate's name says what it divides: booked ÷ the first information milestone is "engaged", wherever the flow
-    # asks for it.
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO rate_name(denominator) AS 'booked_per_' || CASE WHEN denominator = "
-        "getvariable('st_milestones')[2] THEN 'engaged' ELSE denominator END"
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP MACRO period_end(start, grain) AS CASE grain WHEN 'week' THEN start + 7 "
-        "WHEN 'month' THEN CAST(start + INTERVAL 1 MONTH AS DATE) ELSE start + 1 END"
-    )
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
-    con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
-    con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?)", list(vocabulary.outcomes.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
-    con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.milestones)))
-    sessions_built = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'sessions'"
-    ).fetchone()[0]
-    for view, query in full_views().items():
-        if sessions_built or "marts.sessions" not in query:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {query}")
-
-
-def full_views() -> dict[str, str]:
-    """The views of what is being built, as a full build defines them: everything."""
-    views = {view: f"SELECT * FROM {table}" for view, table in RAW_SESSIONS_IN_SCOPE.items()}
-    for view, (scheduler, router) in (
-        ("latest_sessions", RAW_SESSIONS_IN_SCOPE.values()),
-        ("latest_sessions_in_scope", RAW_SESSIONS_IN_SCOPE),
-    ):
-        views[view] = string.Template(sql_file("latest_sessions")).substitute(
-            scheduler_sessions=scheduler, router_sessions=router
-        )
-    # Whether each tenant's campaign ids identify its campaigns: read from every session, like latest_sessions.
-    views["campaign_identity"] = sql_file("campaign_identity")
-    return {**views, "sessions_in_scope": "SELECT * FROM marts.sessions"}
-
-
-def set_switches(con: duckdb.DuckDBPyConnection, vocabulary: Vocabulary) -> None:
-    """The definition switches as the variables the models read (the reconciliation check flips them)."""
-    con.execute("SET VARIABLE st_milestones = ?", [list(vocabulary.milestones)])
-    con.execute("SET VARIABLE st_bots_in_milestones = ?", [vocabulary.bots_in_milestones])
-    con.execute("SET VARIABLE st_leads_in_abandoned = ?", [vocabulary.leads_in_abandoned])
-    con.execute("SET VARIABLE st_bots_in_totals = ?", [vocabulary.bots_in_totals])
-    con.execute("SET VARIABLE st_contacts_captured = ?", [vocabulary.contacts_captured])
-    con.execute("SET VARIABLE st_scheduler_rate_of = ?", [vocabulary.rate_denominators["scheduler_completion_rate"]])
-    con.execute("SET VARIABLE st_opened_rate_of = ?", [vocabulary.rate_denominators["opened_completion_rate"]])
-
-
-def campaign_identity(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """Each tenant with campaign ids, on a connection `prepare` set up: (tenant, identified by name, campaign ids,
-    ids with a single session, campaign names, ids per name)."""
-    return con.execute(
-        "SELECT tenant_id, by_name, campaign_ids, one_session_ids, campaign_names, ids_per_name "
-        "FROM campaign_identity ORDER BY tenant_id"
-    ).fetchall()
-
-
-def warehouse_salt(con: duckdb.DuckDBPyConnection) -> str:
-    """A random salt generated once per warehouse and kept in it (never in a mart, a snapshot or metadata)."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    con.execute("CREATE TABLE IF NOT EXISTS meta.customer_key_salt (salt VARCHAR NOT NULL)")
-    if row := con.execute("SELECT salt FROM meta.customer_key_salt").fetchone():
-        return row[0]
-    salt = secrets.token_hex(32)
-    con.execute("INSERT INTO meta.customer_key_salt VALUES (?)", [salt])
-    return salt
-
-
-def rebuild(con: duckdb.DuckDBPyConnection, mart: Mart) -> None:
-    """Rebuild one mart in full from everything, on a connection `prepare` set up (`incremental.build` is the
-    way in: it records what the build read, so the next one can merge only what changed)."""
-    if mart is SESSIONS:
-        con.execute(f"CREATE OR REPLACE TABLE meta.campaign_catalogue AS {sql_file('campaign_catalogue')}")
-    con.execute(f"CREATE OR REPLACE TABLE {mart.qualified} AS {mart.sql()}")

@@ -3,53 +3,51 @@
 An incremental build deletes the rows a mart's scope selects and inserts the model's rows that the same scope
 selects, the model reading only the sessions the scope names. It is exact when every row the changes can alter
 is selected, and every selected row is computed only from sessions the scope reads. The scope tables, filled
-from the changes (`incremental.py`), are temporary tables of the build's connection:
+from the changes (`build.py`), are temporary tables of the build's connection:
 
 - `scope_spans (tenant_id, span_start, span_end)`: per tenant, dates covering every day, week and month holding
   a changed session's creation, arrival-window or booking day;
 - `scope_converters (tenant_id, customer_key)`: customers with a booking whose day falls in their tenant's span;
 - `scope_customers` and `scope_schedulers (tenant_id, customer_key | scheduler_id)`: those of changed sessions.
+
+The conditions themselves are in `sql/build/scope.sql`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-SESSION_DAYS = ("session_date", "timeslot_date", "booked_date")
+from st_scheduling.transform.templates import Fragment, render
 
 
 @dataclass(frozen=True)
 class Periods:
-    """Rows that each count one tenant's sessions of one period: the day, week or month starting at `column`
-    (`grain` is the SQL naming the length: a column holding day/week/month, or a literal)."""
+    """Rows that each count one tenant's sessions of one period starting at `column`: of the length in
+    `grain_column` (day, week or month), or else of the length `grain`."""
 
     column: str
-    grain: str = "'day'"
+    grain_column: str | None = None
+    grain: Literal["day", "week", "month"] = "day"
     # Rows credit a booking to the same customer's earlier sessions (attribution): a row of a booking day also
     # reads every session of the customers who booked that day, and a changed session touches the bookings its
     # customer made within the attribution window after it.
     touches: bool = False
-    # A raw table whose rows the mart also reads per day: (tenant_id, day) of rows stored since the last build,
-    # with `$since` standing for that time.
+    # A statement of sql/build/scope.sql selecting (tenant_id, day) of a raw table the mart also reads per day,
+    # for the rows stored since the last build (its placeholder `stored_since`).
     raw_days: str | None = None
     table = "scope_spans"  # empty: nothing this mart counts changed
 
-    def rows(self, alias: str) -> str:
-        return (
-            f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id "
-            f"AND {alias}.{self.column} >= s.span_start "
-            f"AND period_end({alias}.{self.column}, {self.grain}) <= s.span_end)"
-        )
+    def rows(self, alias: str) -> Fragment:
+        if self.grain_column:
+            return render("build/scope:period_rows", alias=alias, column=self.column, grain_column=self.grain_column)
+        return render("build/scope:fixed_period_rows", alias=alias, column=self.column)
 
-    def sessions(self, alias: str) -> str:
-        in_span = " OR ".join(f"({alias}.{day} >= s.span_start AND {alias}.{day} < s.span_end)" for day in SESSION_DAYS)
-        dated = f"EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {alias}.tenant_id AND ({in_span}))"
+    def sessions(self, alias: str) -> Fragment:
+        dated = render("build/scope:dated_sessions", alias=alias)
         if not self.touches:
             return dated
-        return (
-            f"({dated} OR EXISTS (SELECT 1 FROM scope_converters AS c WHERE c.tenant_id = {alias}.tenant_id "
-            f"AND c.customer_key = {alias}.customer_key))"
-        )
+        return render("build/scope:dated_or_converting_sessions", alias=alias, dated=dated)
 
 
 @dataclass(frozen=True)
@@ -60,16 +58,13 @@ class Keys:
     column: str  # customer_key or scheduler_id
     table: str  # scope_customers or scope_schedulers; empty: nothing this mart counts changed
 
-    def rows(self, alias: str) -> str:
-        return (
-            f"EXISTS (SELECT 1 FROM {self.table} AS k WHERE k.tenant_id = {alias}.tenant_id "
-            f"AND k.{self.column} = {alias}.{self.column})"
-        )
+    def rows(self, alias: str) -> Fragment:
+        return render("build/scope:keyed_rows", alias=alias, table=self.table, column=self.column)
 
     sessions = rows
 
 
-CUSTOMERS = Keys("customer_key", "scope_customers")
-SCHEDULERS = Keys("scheduler_id", "scope_schedulers")
+EACH_CUSTOMER = Keys("customer_key", "scope_customers")
+EACH_SCHEDULER = Keys("scheduler_id", "scope_schedulers")
 
 Scope = Periods | Keys

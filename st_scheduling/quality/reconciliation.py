@@ -11,9 +11,10 @@ import dataclasses
 
 import duckdb
 
+from st_scheduling import transform
+from st_scheduling.transform import catalogue
 from st_scheduling.vocabulary import MILESTONES, RATES, SWITCHES, Vocabulary, switch_line
 from st_scheduling.vocabulary.precision import rate_decimals
-from st_scheduling.warehouse import marts
 
 
 def api_rate_decimals(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -76,8 +77,8 @@ def definition_gaps(
     gaps = {}
     try:
         for line, alternative in alternatives(vocabulary, rates_differ).items():
-            marts.set_switches(con, alternative)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE scorecard_alternative AS {marts.SCHEDULER_SCORECARD.sql()}")
+            transform.set_switches(con, alternative)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE scorecard_alternative AS {catalogue.SCHEDULER_SCORECARD.sql()}")
             still = {(t, s, d, m) for t, s, d, m, *_ in mismatches(con, tolerance, "scorecard_alternative")}
             closed = wrong - still
             if closed:
@@ -88,7 +89,7 @@ def definition_gaps(
                     "metrics": sorted({m for *_, m in closed}),
                 }
     finally:
-        marts.set_switches(con, vocabulary)
+        transform.set_switches(con, vocabulary)
         con.execute("DROP TABLE IF EXISTS scorecard_alternative")
     return gaps
 
