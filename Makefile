@@ -43,11 +43,12 @@ webhooks: $(BIN)/.installed
 sql: $(BIN)/.installed
 	$(BIN)/python -m st_scheduling.sql
 
-## lint: ruff (lint and format) and mypy (strict on ingest/ and servicetitan/), as configured in pyproject.toml
+## lint: ruff (lint and format), mypy (strict on ingest/, servicetitan/, transform/) and sqlfluff (the SQL models), as configured in pyproject.toml
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/sqlfluff lint st_scheduling/transform/sql/*.sql
 
 ## check: the fast lane, everything but the slow, end-to-end and benchmark tests
 check: $(BIN)/.installed
