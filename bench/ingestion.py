@@ -88,7 +88,7 @@ def platform(
     base: str, tenants: list[int], window: tuple[datetime, datetime], path: str, options: LoadOptions | None = None
 ) -> dict:
     """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
-    clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), label=f"tenant {t}") for t in tenants}
+    clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), t) for t in tenants}
     try:
         result = load(
             sources.scheduler_sessions(clients.__getitem__, window),

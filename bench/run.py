@@ -129,7 +129,7 @@ def refresh(server: Server, path: Path, window: tuple[datetime, datetime]) -> tu
     """Seconds to re-ingest `window` for every tenant, then to bring every mart up to date (incrementally when
     the warehouse's marts were built before)."""
     tenants = [int(t) for t in server.tenants.split(",")]
-    clients = {t: ServiceTitanClient(Endpoints.resolve(server.base), credentials(t)) for t in tenants}
+    clients = {t: ServiceTitanClient(Endpoints.resolve(server.base), credentials(t), t) for t in tenants}
     started = time.perf_counter()
     try:
         load(

@@ -55,9 +55,11 @@ class Served:
         return Credentials(*c.for_tenant(tenant or self.simulator.tenants[0].id), c.app_key)
 
     def client(self, tenant: int | None = None, **kwargs) -> ServiceTitanClient:
+        """A tenant's client (the first tenant's by default), retrying quickly and without sleeping."""
+        tenant = tenant or self.simulator.tenants[0].id
         kwargs.setdefault("sleep", lambda seconds: None)
         kwargs.setdefault("retry", RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=30))
-        return ServiceTitanClient(Endpoints.resolve(self.base_url), self.credentials(tenant), **kwargs)
+        return ServiceTitanClient(Endpoints.resolve(self.base_url), self.credentials(tenant), tenant, **kwargs)
 
     def resource(self, **kwargs) -> ServiceTitanResource:
         """The resource a live install would configure: every tenant's own client in ST_CLIENT_ID_<tenant> /

@@ -408,6 +408,7 @@ def test_tenants_are_read_in_parallel_each_within_its_own_workers_and_store_the_
         t: ServiceTitanClient(
             Endpoints.resolve(f"http://127.0.0.1:{server.server_port}"),
             Credentials(*creds.for_tenant(t), creds.app_key),
+            t,
         )
         for t in tenants
     }

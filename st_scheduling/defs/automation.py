@@ -147,7 +147,7 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
                 client = clients(tenant)
                 since = cursor.get(str(tenant))
                 # The API's clock (its Date header), not ours: the cursor compares with its modifiedOn values.
-                schedulers = [r for batch in client.schedulers(tenant) for r in batch]
+                schedulers = [r for batch in client.schedulers() for r in batch]
                 now = client.server_time or datetime.now(UTC)
                 modified_from = (
                     None
@@ -160,7 +160,7 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
                     else (
                         record
                         for scheduler in schedulers
-                        for batch in client.scheduler_sessions(tenant, scheduler["id"], modified_from=modified_from)
+                        for batch in client.scheduler_sessions(scheduler["id"], modified_from=modified_from)
                         for record in batch
                     )
                 )
@@ -202,7 +202,7 @@ def scheduler_changes(context: dg.SensorEvaluationContext, servicetitan: Service
                 [
                     (tenant, r["id"], r["modifiedOn"])
                     for tenant in servicetitan.tenants()
-                    for batch in clients(tenant).schedulers(tenant)
+                    for batch in clients(tenant).schedulers()
                     for r in batch
                 ]
             )

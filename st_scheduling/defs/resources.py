@@ -152,18 +152,16 @@ class ServiceTitanResource(dg.ConfigurableResource):
                 return ServiceTitanClient(
                     Endpoints.resolve("http://localhost"),
                     Credentials(*creds.for_tenant(tenant), creds.app_key),
+                    tenant,
                     transport=simulator.transport(),
                     retry=retry,
                     limits=limits,
-                    label=f"tenant {tenant}",
                 )
         else:
             endpoints = Endpoints.resolve(self.environment, self.token_url)
 
             def make(tenant: int) -> ServiceTitanClient:
-                return ServiceTitanClient(
-                    endpoints, self.credentials(tenant), retry=retry, limits=limits, label=f"tenant {tenant}"
-                )
+                return ServiceTitanClient(endpoints, self.credentials(tenant), tenant, retry=retry, limits=limits)
 
         clients = TenantClients(make)
         try:

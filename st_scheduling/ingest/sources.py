@@ -24,8 +24,8 @@ from st_scheduling.warehouse.raw_tables import (
 Clients = Callable[[int], ServiceTitanClient]
 
 
-def scheduler_ids(client: ServiceTitanClient, tenant: int) -> list[str]:
-    return [record["id"] for batch in client.schedulers(tenant) for record in batch]
+def scheduler_ids(client: ServiceTitanClient) -> list[str]:
+    return [record["id"] for batch in client.schedulers() for record in batch]
 
 
 def schedulers(clients: Clients) -> Source:
@@ -33,9 +33,7 @@ def schedulers(clients: Clients) -> Source:
 
     def pages(tenant: int, _owner: str) -> Iterator[TablePage]:
         client = clients(tenant)
-        return client.read_window(
-            client.path(tenant, "schedulers"), tenant, records_parser(SCHEDULERS, {"tenant_id": tenant})
-        )
+        return client.read_window(client.path("schedulers"), records_parser(SCHEDULERS, {"tenant_id": tenant}))
 
     return Source(SCHEDULERS, None, lambda tenant: [str(tenant)], pages)
 
@@ -47,11 +45,7 @@ def _sessions(
         client = clients(tenant)
         parser = records_parser(table, {"tenant_id": tenant, "listed_by_id": owner})
         return client.read_window(
-            client.path(tenant, kind, owner, "sessions"),
-            tenant,
-            parser,
-            created_from=window[0],
-            created_before=window[1],
+            client.path(kind, owner, "sessions"), parser, created_from=window[0], created_before=window[1]
         )
 
     return Source(table, window, owners_of, pages)
@@ -59,9 +53,7 @@ def _sessions(
 
 def scheduler_sessions(clients: Clients, window: Window) -> Source:
     """Every scheduler's sessions created in `window`; the owners are the schedulers the tenant lists now."""
-    return _sessions(
-        SCHEDULER_SESSIONS, "schedulers", clients, window, lambda tenant: scheduler_ids(clients(tenant), tenant)
-    )
+    return _sessions(SCHEDULER_SESSIONS, "schedulers", clients, window, lambda tenant: scheduler_ids(clients(tenant)))
 
 
 def router_sessions(clients: Clients, window: Window, routers: dict[int, list[str]]) -> Source:
@@ -74,12 +66,12 @@ def _performance(
     clients: Clients,
     days: list[Window],
     owners_of: Callable[[int], list[str]],
-    fetch: Callable[[ServiceTitanClient, int, str, datetime, datetime], Record],
+    fetch: Callable[[ServiceTitanClient, str, datetime, datetime], Record],
 ) -> Source:
     def pages(tenant: int, owner: str) -> Iterator[TablePage]:
         client = clients(tenant)
         for number, (start, end) in enumerate(days, 1):
-            body = fetch(client, tenant, owner, start, end)
+            body = fetch(client, owner, start, end)
             lead = {"tenant_id": tenant, "window_start": start, "window_end": end}
             columns = table.to_arrow([body], {c.name: None for c in table.lead_columns})
             yield Page(
@@ -95,8 +87,8 @@ def scheduler_performance(clients: Clients, days: list[Window]) -> Source:
         SCHEDULER_PERFORMANCE,
         clients,
         days,
-        lambda tenant: scheduler_ids(clients(tenant), tenant),
-        lambda c, t, o, s, e: c.scheduler_performance(t, o, s, e),
+        lambda tenant: scheduler_ids(clients(tenant)),
+        ServiceTitanClient.scheduler_performance,
     )
 
 
@@ -106,5 +98,5 @@ def router_performance(clients: Clients, days: list[Window], routers: dict[int, 
         clients,
         days,
         lambda tenant: routers.get(tenant, []),
-        lambda c, t, o, s, e: c.router_performance(t, o, s, e),
+        ServiceTitanClient.router_performance,
     )

@@ -1,13 +1,6 @@
 """A client for the ServiceTitan Scheduling Pro API (v2). Plain Python: no Dagster here."""
 
-from st_scheduling.servicetitan.client import (
-    CallStats,
-    Credentials,
-    Endpoints,
-    Limits,
-    RetryPolicy,
-    ServiceTitanClient,
-)
+from st_scheduling.servicetitan.client import ServiceTitanClient
 from st_scheduling.servicetitan.errors import (
     ApiResponseError,
     AuthenticationError,
@@ -20,7 +13,10 @@ from st_scheduling.servicetitan.errors import (
     RetriesExhaustedError,
     ServiceTitanError,
 )
+from st_scheduling.servicetitan.oauth import Credentials
 from st_scheduling.servicetitan.paging import Page
+from st_scheduling.servicetitan.retry import CallStats, RetryPolicy
+from st_scheduling.servicetitan.transport import Endpoints, Limits
 
 __all__ = [
     "ApiResponseError",
