@@ -52,7 +52,7 @@ lint: $(BIN)/.installed
 
 ## check: the fast lane, everything but the slow, end-to-end and benchmark tests
 check: $(BIN)/.installed
-	$(BIN)/pytest -m "not slow and not e2e and not bench"
+	$(BIN)/pytest -n 2 -m "not slow and not e2e and not bench"
 
 ## test: lint, then the full test suite (what CI runs), the week of operation included, with the 25 slowest tests printed
 test: lint
