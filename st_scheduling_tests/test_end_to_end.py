@@ -145,34 +145,8 @@ def test_a_run_through_the_webserver_and_daemon_then_the_ui_in_a_browser(
 ):
     base = dagster_dev
     today = datetime.now(UTC).date()
-    tags = [
-        {"key": "dagster/asset_partition_range_start", "value": str(today - timedelta(days=2))},
-        {"key": "dagster/asset_partition_range_end", "value": str(today)},
-    ]
-    launched = _graphql(
-        base,
-        LAUNCH,
-        {
-            "params": {
-                "selector": {
-                    "repositoryLocationName": "st_scheduling",
-                    "repositoryName": "__repository__",
-                    "jobName": "scheduling_pro_job",
-                },
-                "runConfigData": {},
-                "executionMetadata": {"tags": tags},
-            }
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    deadline = time.monotonic() + 420
-    status = None
-    while status not in ("SUCCESS", "FAILURE", "CANCELED"):
-        assert time.monotonic() < deadline, f"run {run_id} still {status} after 420 s"
-        time.sleep(3)
-        status = _graphql(base, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-    assert status == "SUCCESS"
+    run_id = _launch(base, "scheduling_pro_job", str(today - timedelta(days=2)), str(today))
+    assert _wait_for(base, run_id, {"SUCCESS", "FAILURE", "CANCELED"}, 420) == "SUCCESS"
 
     funnel = _graphql(base, FUNNEL)["assetNodeOrError"]
     assert {"/".join(k["path"]) for k in funnel["dependencyKeys"]} == {"marts/sessions", "raw/schedulers"}

@@ -14,6 +14,7 @@ import pytest
 from st_scheduling import transform, vocabulary
 from st_scheduling.defs.marts.assets import MART_ASSETS
 from st_scheduling.defs.resources import DuckDBWarehouse
+from st_scheduling.simulator.vocabulary import DEFAULT
 from st_scheduling.transform import catalogue
 from st_scheduling.transform.build import BuildState, full_rebuild_reason
 from st_scheduling.warehouse import publish
@@ -23,16 +24,7 @@ from st_scheduling_tests.conftest import materialize, raw_assets, serve
 
 MODEL = transform.ModelSettings("America/Chicago", vocabulary.load(), "salt", attribution_days=20)
 TODAY = datetime(2026, 11, 3, 15, tzinfo=UTC)  # a Tuesday: yesterday, last week and last month all differ
-STEPS = (
-    "WelcomeViewed",
-    "ZipCodeEntered",
-    "ServiceTypeChosen",
-    "IssueDescribed",
-    "TimeslotChosen",
-    "ContactInfoEntered",
-    "DetailsConfirmed",
-    "BookingSubmitted",
-)
+STEPS = DEFAULT.steps  # the shipped flow's lastStep values, in order
 OUTCOMES = ("Abandoned", "JobBooked", "BookingRequested", "AbandonedSentToBooking", "AbandonedSentToLead", None)
 # Few customers, campaigns and schedulers, so batches keep touching the same customers' look-back windows, the
 # catalogue's most frequent names and the UTM matches.
