@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 
-from bench.peak import peak_rss_mb
+from bench.peak import peak_rss_mb, reset_peak
 from st_scheduling.ingest import LoadOptions, load, sources
+from st_scheduling.ingest.pipeline import PHASES
 from st_scheduling.servicetitan import Credentials, Endpoints, ServiceTitanClient
 from st_scheduling.warehouse.store import WarehouseSettings
 
@@ -89,6 +90,12 @@ def platform(
 ) -> dict:
     """The platform's own path, as raw/scheduler_sessions runs it: fetch, validate, stage, commit."""
     clients = {t: ServiceTitanClient(Endpoints.resolve(base), credentials(t), t) for t in tenants}
+    phase_peaks: dict[str, float] = {}
+
+    def phase_ended(name: str) -> None:
+        phase_peaks[name] = peak_rss_mb()
+        reset_peak()
+
     try:
         result = load(
             sources.scheduler_sessions(clients.__getitem__, window),
@@ -96,12 +103,17 @@ def platform(
             WarehouseSettings(path),
             "bench",
             options or LoadOptions(),
+            on_phase=phase_ended,
         )
     finally:
         for client in clients.values():
             client.close()
     assert not result.problems(), result.problems()
-    return {"records": sum(o.stored for o in result.owners), "lock_held_seconds": result.lock_held_seconds}
+    return {
+        "records": sum(o.stored for o in result.owners),
+        "lock_held_seconds": result.lock_held_seconds,
+        "phases": {name: {"seconds": result.phase_seconds[name], "peak_rss_mb": phase_peaks[name]} for name in PHASES},
+    }
 
 
 def tenants_serial(base: str, tenants: list[int], window: tuple[datetime, datetime], path: str) -> dict:
@@ -220,8 +232,9 @@ def main(argv: list[str]) -> None:
     started = time.perf_counter()
     found = VARIANTS[variant](base, [int(t) for t in tenants.split(",")], window, path)
     seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
     found = found if isinstance(found, dict) else {"records": found}
+    # The phases reset the peak as each ends: the run's own is the greatest of theirs and what came after.
+    peak = max([peak_rss_mb(), *(phase["peak_rss_mb"] for phase in found.get("phases", {}).values())])
     print(json.dumps({"variant": variant, **found, "seconds": seconds, "peak_rss_mb": peak}))
 
 

@@ -13,3 +13,9 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status: peak RSS is measured on Linux only")
+
+
+def reset_peak() -> None:
+    """Start this process's peak RSS again from its current RSS (Linux's `clear_refs`), so each phase of a run
+    reports its own peak."""
+    Path("/proc/self/clear_refs").write_text("5")

@@ -3,7 +3,8 @@
     python -m bench.replay UPSTREAM_BASE_URL [--port 0] [--latency-ms 0]
 
 The first GET of each path and query (order and `includeTotal` aside) is forwarded to the upstream server
-(the simulator, with a frozen clock) and its body kept in memory; every later identical GET is answered from
+(the simulator, with a frozen clock) and its body and `Date` kept in memory (so the API's clock is the simulator's
+frozen one, as a read of changes needs); every later identical GET is answered from
 memory with no work but a socket write. POSTs (the token endpoint) are forwarded. `--latency-ms` adds a
 fixed delay to every answer, to model a distant API. Prints its base URL on the first line.
 """
@@ -28,7 +29,7 @@ def cache_key(target: str) -> str:
 
 
 def make_handler(upstream: str, latency: float) -> type[BaseHTTPRequestHandler]:
-    recorded: dict[str, tuple[str, bytes]] = {}
+    recorded: dict[str, tuple[str, bytes, str | None]] = {}
     lock = threading.Lock()
     http = httpx.Client(base_url=upstream, timeout=600)
 
@@ -38,14 +39,18 @@ def make_handler(upstream: str, latency: float) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args) -> None:  # quiet: benchmarks print their own lines
             pass
 
-        def _answer(self, status: int, content_type: str, body: bytes) -> None:
+        def _answer(self, status: int, content_type: str, body: bytes, date: str | None = None) -> None:
             if latency:
                 time.sleep(latency)
+            self.date = date
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            return getattr(self, "date", None) or super().date_time_string(timestamp)
 
         def do_GET(self) -> None:
             key = cache_key(self.path)
@@ -56,7 +61,11 @@ def make_handler(upstream: str, latency: float) -> type[BaseHTTPRequestHandler]:
                 with lock:
                     headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "st-app-key")}
                     response = http.get(parts.path, params=params, headers=headers)
-                found = (response.headers.get("Content-Type", "application/json"), response.content)
+                found = (
+                    response.headers.get("Content-Type", "application/json"),
+                    response.content,
+                    response.headers.get("Date"),
+                )
                 if response.status_code != 200:
                     self._answer(response.status_code, *found)
                     return
@@ -67,7 +76,10 @@ def make_handler(upstream: str, latency: float) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             response = http.post(self.path, content=body, headers={"Content-Type": self.headers["Content-Type"]})
             self._answer(
-                response.status_code, response.headers.get("Content-Type", "application/json"), response.content
+                response.status_code,
+                response.headers.get("Content-Type", "application/json"),
+                response.content,
+                response.headers.get("Date"),
             )
 
     return Replay

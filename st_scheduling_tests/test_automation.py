@@ -180,3 +180,52 @@ def test_the_scheduler_fingerprint_changes_with_any_scheduler_and_not_with_order
     assert automation.scheduler_fingerprint([a, b]) != automation.scheduler_fingerprint(
         [a, (1, "s2", "2026-10-03T00:00:00Z")]
     )
+
+
+def _hourly(at: datetime) -> dict[str, str]:
+    """The tags of the hourly schedule's run at `at`."""
+    return automation.refresh_recent_days(dg.build_schedule_context(scheduled_execution_time=at)).tags
+
+
+def _session_changed_at(path: str, table: str, column: str, at: int) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as con:
+        return con.execute(
+            f"SELECT session_id, {column} FROM {table} WHERE {column} = to_timestamp(?) ORDER BY ALL"
+            if table.startswith("marts")
+            else f"SELECT id, CAST(timezone('UTC', created_on) AS DATE)::VARCHAR FROM {table} "
+            "WHERE modified_on = to_timestamp(?) ORDER BY ALL",
+            [at],
+        ).fetchall()
+
+
+def test_one_hourly_run_brings_a_change_to_a_session_of_any_past_day_into_raw_and_the_marts(
+    served, simulator, clock, warehouse, quiet_moment
+):
+    changed_at, created_day = quiet_moment
+    before = datetime.fromtimestamp(changed_at - 1800, UTC)
+    clock.set(before)
+    instance = dg.DagsterInstance.ephemeral()
+    everything = [*raw_assets(), *MART_ASSETS.values()]
+    assert materialize(
+        everything, served.resource(), warehouse, "2026-09-01", before.date().isoformat(), instance=instance
+    ).success
+    assert not _session_changed_at(warehouse.path, "raw.scheduler_sessions", "modified_on", changed_at)
+
+    clock.set(datetime.fromtimestamp(changed_at + 60, UTC))
+    hourly = _hourly(datetime.fromtimestamp(changed_at + 60, UTC))
+    assert hourly[automation.READ] == automation.CHANGES
+    result = dg.materialize(
+        everything,
+        resources={"servicetitan": served.resource(), "warehouse": warehouse},
+        tags=hourly,
+        instance=instance,
+    )
+    assert result.success
+    assert hourly[automation.RANGE_START] > created_day, "the changed day is outside the hourly run's days"
+    [(session_id, day)] = _session_changed_at(warehouse.path, "raw.scheduler_sessions", "modified_on", changed_at)
+    assert day == created_day
+    assert _session_changed_at(warehouse.path, "marts.sessions", "modified_at", changed_at) == [
+        (session_id, datetime.fromtimestamp(changed_at, UTC))
+    ]

@@ -23,7 +23,15 @@ from st_scheduling.simulator import ManualClock, Simulator
 from st_scheduling.simulator.app import http_server
 from st_scheduling.simulator.model import Window
 from st_scheduling.warehouse.raw_tables import RAW_TABLES, SCHEDULER_SESSIONS
-from st_scheduling.warehouse.store import Removal, StagedOwner, WarehouseSettings, commit_tenant, connect, removals
+from st_scheduling.warehouse.store import (
+    Removal,
+    StagedOwner,
+    WarehouseSettings,
+    commit_tenant,
+    connect,
+    read_marks,
+    removals,
+)
 from st_scheduling_tests.conftest import NOW, SMALL, materialize, raw_assets
 
 FIRST, LAST = "2026-09-01", "2026-10-15"
@@ -168,6 +176,53 @@ def test_a_commit_keeps_the_latest_instant_refuses_to_shrink_and_keeps_unlisted_
         allowed = commit_tenant(con, SCHEDULER_SESSIONS, 1, window, [shrunk], ["s"], run_id="r3", allow_shrink=True)
         assert allowed.stored == {"s": 1}
         assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 2, "t kept its row"
+
+
+def test_an_upsert_of_changes_replaces_only_their_keys_and_moves_the_mark_only_when_every_owner_was_read(tmp_path):
+    settings = WarehouseSettings(str(tmp_path / "w.duckdb"))
+    record = {"createdOn": "2026-09-03T10:00:00Z", "modifiedOn": "2026-09-03T10:05:00Z", "customer": {}}
+    history = [{**record, "id": f"old-{n}"} for n in range(3)]
+    changed = {**record, "id": "old-1", "modifiedOn": "2026-10-15T09:00:00Z", "sessionOutcome": "Job"}
+    new = {**record, "id": "new", "createdOn": "2026-10-15T08:00:00Z", "modifiedOn": "2026-10-15T08:30:00Z"}
+    first_read, second_read = datetime(2026, 10, 15, 9, 30, tzinfo=UTC), datetime(2026, 10, 15, 10, 30, tzinfo=UTC)
+    with connect(settings) as con:
+        commit_tenant(con, SCHEDULER_SESSIONS, 1, None, [_stage(tmp_path, "all", history)], ["s"], run_id="r0")
+        partial = commit_tenant(
+            con,
+            SCHEDULER_SESSIONS,
+            1,
+            None,
+            [_stage(tmp_path, "changes", [changed, new])],
+            ["s", "t"],  # t was listed but not read in full
+            run_id="r1",
+            upsert=True,
+            read_mark=first_read,
+        )
+        assert partial.stored == {"s": 2} and not partial.refused
+        rows = con.execute("SELECT id, session_outcome FROM raw.scheduler_sessions ORDER BY id").fetchall()
+        assert rows == [("new", None), ("old-0", None), ("old-1", "Job"), ("old-2", None)], "nothing else removed"
+        assert read_marks(con, SCHEDULER_SESSIONS) == {}, "an owner not read: the next read starts where this one did"
+        commit_tenant(con, SCHEDULER_SESSIONS, 1, None, [], ["s"], run_id="r2", upsert=True, read_mark=first_read)
+        commit_tenant(
+            con,
+            SCHEDULER_SESSIONS,
+            1,
+            None,
+            [_stage(tmp_path, "quiet", [])],
+            ["s"],
+            run_id="r3",
+            upsert=True,
+            read_mark=second_read,
+        )
+        assert read_marks(con, SCHEDULER_SESSIONS) == {1: second_read}
+        assert con.execute("SELECT count(*) FROM raw.scheduler_sessions").fetchone()[0] == 4
+        # The marts find an upsert's rows by commit number: it is logged replacing no window.
+        assert (
+            con.execute(
+                "SELECT count(*) FROM meta.raw_replaced WHERE window_start IS NULL OR window_start < window_end"
+            ).fetchone()[0]
+            == 1
+        ), "only the first, full commit replaced a window"
 
 
 def test_a_commit_that_keeps_the_count_but_loses_ids_is_refused_naming_each_day(tmp_path):

@@ -186,11 +186,12 @@ def test_two_runs_writing_the_same_warehouse_at_once_both_succeed(world):
     assert stored(warehouse.path) == truth(served.simulator)
 
 
-# The warehouse's own bookkeeping: the customer-key salt, the raw commits' log, the incremental builds' state, the
-# session changes they pass on, the campaign catalogue.
+# The warehouse's own bookkeeping: the customer-key salt, the raw commits' log, the reads of changes' marks, the
+# incremental builds' state, the session changes they pass on, the campaign catalogue.
 BOOKKEEPING = {
     "meta.customer_key_salt",
     "meta.raw_replaced",
+    "meta.read_marks",
     "meta.mart_builds",
     "meta.session_changes",
     "meta.campaign_catalogue",

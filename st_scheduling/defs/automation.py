@@ -1,6 +1,7 @@
 """What keeps the platform current: the main job, scheduled refreshes, sensors, and marts following raw data.
 
-- `refresh_recent_days` (hourly): today's and yesterday's raw partitions, in ST_TIMEZONE.
+- `refresh_recent_days` (hourly): the sessions modified since its last read, of any day, and today's and
+  yesterday's performance numbers (its run covers those two partitions, in ST_TIMEZONE).
 - `refresh_lookback` (nightly): the last LOOKBACK_DAYS partitions, for sessions that changed late, with the
   scheduler inventory and every mart (the main job).
 - `late_session_updates` (sensor): sessions modified since its cursor whose day is older than yesterday.
@@ -16,11 +17,20 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from st_scheduling.defs.partitions import FIRST_DAY, LOOKBACK_DAYS, RANGE_END, RANGE_START, TIMEZONE, local_day
+from st_scheduling.defs.partitions import (
+    CHANGES,
+    FIRST_DAY,
+    LOOKBACK_DAYS,
+    RANGE_END,
+    RANGE_START,
+    READ,
+    TIMEZONE,
+    local_day,
+)
 from st_scheduling.defs.resources import ServiceTitanResource
+from st_scheduling.ingest.sources import CHANGES_OVERLAP
 from st_scheduling.servicetitan import ConfigurationError, ServiceTitanError
 
-LATE_UPDATE_OVERLAP = timedelta(minutes=10)  # re-read this much before the cursor: clocks and commits lag
 FUTURE_TOLERANCE = timedelta(minutes=5)  # a modifiedOn this far past the API's own clock is not followed
 RUNNING = dg.DefaultScheduleStatus.RUNNING
 
@@ -58,11 +68,12 @@ def _clip(first: str) -> str:
     cron_schedule="5 * * * *",
     execution_timezone=TIMEZONE,
     default_status=RUNNING,
-    description="Hourly: today's and yesterday's sessions and performance, as one run.",
+    description="Hourly: the sessions modified since the last hourly read, whatever day they were created, "
+    "upserted; today's and yesterday's performance numbers.",
 )
 def refresh_recent_days(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     now = context.scheduled_execution_time
-    return range_request(_clip(local_day(now, -1)), local_day(now))
+    return range_request(_clip(local_day(now, -1)), local_day(now), tags={READ: CHANGES})
 
 
 @dg.schedule(
@@ -150,9 +161,7 @@ def late_session_updates(context: dg.SensorEvaluationContext, servicetitan: Serv
                 schedulers = [r for batch in client.schedulers() for r in batch]
                 now = client.server_time or datetime.now(UTC)
                 modified_from = (
-                    None
-                    if since is None
-                    else (datetime.fromisoformat(since.replace("Z", "+00:00")) - LATE_UPDATE_OVERLAP)
+                    None if since is None else (datetime.fromisoformat(since.replace("Z", "+00:00")) - CHANGES_OVERLAP)
                 )
                 records = (
                     ()

@@ -22,6 +22,9 @@ daily_partitions = dg.DailyPartitionsDefinition(
 FIRST_DAY = daily_partitions.start.date().isoformat()
 # Run tags that make one run cover a range of daily partitions (a single-run backfill).
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+# A run tagged READ: CHANGES reads the raw sessions modified since the last such read, whatever day they were
+# created (the hourly refresh); untagged, a run replaces its days' sessions as the API lists them now.
+READ, CHANGES = "st_scheduling/read", "changes"
 
 
 def local_day(moment: datetime, offset_days: int = 0) -> str:

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -27,7 +28,8 @@ from st_scheduling.servicetitan import (
 )
 from st_scheduling.vocabulary import Vocabulary
 from st_scheduling.warehouse import instance_binding, publish
-from st_scheduling.warehouse.store import WarehouseSettings, connect
+from st_scheduling.warehouse.raw_tables import RawTable
+from st_scheduling.warehouse.store import WarehouseSettings, connect, read_marks
 
 DUCKDB_POOL = "duckdb_writer"
 
@@ -293,6 +295,12 @@ class DuckDBWarehouse(DuckDBResource):
     def connect(self, on_wait: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         with connect(self.settings, lock_wait=self.lock_wait_seconds, on_wait=on_wait) as con:
             yield con
+
+    def read_marks(self, table: RawTable) -> dict[int, datetime]:
+        """Where each tenant's next read of `table`'s changes starts (`meta.read_marks`): read, then let go, before
+        the API is read."""
+        with connect(self.settings, lock_wait=self.lock_wait_seconds, bulk=True) as con:
+            return read_marks(con, table)
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -25,7 +25,6 @@ from st_scheduling.warehouse.store import (
     CommitOutcome,
     StagedOwner,
     WarehouseSettings,
-    checkpoint,
     commit_tenant,
     connect,
     ensure_folder,
@@ -54,6 +53,9 @@ class Source:
     window: Window | None
     owners_of: Callable[[int], list[str]]
     pages_of: Callable[[int, str], Iterable[TablePage]]
+    # A read of what changed since each tenant's read mark (upserted, see `commit_tenant`): the API's clock for a
+    # tenant, asked once its owners are listed, before any page.
+    changes_clock: Callable[[int], datetime | None] | None = None
 
 
 @dataclass
@@ -63,6 +65,7 @@ class TenantLoad:
     owners: list[OwnerLoad] = field(default_factory=list)
     outcome: CommitOutcome | None = None
     error: str | None = None  # listing the owners or committing failed: nothing of the tenant changed
+    read_at: datetime | None = None  # a read of changes: the API's clock when it began
 
     def problems(self) -> list[str]:
         """Everything that kept this tenant's data from being exactly the API's, one sentence each."""
@@ -89,6 +92,7 @@ class LoadResult:
     tenants: list[TenantLoad]
     seconds: float = 0.0
     lock_held_seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # PHASES -> seconds
     rows_per_tenant: dict[int, int] | None = None  # every tenant's rows in the table after the commit
     rows_per_window: list[int] | None = None  # rows of the table in each of the windows asked for, after the commit
 
@@ -118,6 +122,11 @@ class LoadResult:
         return sum(t.outcome.outside_window for t in self.tenants if t.outcome)
 
 
+# A load's phases, in order: fetching, parsing and staging go together, page by page, with no warehouse open;
+# then the commit, the only one holding the DuckDB lock.
+PHASES = ("fetch_parse_stage", "commit")
+
+
 def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
@@ -130,26 +139,34 @@ def load(
     options: LoadOptions = LoadOptions(),
     on_wait: Callable[[str], None] | None = None,
     count_windows: list[Window] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> LoadResult:
     """Fetch and stage every owner-window of every tenant, `parallel_tenants` tenants at a time; then open the
     warehouse and commit each tenant in one transaction. (Committing while others still fetch would hold the lock
     longer on a busy machine, and add the commit's memory to the fetch's.) `count_windows`: windows (days) to count
-    the stored rows of."""
-    started = time.monotonic()
+    the stored rows of. `on_phase(name)` is called as each of PHASES ends (the benchmark's memory profile)."""
+    started = phase_started = time.monotonic()
     result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
+
+    def phase_ended(name: str) -> None:
+        nonlocal phase_started
+        result.phase_seconds[name], phase_started = time.monotonic() - phase_started, time.monotonic()
+        if on_phase:
+            on_phase(name)
+
     ensure_folder(warehouse)  # the staging area's default place, beside the warehouse file
     root = Path(options.staging_dir) if options.staging_dir else default_root(warehouse.path)
     with staging_area(root) as area:
         with ThreadPoolExecutor(max(1, options.parallel_tenants), thread_name_prefix="tenant") as pool:
             list(pool.map(lambda tenant: _stage_tenant(source, tenant, area, options.workers), result.tenants))
         POOL.release_unused()  # the fetch's buffers go back before DuckDB takes its own
+        phase_ended("fetch_parse_stage")
         committable = [t for t in result.tenants if t.error is None]
         if committable:
             with connect(warehouse, lock_wait=options.lock_wait_seconds, on_wait=on_wait, bulk=True) as con:
                 locked = time.monotonic()
                 for tenant in committable:
                     _commit(con, source, tenant, run_id, options.allow_shrink)
-                checkpoint(con, warehouse)
                 result.rows_per_tenant = dict(
                     con.execute(
                         f"SELECT tenant_id, count(*) FROM {source.table.qualified} GROUP BY tenant_id"
@@ -158,6 +175,7 @@ def load(
                 if count_windows:
                     result.rows_per_window = rows_per_window(con, source.table, count_windows)
             result.lock_held_seconds = time.monotonic() - locked
+        phase_ended("commit")
     result.seconds = time.monotonic() - started
     return result
 
@@ -171,6 +189,8 @@ def _stage_tenant(source: Source, tenant: TenantLoad, area: Path, workers: int) 
         tenant.error = f"listing its owners failed: {describe(err)}"
         return
     tenant.owners = [OwnerLoad(tenant.tenant_id, owner) for owner in tenant.listed]
+    if source.changes_clock:
+        tenant.read_at = source.changes_clock(tenant.tenant_id)
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix=f"stage-{tenant.tenant_id}") as pool:
         staging = [
             (report, pool.submit(_stage_owner, source, report, area / f"{tenant.tenant_id}-{number}.parquet"))
@@ -202,6 +222,8 @@ def _commit(
             tenant.listed,
             run_id=run_id,
             allow_shrink=allow_shrink,
+            upsert=source.changes_clock is not None,
+            read_mark=tenant.read_at,
         )
     except Exception as err:
         tenant.error = f"the commit failed and was rolled back: {describe(err)}"

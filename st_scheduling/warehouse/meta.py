@@ -5,6 +5,8 @@ the layout's version and how a warehouse written by an older release is brought 
   is new to a mart never depends on a worker's clock;
 - `raw_replaced`: which rows each raw commit replaced, how many it removed and stored: an incremental mart build
   finds the sessions a commit removed for good, and tells a change made by hand from the commits' own;
+- `read_marks`: per raw table and tenant, the API's clock when the last read of its changes (the hourly refresh)
+  began: the next reads the sessions modified since, less an overlap;
 - `customer_key_salt`: the warehouse's own salt for customer keys (never in a mart, a snapshot or metadata);
 - `mart_builds`, `session_build_numbers`, `mart_content_numbers`, `session_changes`: what each mart's last
   build read and changed (`st_scheduling.transform.build`);
@@ -32,6 +34,9 @@ TABLES = (
         ingested_at TIMESTAMPTZ NOT NULL, rows_removed BIGINT NOT NULL, rows_stored BIGINT NOT NULL,
         commit_number BIGINT NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS meta.customer_key_salt (salt VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS meta.read_marks (
+        table_name VARCHAR NOT NULL, tenant_id BIGINT NOT NULL, read_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (table_name, tenant_id))""",
     "CREATE SEQUENCE IF NOT EXISTS meta.session_build_numbers",
     "CREATE SEQUENCE IF NOT EXISTS meta.mart_content_numbers",
     """CREATE TABLE IF NOT EXISTS meta.mart_builds (

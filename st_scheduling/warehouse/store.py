@@ -51,11 +51,13 @@ def connect(
     while True:
         try:
             config = {**settings.config, "threads": settings.threads, "memory_limit": settings.memory_limit}
-            if bulk:  # no checkpoint inside a commit: `checkpoint` runs one, with the full limit, at the end
+            if bulk:  # no checkpoint in a raw commit, not even on closing: the next mart build runs it
                 config.update(
                     memory_limit=settings.bulk_memory_limit, preserve_insertion_order=False, checkpoint_threshold="1TB"
                 )
             con = duckdb.connect(settings.path, config=config)
+            if bulk:
+                con.execute("PRAGMA disable_checkpoint_on_shutdown")
             break
         except duckdb.IOException as err:
             locked = "lock" in str(err).lower()
@@ -74,6 +76,11 @@ def connect(
             raise WarehouseUnavailableError(f"the DuckDB file {settings.path} {problem}: {err}") from err
     try:
         meta.ensure(con)
+        if not bulk:
+            # Raw commits leave their log unfolded, so the lock they hold does not grow with the table: the first
+            # connection to build marts folds it, with the full memory limit (rewriting row groups after deletes
+            # needs more than a streaming insert does).
+            con.execute("CHECKPOINT")
         yield con
     finally:
         con.close()
@@ -86,13 +93,6 @@ def ensure_folder(settings: WarehouseSettings) -> None:
             Path(settings.path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise WarehouseUnavailableError(f"cannot create the folder of the DuckDB file {settings.path}: {err}") from err
-
-
-def checkpoint(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
-    """Fold the write-ahead log into the file with the warehouse's full memory limit (rewriting row groups
-    after deletes needs more than a streaming insert does)."""
-    con.execute(f"SET memory_limit = '{settings.memory_limit}'")
-    con.execute("CHECKPOINT")
 
 
 def lock_holder(err: Exception) -> str:
@@ -163,6 +163,8 @@ def commit_tenant(
     *,
     run_id: str,
     allow_shrink: bool = False,
+    upsert: bool = False,
+    read_mark: datetime | None = None,
 ) -> CommitOutcome:
     """Replace, in one transaction, the rows of each staged owner in `window` with its staged rows.
 
@@ -172,6 +174,11 @@ def commit_tenant(
     Staged rows are deduplicated on the table's key,
     keeping the greatest modified_on; a row stored under another owner or window with the same key is
     replaced, so keys stay unique.
+
+    `upsert`: the staged rows are the changes the API listed since the tenant's read mark. Each replaces the row of
+    its key and no other row is removed (a read of changes cannot see a deletion). When every listed owner was read
+    in full, the mark moves to `read_mark` (the API's clock when this read began, if it gave one) in the same
+    transaction.
     """
     owner = owner_expression(table)
     key = ", ".join(table.key)
@@ -183,35 +190,12 @@ def commit_tenant(
     try:
         number = con.execute("SELECT nextval('meta.raw_commit_numbers')").fetchone()[0]
         files = [f for s in staged for f in s.files]
-        new = (
-            dict(
-                con.execute(
-                    f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
-                    [files, *window_params],
-                ).fetchall()
-            )
-            if files
-            else {}
-        )
-        if files:
-            outcome.outside_window = con.execute(
-                f"SELECT count(*) FROM read_parquet(?) WHERE NOT ({in_window})", [files, *window_params]
-            ).fetchone()[0]
-        stored = dict(
-            con.execute(
-                f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
-                [tenant_id, *window_params],
-            ).fetchall()
-        )
-        outcome.unlisted = {o: n for o, n in stored.items() if o not in listed}
-        if not allow_shrink and staged:
-            outcome.refused = removals(
-                _missing_ids(con, table, tenant_id, staged, files, in_window, window_params), stored, new
-            )
+        if not upsert:
+            _guard_window(con, table, tenant_id, staged, listed, files, in_window, window_params, allow_shrink, outcome)
         accepted = [s for s in staged if s.owner not in outcome.refused]
         accepted_files = [f for s in accepted for f in s.files]
         owners = [s.owner for s in accepted]
-        if owners:
+        if owners and not upsert:
             removed += con.execute(
                 f"DELETE FROM {table.qualified} WHERE tenant_id = ? AND {owner} IN (SELECT unnest(?)) AND {in_window}",
                 [tenant_id, owners, *window_params],
@@ -237,23 +221,78 @@ def commit_tenant(
                 [now, run_id, number, accepted_files, *window_params],
             ).fetchall()[0][0]
         if owners:
+            # An upsert replaced no window, only the keys it stored, which the marts find by their commit number:
+            # it is logged with an empty one.
+            replaced = [now, now] if upsert else window_params or [None, None]
             con.execute(
                 "INSERT INTO meta.raw_replaced VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [table.name, tenant_id, *(window_params or [None, None]), now, removed, inserted, number],
+                [table.name, tenant_id, *replaced, now, removed, inserted, number],
             )
+            scope, scope_params = ("commit_number = ?", [number]) if upsert else (in_window, window_params)
             counts = dict(
                 con.execute(
-                    f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} "
+                    f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {scope} "
                     f"AND {owner} IN (SELECT unnest(?)) GROUP BY ALL",
-                    [tenant_id, *window_params, owners],
+                    [tenant_id, *scope_params, owners],
                 ).fetchall()
             )
             outcome.stored = {o: counts.get(o, 0) for o in owners}
+        if upsert and read_mark is not None and set(listed) <= set(owners):
+            con.execute("INSERT OR REPLACE INTO meta.read_marks VALUES (?, ?, ?)", [table.name, tenant_id, read_mark])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return outcome
+
+
+def _guard_window(
+    con: duckdb.DuckDBPyConnection,
+    table: RawTable,
+    tenant_id: int,
+    staged: list[StagedOwner],
+    listed: list[str],
+    files: list[str],
+    in_window: str,
+    window_params: list,
+    allow_shrink: bool,
+    outcome: CommitOutcome,
+) -> None:
+    """What replacing the staged owners' window would drop, into `outcome`: staged records outside the window,
+    owners stored but not listed, and owners whose stored ids the API no longer lists (refused)."""
+    owner, key = owner_expression(table), ", ".join(table.key)
+    new = (
+        dict(
+            con.execute(
+                f"SELECT {owner}, count(DISTINCT ({key})) FROM read_parquet(?) WHERE {in_window} GROUP BY ALL",
+                [files, *window_params],
+            ).fetchall()
+        )
+        if files
+        else {}
+    )
+    if files:
+        outcome.outside_window = con.execute(
+            f"SELECT count(*) FROM read_parquet(?) WHERE NOT ({in_window})", [files, *window_params]
+        ).fetchone()[0]
+    stored = dict(
+        con.execute(
+            f"SELECT {owner}, count(*) FROM {table.qualified} WHERE tenant_id = ? AND {in_window} GROUP BY ALL",
+            [tenant_id, *window_params],
+        ).fetchall()
+    )
+    outcome.unlisted = {o: n for o, n in stored.items() if o not in listed}
+    if not allow_shrink and staged:
+        outcome.refused = removals(
+            _missing_ids(con, table, tenant_id, staged, files, in_window, window_params), stored, new
+        )
+
+
+def read_marks(con: duckdb.DuckDBPyConnection, table: RawTable) -> dict[int, datetime]:
+    """Tenant -> the API's clock when the last read of `table`'s changes that covered every owner began."""
+    return dict(
+        con.execute("SELECT tenant_id, read_at FROM meta.read_marks WHERE table_name = ?", [table.name]).fetchall()
+    )
 
 
 def _missing_ids(

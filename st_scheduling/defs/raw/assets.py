@@ -6,13 +6,13 @@ hands the ingest layer a source, and turns its load report into metadata and che
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
 
 from st_scheduling.defs.code_links import linked
-from st_scheduling.defs.partitions import daily_partitions, day_windows
+from st_scheduling.defs.partitions import CHANGES, READ, daily_partitions, day_windows
 from st_scheduling.defs.raw.metadata import load_metadata, not_configured_text, partition_metadata
 from st_scheduling.defs.resources import DUCKDB_POOL, DuckDBWarehouse, ServiceTitanResource
 from st_scheduling.defs.tables import OWNERS, PII_TAG, column_schema
@@ -28,6 +28,7 @@ HOURLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_win
 NIGHTLY = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26))
 COMPLETENESS = "complete_against_total_count"
 Windows = list[tuple]
+Marks = dict[int, datetime]
 
 
 class RawLoadConfig(dg.Config):
@@ -51,6 +52,9 @@ class RawSpec:
     partitioned: bool = True
     freshness: dg.FreshnessPolicy = HOURLY
     completeness: bool = False
+    # For a run tagged to read changes: the sessions modified since each tenant's read mark (since the run's first
+    # day without one), upserted.
+    changes: Callable[[ServiceTitanResource, Callable, Marks, datetime], Source] | None = None
 
 
 def _routers(servicetitan: ServiceTitanResource) -> dict[int, list[str]]:
@@ -83,6 +87,7 @@ SPECS = (
         lambda st, clients, windows: sources.scheduler_sessions(clients, _span(windows)),
         lambda st: st.tenants(),
         completeness=True,
+        changes=lambda st, clients, marks, since: sources.scheduler_session_changes(clients, marks, since),
     ),
     RawSpec(
         tables.SCHEDULER_PERFORMANCE,
@@ -101,6 +106,7 @@ SPECS = (
         lambda st: sorted(_routers(st)),
         tenant_setting="ST_ROUTER_IDS",
         completeness=True,
+        changes=lambda st, clients, marks, since: sources.router_session_changes(clients, marks, since, _routers(st)),
     ),
     RawSpec(
         tables.ROUTER_PERFORMANCE,
@@ -170,7 +176,10 @@ def raw_asset(spec: RawSpec) -> dg.AssetsDefinition:
         except ConfigurationError as err:  # one line naming what to set, before any request
             raise dg.Failure(description=f"{spec.table.name}: {err}") from None
         with servicetitan.clients() as clients:
-            source = spec.source(servicetitan, clients, windows)
+            if spec.changes and windows and context.run.tags.get(READ) == CHANGES:
+                source = spec.changes(servicetitan, clients, warehouse.read_marks(spec.table), windows[0][0])
+            else:
+                source = spec.source(servicetitan, clients, windows)
             result = load(
                 source,
                 spec.tenants(servicetitan),
