@@ -258,6 +258,19 @@ def measure(sizes: list[int], copies: int, dlt_max: int, workdir: Path) -> tuple
                         ratio,
                     ]
                 )
+                rows += [
+                    [
+                        "ingestion",
+                        str(size),
+                        f"{variant}, phase: {name}",
+                        "",
+                        f"{phase['seconds']:.1f}",
+                        "",
+                        f"{phase['peak_rss_mb']:.0f}",
+                        f"{phase['seconds'] / r['seconds']:.0%} of wall",
+                    ]
+                    for name, phase in r.get("phases", {}).items()
+                ]
             if "dlt_fastest" in results:
                 rows.append(
                     [

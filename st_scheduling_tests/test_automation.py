@@ -229,3 +229,10 @@ def test_one_hourly_run_brings_a_change_to_a_session_of_any_past_day_into_raw_an
     assert _session_changed_at(warehouse.path, "marts.sessions", "modified_at", changed_at) == [
         (session_id, datetime.fromtimestamp(changed_at, UTC))
     ]
+    marks = [
+        m.materialization.metadata["run_read_marks"].value
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["raw", "scheduler_sessions"])
+    ]
+    api_clock = datetime.fromtimestamp(changed_at + 60, UTC).isoformat()
+    assert marks == [{str(t.id): api_clock for t in simulator.tenants}] * 2, "on both days: the next read starts here"

@@ -95,6 +95,14 @@ class LoadResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)  # PHASES -> seconds
     rows_per_tenant: dict[int, int] | None = None  # every tenant's rows in the table after the commit
     rows_per_window: list[int] | None = None  # rows of the table in each of the windows asked for, after the commit
+    reads_changes: bool = False  # the source read changes since each tenant's read mark, upserted
+
+    def read_marks(self) -> dict[int, datetime | None]:
+        """A read of changes: where each tenant's next read starts (None: the API gave no clock, or an owner was not
+        read in full, so the mark stays where it was)."""
+        return {
+            t.tenant_id: t.read_at if t.outcome and not any(o.error for o in t.owners) else None for t in self.tenants
+        }
 
     @property
     def table_rows(self) -> int | None:
@@ -146,7 +154,9 @@ def load(
     longer on a busy machine, and add the commit's memory to the fetch's.) `count_windows`: windows (days) to count
     the stored rows of. `on_phase(name)` is called as each of PHASES ends (the benchmark's memory profile)."""
     started = phase_started = time.monotonic()
-    result = LoadResult(source.table, source.window, [TenantLoad(t) for t in tenants])
+    result = LoadResult(
+        source.table, source.window, [TenantLoad(t) for t in tenants], reads_changes=source.changes_clock is not None
+    )
 
     def phase_ended(name: str) -> None:
         nonlocal phase_started

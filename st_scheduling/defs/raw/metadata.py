@@ -32,6 +32,11 @@ def load_metadata(result: LoadResult, stats: CallStats, tenant_setting: str) -> 
     if result.window is not None:
         metadata["run_rows_stored"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
         metadata["run_window"] = dg.MetadataValue.text(_interval(result.window))
+    if result.reads_changes:
+        metadata["run_rows_upserted"] = dg.MetadataValue.int(sum(o.stored or 0 for o in owners))
+        metadata["run_read_marks"] = dg.MetadataValue.json(
+            {str(tenant): mark and mark.isoformat() for tenant, mark in result.read_marks().items()}
+        )
     if unlisted := result.unlisted():
         metadata["run_owners_not_listed_rows_kept"] = dg.MetadataValue.json(unlisted)
     if outside := result.outside_window():
