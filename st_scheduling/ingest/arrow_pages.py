@@ -16,20 +16,10 @@ import pyarrow.json as pj
 
 from st_scheduling.servicetitan import models
 from st_scheduling.servicetitan.errors import MalformedResponseError, RecordTypeError
+from st_scheduling.servicetitan.memory import POOL, Body
 from st_scheduling.servicetitan.paging import Page, PageParser, parse_records
 from st_scheduling.warehouse.raw_tables import RawTable
 
-
-def _pool() -> pa.MemoryPool:
-    """jemalloc where Arrow has it, else the system allocator. Under this layer's threads Arrow's default
-    (mimalloc) kept far more memory and ran slower (measured in `make bench`, see the README)."""
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return pa.system_memory_pool()
-
-
-POOL = _pool()
 TablePage: TypeAlias = Page[pa.Table]  # a page whose records are a table in the staged schema
 
 
@@ -81,12 +71,12 @@ def records_parser(table: RawTable, lead: Mapping[str, object]) -> PageParser[pa
     by_dicts = parse_records(table.shape)
     declared = envelope_schema.field("data").type.value_type
 
-    def slow(body: bytes | bytearray, endpoint: str, number: int) -> TablePage:
+    def slow(body: bytes | Body, endpoint: str, number: int) -> TablePage:
         page = by_dicts(body, endpoint, number)  # raises the named error Arrow could not give
         columns = table.to_arrow(page.records, {c.name: None for c in table.lead_columns})
         return _with(page, typed(table, columns, lead, endpoint, number))
 
-    def parse(body: bytes | bytearray, endpoint: str, number: int) -> TablePage:
+    def parse(body: bytes | Body, endpoint: str, number: int) -> TablePage:
         if any(kind == models.JSON for kind in table.shape.values()):
             return slow(body, endpoint, number)
         try:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import duckdb
 
-from st_scheduling.ingest.arrow_pages import POOL, TablePage
+from st_scheduling.ingest.arrow_pages import TablePage
 from st_scheduling.ingest.prefetch import ahead
 from st_scheduling.ingest.staging import OwnerLoad, default_root, stage, staging_area
+from st_scheduling.servicetitan.memory import POOL
 from st_scheduling.warehouse.raw_tables import RawTable
 from st_scheduling.warehouse.store import (
     CommitOutcome,

@@ -25,7 +25,9 @@ from typing import Literal, overload
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from st_scheduling.ingest.arrow_pages import POOL, TablePage
+from st_scheduling.ingest.arrow_pages import TablePage
+from st_scheduling.servicetitan.memory import POOL
+from st_scheduling.servicetitan.paging import DistinctIds
 from st_scheduling.warehouse.store import Removal
 
 
@@ -62,20 +64,20 @@ class OwnerLoad:
 def stage(pages: Iterable[TablePage], path: Path, schema: pa.Schema, report: OwnerLoad) -> OwnerLoad:
     """Write every page's Arrow records to `path` as they come; fills `report`. Memory stays one page deep."""
     started = time.monotonic()
-    ids: set[str] = set()
+    ids = DistinctIds()
     path.touch(mode=0o600)  # the writer truncates it and keeps its mode: readable by this user alone
     with pq.ParquetWriter(path, schema, compression="zstd", memory_pool=POOL) as writer:
         for page in pages:
             writer.write_table(page.records)
             if page.number == 1:
                 report.total_count = page.total_count
-            ids.update(page.ids)
+            ids.add(page.ids)
             report.rows += page.records.num_rows
             report.pages += 1
             report.bytes += page.size_bytes
             report.retries += page.retries
     report.files.append(str(path))
-    report.distinct_ids = len(ids) if ids else report.rows
+    report.distinct_ids = ids.count() if "id" in schema.names else report.rows
     report.seconds = time.monotonic() - started
     return report
 

@@ -20,9 +20,11 @@ import httpx
 
 from st_scheduling.servicetitan import models
 from st_scheduling.servicetitan.errors import AuthenticationError, ConfigurationError, IncompleteWindowError
+from st_scheduling.servicetitan.memory import Body
 from st_scheduling.servicetitan.oauth import Credentials, Tokens
 from st_scheduling.servicetitan.paging import (
     MAX_PAGE_SIZE,
+    DistinctIds,
     Page,
     PageBounds,
     PageParser,
@@ -190,18 +192,19 @@ class ServiceTitanClient:
         already read; a re-read finds it. Callers keep the greatest modifiedOn of each id.
         """
         params = _window_params(window)
-        seen: set[str] = set()
+        seen = DistinctIds()
         total: int | None = None
         for _ in range(max_passes):
             for page in self.pages(path, params, parse, page_size):
                 if page.number == 1:
                     total = page.total_count
-                seen.update(page.ids)
+                seen.add(page.ids)
                 yield page
-            if total is None or len(seen) >= total:
+            distinct = seen.count()
+            if total is None or distinct >= total:
                 return
             self.stats.count(refetched_windows=1)
-        raise IncompleteWindowError(path, len(seen), total or 0, max_passes)
+        raise IncompleteWindowError(path, distinct, total or 0, max_passes)
 
     def collect(
         self,
@@ -230,7 +233,7 @@ class ServiceTitanClient:
         self,
         path: str,
         params: Mapping[str, str | int],
-        parse: Callable[[bytearray], T],
+        parse: Callable[[Body], T],
         page: int | None = None,
     ) -> tuple[T, int]:
         """The parsed body of a successful GET and the retries it took.
@@ -263,7 +266,7 @@ class ServiceTitanClient:
         return self._transport.get(url, params, headers, seconds)
 
 
-def _page_parser(parse: PageParser[R], endpoint: str, number: int) -> Callable[[bytearray], Page[R]]:
+def _page_parser(parse: PageParser[R], endpoint: str, number: int) -> Callable[[Body], Page[R]]:
     """`parse` bound to one page of `endpoint`."""
     return lambda body: parse(body, endpoint, number)
 

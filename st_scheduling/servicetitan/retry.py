@@ -27,6 +27,7 @@ from st_scheduling.servicetitan.errors import (
     RetriesExhaustedError,
     safe_token,
 )
+from st_scheduling.servicetitan.memory import Body
 from st_scheduling.servicetitan.transport import Response, Transient
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ class Retrying:
         self.server_time: datetime | None = None  # from the latest answer's Date header
 
     def call(
-        self, path: str, page: int | None, send: Callable[[float], Response], parse: Callable[[bytearray], T]
+        self, path: str, page: int | None, send: Callable[[float], Response], parse: Callable[[Body], T]
     ) -> tuple[Response, T | None, int]:
         """Send and parse, retrying transient failures with exponential backoff and jitter, within the call's
         budget. Anything else is the server's answer and would come back the same, so it is raised at once.

@@ -16,9 +16,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import pyarrow as pa
 
 from st_scheduling.servicetitan.deadline import Deadline, DeadlineTransport
 from st_scheduling.servicetitan.errors import ConfigurationError, MalformedResponseError, ResponseLimitError
+from st_scheduling.servicetitan.memory import POOL, Body
 from st_scheduling.servicetitan.paging import MIB
 
 API_PATH = "/schedulingpro/v2"
@@ -108,7 +110,7 @@ class Transient(Exception):
 class Response:
     status: int
     headers: httpx.Headers
-    body: bytearray
+    body: Body
 
 
 class Transport:
@@ -155,7 +157,7 @@ class Transport:
             raise Transient(f"deadline: the response took longer than {round(seconds, 1):g} s", kind="deadline")
         return Response(response.status_code, response.headers, body)
 
-    def _body(self, response: httpx.Response, path: str, deadline: Deadline) -> bytearray | None:
+    def _body(self, response: httpx.Response, path: str, deadline: Deadline) -> Body | None:
         """The body, decompressed in bounded steps so a small gzip body cannot inflate past the cap before it is
         noticed; None once the deadline has passed."""
         limits = self.limits
@@ -165,6 +167,8 @@ class Transport:
                 f"{path} announced {int(length)} bytes, more than the {limits.max_wire_bytes}-byte cap"
             )
         inflate = _decompressor(response.headers.get("Content-Encoding", ""), path)
+        if length.isdigit() and not inflate:
+            return _exact_body(response, path, deadline, int(length))
         body, received = bytearray(), 0
         for chunk in response.iter_raw():
             received += len(chunk)
@@ -178,7 +182,21 @@ class Transport:
         return body
 
 
-def json_body(raw: bytearray, endpoint: str) -> object:
+def _exact_body(response: httpx.Response, path: str, deadline: Deadline, length: int) -> Body | None:
+    """A body of the announced `length`, read into one buffer of Arrow's pool: no copy as it grows, and the memory
+    goes back to the pool, not to the reading thread's malloc arena."""
+    view, received = memoryview(pa.allocate_buffer(length, memory_pool=POOL)).cast("B"), 0
+    for chunk in response.iter_raw():
+        if received + len(chunk) > length:
+            raise ResponseLimitError(f"{path} sent more than the {length} bytes it announced")
+        view[received : received + len(chunk)] = chunk
+        received += len(chunk)
+        if deadline.passed():
+            return None
+    return view[:received]
+
+
+def json_body(raw: Body, endpoint: str) -> object:
     """A whole body as JSON; one that does not parse may have been cut short, so asking again may help."""
     try:
         return orjson.loads(raw)
