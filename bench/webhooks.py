@@ -15,7 +15,8 @@ run, the next `marts_follow_raw` tick, the queue again and the marts run. The wa
 this machine's speed, so they are drawn (uniform phases); the two runs are measured here, each a fresh process
 loading the code location and executing the run, as the default run launcher's worker does, on a warehouse of a
 few days of the embedded simulator. The hourly polling it replaces is the same path with the hourly schedule's wait
-(uniform over the hour) and its run (today and yesterday) in place of the sensor's.
+(uniform over the hour) and its run (the read of changes the schedule requests, an hour after the last) in place of
+the sensor's.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -207,16 +208,16 @@ def _timed_run(kind: str, environment: dict[str, str]) -> float:
 
 def run(kind: str) -> None:
     """One run as the daemon would launch it: `load` the whole warehouse, `raw` the sessions of today (what
-    webhook_sessions requests for today's events), `raw2` today and yesterday (what the hourly refresh reads),
-    `marts` every mart (what marts_follow_raw requests after a raw update)."""
+    webhook_sessions requests for today's events), `hourly` what refresh_recent_days requests (the sessions
+    modified since the last such read), `marts` every mart (what marts_follow_raw requests after a raw update)."""
     import dagster as dg
 
     from st_scheduling.definitions import defs
+    from st_scheduling.defs.automation import refresh_recent_days
     from st_scheduling.defs.partitions import FIRST_DAY, RANGE_END, RANGE_START, local_day
 
     definitions = defs()
     today = local_day(datetime.now(UTC))
-    yesterday = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         if kind == "marts":
@@ -224,13 +225,14 @@ def run(kind: str) -> None:
             job = definitions.resolve_implicit_global_asset_job_def()
             result = job.execute_in_process(instance=instance, asset_selection=list(marts), run_config=quiet)
         else:
-            name, first = {
-                "load": ("scheduling_pro_job", FIRST_DAY),
-                "raw": ("raw_sessions_job", today),
-                "raw2": ("raw_sessions_job", yesterday),
-            }[kind]
+            if kind == "hourly":
+                context = dg.build_schedule_context(instance, scheduled_execution_time=datetime.now(UTC))
+                name, tags = "raw_sessions_job", refresh_recent_days(context).tags
+            else:
+                name, first = {"load": ("scheduling_pro_job", FIRST_DAY), "raw": ("raw_sessions_job", today)}[kind]
+                tags = {RANGE_START: first, RANGE_END: today}
             result = definitions.resolve_job_def(name).execute_in_process(
-                instance=instance, tags={RANGE_START: first, RANGE_END: today}, run_config=quiet
+                instance=instance, tags=tags, run_config=quiet
             )
     if not result.success:
         raise SystemExit(f"the {kind} run failed")
@@ -249,17 +251,18 @@ def _wait(interval: float, rng: random.Random) -> float:
 def latency(workdir: Path, repeats: int) -> tuple[list[list[str]], dict]:
     environment = _run_environment(workdir)
     _timed_run("load", environment)  # untimed: the warehouse as a running platform holds it
-    measured = {kind: [_timed_run(kind, environment) for _ in range(repeats)] for kind in ("raw", "raw2", "marts")}
+    _timed_run("hourly", environment)  # untimed: the first read of changes sets the marks the next ones start from
+    measured = {kind: [_timed_run(kind, environment) for _ in range(repeats)] for kind in ("raw", "hourly", "marts")}
     rng = random.Random(26)
     webhook, polling = [], []
     for _ in range(DRAWS):
         marts = rng.uniform(0, QUEUE_WAIT) + _wait(AUTOMATION_WAIT, rng) + rng.choice(measured["marts"])
         webhook.append(_wait(SENSOR_WAIT, rng) + rng.uniform(0, QUEUE_WAIT) + rng.choice(measured["raw"]) + marts)
-        polling.append(rng.uniform(0, HOUR) + rng.uniform(0, QUEUE_WAIT) + rng.choice(measured["raw2"]) + marts)
+        polling.append(rng.uniform(0, HOUR) + rng.uniform(0, QUEUE_WAIT) + rng.choice(measured["hourly"]) + marts)
     rows = []
     for label, samples in (
         ("webhooks: sensor tick, raw run (today), marts_follow_raw tick, marts run", webhook),
-        ("hourly polling: next :05, raw run (today and yesterday), marts_follow_raw tick, marts run", polling),
+        ("hourly polling: next :05, raw run (changes since the last read), marts_follow_raw tick, marts run", polling),
     ):
         p50, p95 = _percentiles(samples)
         rows.append(["event to marts/sessions", "-", label, "", "", "", "", f"p50 {p50:,.0f} s, p95 {p95:,.0f} s"])
@@ -281,7 +284,7 @@ def measure(workdir: Path, quick: bool) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("command", nargs="*", help="run load|raw|raw2|marts: one run (internal)")
+    parser.add_argument("command", nargs="*", help="run load|raw|hourly|marts: one run (internal)")
     args = parser.parse_args(argv)
     if args.command:
         run(args.command[1])
