@@ -16,11 +16,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-import pyarrow as pa
 
 from st_scheduling.servicetitan.deadline import Deadline, DeadlineTransport
 from st_scheduling.servicetitan.errors import ConfigurationError, MalformedResponseError, ResponseLimitError
-from st_scheduling.servicetitan.memory import POOL, Body
+from st_scheduling.servicetitan.memory import Body, PooledBytes
 from st_scheduling.servicetitan.paging import MIB
 
 API_PATH = "/schedulingpro/v2"
@@ -167,33 +166,18 @@ class Transport:
                 f"{path} announced {int(length)} bytes, more than the {limits.max_wire_bytes}-byte cap"
             )
         inflate = _decompressor(response.headers.get("Content-Encoding", ""), path)
-        if length.isdigit() and not inflate:
-            return _exact_body(response, path, deadline, int(length))
-        body, received = bytearray(), 0
+        # Sized once when the length is announced and not compressed; otherwise grown by doubling.
+        body, received = PooledBytes(int(length) if length.isdigit() and not inflate else MIB), 0
         for chunk in response.iter_raw():
             received += len(chunk)
             if received > limits.max_wire_bytes:
                 raise ResponseLimitError(f"{path} sent more than the {limits.max_wire_bytes}-byte cap")
-            body += _inflate(inflate, chunk, limits.max_body_bytes - len(body) + 1) if inflate else chunk
-            if len(body) > limits.max_body_bytes:
+            body.append(_inflate(inflate, chunk, limits.max_body_bytes - body.size + 1) if inflate else chunk)
+            if body.size > limits.max_body_bytes:
                 raise ResponseLimitError(f"{path} decompresses to more than the {limits.max_body_bytes}-byte cap")
             if deadline.passed():  # a transport of the caller's own (the in-process simulator) has no deadline
                 return None
-        return body
-
-
-def _exact_body(response: httpx.Response, path: str, deadline: Deadline, length: int) -> Body | None:
-    """A body of the announced `length`, read into one buffer of Arrow's pool: no copy as it grows, and the memory
-    goes back to the pool, not to the reading thread's malloc arena."""
-    view, received = memoryview(pa.allocate_buffer(length, memory_pool=POOL)).cast("B"), 0
-    for chunk in response.iter_raw():
-        if received + len(chunk) > length:
-            raise ResponseLimitError(f"{path} sent more than the {length} bytes it announced")
-        view[received : received + len(chunk)] = chunk
-        received += len(chunk)
-        if deadline.passed():
-            return None
-    return view[:received]
+        return body.view()
 
 
 def json_body(raw: Body, endpoint: str) -> object:
