@@ -211,7 +211,7 @@ def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: Mart, since_build: in
     scope = mart.scope
     assert scope is not None, f"{mart.name} is always rebuilt in full"
     if isinstance(scope, scopes.Periods):
-        _fill_spans(con, scope, settings)
+        _fill_periods(con, scope, settings)
     else:
         con.execute(render("build/above:changed_keys", table=scope.table, column=scope.column))
     changes = _scalar(con, render("build/state:rows", table="changes"))
@@ -231,18 +231,19 @@ def _recompute_scope(con: duckdb.DuckDBPyConnection, mart: Mart, since_build: in
     )
 
 
-def _fill_spans(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings: ModelSettings) -> None:
-    con.execute("SET VARIABLE st_scope_grain = ?", [scope.grain])
+def _fill_periods(con: duckdb.DuckDBPyConnection, scope: scopes.Periods, settings: ModelSettings) -> None:
+    con.execute("SET VARIABLE st_scope_grains = ?", [list(scope.grains)])
     no_days = render("build/above:no_days")
     con.execute(
         render(
-            "build/above:spans",
+            "build/above:periods",
             changed=render("build/above:changed_days"),
             touched=render("build/above:touched_booking_days") if scope.touches else no_days,
             raw=render(scope.raw_days, stored_since=_stored_since("commit_number")) if scope.raw_days else no_days,
         ),
         [settings.attribution_days] if scope.touches else [],
     )
+    con.execute(text("build/above:days"))
     con.execute(text("build/above:converters" if scope.touches else "build/above:no_converters"))
 
 

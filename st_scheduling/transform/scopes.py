@@ -5,9 +5,10 @@ selects, the model reading only the sessions the scope names. It is exact when e
 is selected, and every selected row is computed only from sessions the scope reads. The scope tables, filled
 from the changes (`build.py`), are temporary tables of the build's connection:
 
-- `scope_spans (tenant_id, span_start, span_end)`: per tenant, dates covering every day, week and month holding
-  a changed session's creation, arrival-window or booking day;
-- `scope_converters (tenant_id, customer_key)`: customers with a booking whose day falls in their tenant's span;
+- `scope_periods (tenant_id, grain, period_start)`: per tenant, every period of the mart's lengths (day, week,
+  month) holding a changed session's creation, arrival-window or booking day;
+- `scope_days (tenant_id, day)`: every day of those periods (only the sessions dated on them are read);
+- `scope_converters (tenant_id, customer_key)`: customers with a booking on one of those days;
 - `scope_customers` and `scope_schedulers (tenant_id, customer_key | scheduler_id)`: those of changed sessions.
 
 The conditions themselves are in `sql/build/scope.sql`.
@@ -36,7 +37,11 @@ class Periods:
     # A statement of sql/build/scope.sql selecting (tenant_id, day) of a raw table the mart also reads per day,
     # for the rows stored since the last build (its placeholder `stored_since`).
     raw_days: str | None = None
-    table = "scope_spans"  # empty: nothing this mart counts changed
+    table = "scope_periods"  # empty: nothing this mart counts changed
+
+    @property
+    def grains(self) -> tuple[str, ...]:
+        return ("day", "week", "month") if self.grain_column else (self.grain,)
 
     def rows(self, alias: str) -> Fragment:
         if self.grain_column:

@@ -21,21 +21,27 @@ SELECT b.tenant_id, b.booked_date FROM changes AS c JOIN marts.sessions AS b
 -- name: no_days
 SELECT NULL::BIGINT AS tenant_id, NULL::DATE AS day WHERE false
 
--- name: spans
--- Per tenant, from the first week or month holding a changed day to the end of the last.
-CREATE OR REPLACE TEMP TABLE scope_spans AS
-WITH days AS (SELECT tenant_id, day, CAST(date_trunc('week', day) AS DATE) AS week,
-                  CAST(date_trunc('month', day) AS DATE) AS month
-              FROM ({{ changed }} UNION {{ touched }} UNION {{ raw }}) WHERE day IS NOT NULL)
-SELECT tenant_id, min(least(week, month)) AS span_start,
-    max(greatest(period_end(week, 'week'), period_end(month, 'month'))) AS span_end
-FROM days GROUP BY tenant_id
+-- name: periods
+-- Per tenant, every period (of the mart's lengths, the variable st_scope_grains) holding a changed day.
+CREATE OR REPLACE TEMP TABLE scope_periods AS
+SELECT DISTINCT tenant_id, grain, CAST(date_trunc(grain, day) AS DATE) AS period_start
+FROM ({{ changed }} UNION {{ touched }} UNION {{ raw }})
+    CROSS JOIN unnest(getvariable('st_scope_grains')) AS g(grain)
+WHERE day IS NOT NULL
+
+-- name: days
+-- Every day of those periods: the sessions dated on one of them compute the periods' rows.
+CREATE OR REPLACE TEMP TABLE scope_days AS
+SELECT DISTINCT tenant_id, CAST(unnest(generate_series(period_start, period_end(period_start, grain) - 1,
+    INTERVAL 1 DAY)) AS DATE) AS day
+FROM scope_periods
 
 -- name: converters
--- Customers with a booking whose day falls in their tenant's span.
+-- Customers with a booking on one of those days.
 CREATE OR REPLACE TEMP TABLE scope_converters AS
-SELECT DISTINCT x.tenant_id, x.customer_key FROM marts.sessions AS x JOIN scope_spans AS s USING (tenant_id)
-WHERE x.is_booked AND x.customer_key IS NOT NULL AND x.booked_date >= s.span_start AND x.booked_date < s.span_end
+SELECT DISTINCT x.tenant_id, x.customer_key FROM marts.sessions AS x
+WHERE x.is_booked AND x.customer_key IS NOT NULL
+    AND EXISTS (SELECT 1 FROM scope_days AS d WHERE d.tenant_id = x.tenant_id AND d.day = x.booked_date)
 
 -- name: no_converters
 CREATE OR REPLACE TEMP TABLE scope_converters (tenant_id BIGINT, customer_key VARCHAR)

@@ -2,25 +2,24 @@
 
 -- name: period_rows
 -- A row counting one period whose length is in a column (grain: day, week or month).
-EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {{ alias }}.tenant_id
-    AND {{ alias }}.{{ column }} >= s.span_start
-    AND period_end({{ alias }}.{{ column }}, {{ alias }}.{{ grain_column }}) <= s.span_end)
+EXISTS (SELECT 1 FROM scope_periods AS s WHERE s.tenant_id = {{ alias }}.tenant_id
+    AND s.grain = {{ alias }}.{{ grain_column }} AND s.period_start = {{ alias }}.{{ column }})
 
 -- name: fixed_period_rows
--- A row counting one period of the mart's one length (the variable st_scope_grain, set by the build).
-EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {{ alias }}.tenant_id
-    AND {{ alias }}.{{ column }} >= s.span_start
-    AND period_end({{ alias }}.{{ column }}, getvariable('st_scope_grain')) <= s.span_end)
+-- A row counting one period of the mart's one length.
+EXISTS (SELECT 1 FROM scope_periods AS s WHERE s.tenant_id = {{ alias }}.tenant_id
+    AND s.period_start = {{ alias }}.{{ column }})
 
 -- name: dated_sessions
--- Sessions created, due or booked within their tenant's span.
-EXISTS (SELECT 1 FROM scope_spans AS s WHERE s.tenant_id = {{ alias }}.tenant_id
-    AND (({{ alias }}.session_date >= s.span_start AND {{ alias }}.session_date < s.span_end)
-         OR ({{ alias }}.timeslot_date >= s.span_start AND {{ alias }}.timeslot_date < s.span_end)
-         OR ({{ alias }}.booked_date >= s.span_start AND {{ alias }}.booked_date < s.span_end)))
+-- Sessions created, due or booked on a day of a period in scope.
+(EXISTS (SELECT 1 FROM scope_days AS d WHERE d.tenant_id = {{ alias }}.tenant_id AND d.day = {{ alias }}.session_date)
+    OR EXISTS (SELECT 1 FROM scope_days AS d WHERE d.tenant_id = {{ alias }}.tenant_id
+        AND d.day = {{ alias }}.timeslot_date)
+    OR EXISTS (SELECT 1 FROM scope_days AS d WHERE d.tenant_id = {{ alias }}.tenant_id
+        AND d.day = {{ alias }}.booked_date))
 
 -- name: dated_or_converting_sessions
--- Those, and every session of a customer who booked within the span.
+-- Those, and every session of a customer who booked on one of those days.
 ({{ dated }} OR EXISTS (SELECT 1 FROM scope_converters AS c WHERE c.tenant_id = {{ alias }}.tenant_id
     AND c.customer_key = {{ alias }}.customer_key))
 
