@@ -17,7 +17,7 @@ from st_scheduling.servicetitan import (
     RetryPolicy,
     ServiceTitanClient,
 )
-from st_scheduling.servicetitan.paging import parse_records
+from st_scheduling.servicetitan.paging import DistinctIds, parse_records
 from st_scheduling.servicetitan.retry import RateLimiter
 from st_scheduling.simulator.model import Window
 from st_scheduling_tests.conftest import NOW
@@ -186,6 +186,27 @@ def test_page_drift_is_recovered_to_the_exact_set(served, simulator, tenant):
     assert simulator.faults.injected["page_drift"] == 1
     assert client.stats.refetched_windows == 1
     assert got == expected_ids(simulator, tenant, scheduler)
+
+
+def test_distinct_ids_are_counted_exactly_whatever_their_spelling():
+    """The re-read check and the staging report count ids packed when they are lowercase UUIDs: every other
+    spelling of the same characters is a different id, and pages repeat ids."""
+    uuid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    spellings = [
+        uuid,
+        uuid.upper(),  # not the same id as written: the API's ids are strings
+        uuid.replace("-", ""),
+        "0f8fad5b-d9cb-469f-a165-70867728950g",  # 36 characters, not hex
+        "0f8fad5b_d9cb_469f_a165_70867728950e",  # hex, not hyphens
+        "0f8fad5b-d9cb-469f-a165-70867728950é",  # 36 characters, 37 bytes
+        "42",
+        "",
+    ]
+    ids = DistinctIds()
+    for page in (spellings[:3], [uuid, "42"], spellings[3:], [], spellings[::-1]):
+        ids.add(page)
+    ids.add([f"{n:08x}-0000-4000-8000-{n:012x}" for n in range(1000)] * 2)
+    assert ids.count() == len(spellings) + 1000
 
 
 def test_unknown_fields_are_kept_and_a_wrong_type_names_field_record_and_page(served, simulator, tenant):
