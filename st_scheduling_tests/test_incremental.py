@@ -250,6 +250,38 @@ def test_a_worker_clock_behind_the_last_commit_loses_no_change(tmp_path):
             assert not built.full or mart is catalogue.SCHEDULERS, "found by commit number, not by a full rebuild"
 
 
+def test_a_session_changed_weeks_ago_recomputes_its_own_periods_and_not_the_days_between(tmp_path):
+    """An hourly merge sees today's sessions and a few stragglers: a mart recomputes the periods of its own
+    lengths holding a changed day, so a straggler does not pull in every day since it."""
+    with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
+        world = World(random.Random(5), [con], tmp_path)
+        world.name_schedulers("Website")
+        for _ in range(40):
+            world.new(60)
+        for mart in catalogue.MARTS:
+            transform.build(con, mart, MODEL)
+        straggler = TODAY - timedelta(days=40)  # 2026-09-24, a Thursday, in Chicago too
+        for sid, created in (("old", straggler), ("new", TODAY)):
+            record = random_session(world.rng, sid, created, 1)
+            record.update(sessionOutcome="Abandoned", jobId=None, bookingId=None, leadId=None, timeslotStart=None)
+            world.put(SCHEDULER_SESSIONS, 1, "s1", record)
+        transform.build(con, catalogue.SESSIONS, MODEL)
+
+        def recomputed(mart: catalogue.Mart) -> set[tuple[str, str]]:
+            built = transform.build(con, mart, MODEL)
+            assert not built.full, built.reason
+            return {(g, str(d)) for g, d in con.sql("SELECT grain, period_start FROM scope_periods").fetchall()}
+
+        days = {("day", "2026-09-24"), ("day", "2026-11-03")}
+        assert recomputed(catalogue.SCHEDULER_SCORECARD) == days
+        assert recomputed(catalogue.MILESTONE_FUNNEL) == days | {
+            ("week", "2026-09-21"),
+            ("month", "2026-09-01"),
+            ("week", "2026-11-02"),
+            ("month", "2026-11-01"),
+        }
+
+
 def test_a_full_rebuild_is_one_setting_away_and_happens_by_itself_after_raw_rows_are_deleted_by_hand(tmp_path):
     with connect(WarehouseSettings(str(tmp_path / "w.duckdb"))) as con:
         world = World(random.Random(7), [con], tmp_path)
