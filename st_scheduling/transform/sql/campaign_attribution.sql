@@ -48,30 +48,38 @@ per_conversion AS (
         arg_min(touch, (touched_at, touch_id)) AS first_touch, arg_max(touch, (touched_at, touch_id)) AS last_touch
     FROM touches GROUP BY tenant_id, conversion_id
 ),
--- One row per model, booked session and campaign it credits, so counting rows counts booked sessions.
+-- One row per model, booked session and campaign it credits, so counting rows counts booked sessions: the credit
+-- is `touches` of the booked session's `touch_count` (first and last touch: 1 of 1).
 credited AS (
-    SELECT 'first_touch' AS attribution_model, tenant_id, conversion_id, booked_date, is_job, is_booking,
-        first_touch AS touch, 1.0 AS credit
+    SELECT 'first_touch' AS attribution_model, tenant_id, booked_date, is_job, is_booking, first_touch AS touch,
+        1 AS touches, 1 AS touch_count
     FROM per_conversion
     UNION ALL
-    SELECT 'last_touch', tenant_id, conversion_id, booked_date, is_job, is_booking, last_touch, 1.0
+    SELECT 'last_touch', tenant_id, booked_date, is_job, is_booking, last_touch, 1, 1
     FROM per_conversion
     UNION ALL
-    SELECT 'linear', t.tenant_id, t.conversion_id, t.booked_date, t.is_job, t.is_booking, t.touch,
-        sum(1.0 / p.touch_count)
+    SELECT 'linear', t.tenant_id, t.booked_date, t.is_job, t.is_booking, t.touch, count(*), any_value(p.touch_count)
     FROM touches AS t JOIN per_conversion AS p USING (tenant_id, conversion_id)
     GROUP BY t.tenant_id, t.conversion_id, t.booked_date, t.is_job, t.is_booking, t.touch
+),
+-- The booked sessions of a row counted per share of credit (so many thirds, so many halves, ...) first.
+shares AS (
+    SELECT tenant_id, attribution_model, booked_date, touch, touches, touch_count,
+        count(*) AS booked_sessions,
+        count(*) FILTER (WHERE is_job) AS jobs,
+        count(*) FILTER (WHERE is_booking) AS bookings
+    FROM credited GROUP BY ALL
 ),
 customer_level AS (
     SELECT tenant_id, attribution_model, booked_date AS period_start, touch.channel, touch.campaign_id,
         touch.campaign, touch.utm_source, touch.utm_medium,
-        count(*) AS booked_sessions,
-        count(*) FILTER (WHERE is_job) AS jobs,
-        count(*) FILTER (WHERE is_booking) AS bookings,
-        -- Linear credits are fractions: added in one fixed order, so a row recomputed alone (incrementally) has the
-        -- very same double as in a full build, whatever order the threads met them in.
-        sum(credit ORDER BY conversion_id) AS credit
-    FROM credited GROUP BY ALL
+        CAST(sum(booked_sessions) AS BIGINT) AS booked_sessions,
+        CAST(sum(jobs) AS BIGINT) AS jobs,
+        CAST(sum(bookings) AS BIGINT) AS bookings,
+        -- Linear credits are fractions: each share's total added in one fixed order, so a row recomputed alone
+        -- (incrementally) has the very same double as in a full build, whatever order the threads met them in.
+        sum(booked_sessions * touches / touch_count ORDER BY touch_count, touches) AS credit
+    FROM shares GROUP BY ALL
 )
 SELECT *,
     CASE WHEN sessions IS NULL THEN NULL ELSE coalesce(booked_sessions / nullif(sessions, 0), 0.0) END AS booked_per_opened,
