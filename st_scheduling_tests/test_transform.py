@@ -104,3 +104,16 @@ def test_a_warehouse_of_a_newer_release_is_refused_by_name(tmp_path):
         con.execute("UPDATE meta.layout SET version = ?", [meta.VERSION + 1])
     with pytest.raises(meta.NewerLayoutError, match="newer release"), connect(WarehouseSettings(str(path))):
         pass
+
+
+def test_a_table_missing_from_a_current_warehouse_is_created_again_on_the_next_connection(tmp_path):
+    # Every connection checks the layout in one catalogue read: a table dropped by hand (or added by a release
+    # without a new layout version) must still be created, not skipped because the version is current.
+    path = tmp_path / "current.duckdb"
+    with connect(WarehouseSettings(str(path))) as con:
+        con.execute("DROP TABLE meta.read_marks")
+        con.execute("DROP SEQUENCE meta.mart_content_numbers")
+    with connect(WarehouseSettings(str(path))) as con:
+        assert con.execute("SELECT count(*) FROM meta.read_marks").fetchone() == (0,)
+        assert con.execute("SELECT nextval('meta.mart_content_numbers')").fetchone() == (1,)
+        assert meta.version(con) == meta.VERSION

@@ -57,12 +57,11 @@ def prepare(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> ModelSet
         )
     con.execute(templates.text("macros"))
     con.execute(templates.text("channels"))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_steps (last_step VARCHAR, milestone VARCHAR)")
-    con.executemany("INSERT INTO vocab_steps VALUES (?, ?)", list(vocabulary.steps.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_outcomes (outcome VARCHAR, outcome_class VARCHAR)")
-    con.executemany("INSERT INTO vocab_outcomes VALUES (?, ?)", list(vocabulary.outcomes.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE vocab_milestones (milestone_index INTEGER, milestone VARCHAR)")
-    con.executemany("INSERT INTO vocab_milestones VALUES (?, ?)", list(enumerate(vocabulary.milestones)))
+    # The vocabulary's maps as tables, a statement each: every build sets them up.
+    steps, outcomes = vocabulary.steps, vocabulary.outcomes
+    con.execute(templates.text("build/session:vocab_steps"), [list(steps), list(steps.values())])
+    con.execute(templates.text("build/session:vocab_outcomes"), [list(outcomes), list(outcomes.values())])
+    con.execute(templates.text("build/session:vocab_milestones"), [list(vocabulary.milestones)])
     sessions_built = con.execute(templates.text("build/state:exists"), ["sessions"]).fetchall()[0][0]
     for view, query in full_views().items():
         if sessions_built or "marts.sessions" not in query:

@@ -17,6 +17,7 @@ the layout's version and how a warehouse written by an older release is brought 
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import duckdb
@@ -64,9 +65,23 @@ class NewerLayoutError(RuntimeError):
     """The warehouse was written by a newer release of the platform than this one."""
 
 
+SCHEMAS = ("raw", "marts", "meta")
+_LAYOUT = (*TABLES, *(table.ddl() for table in RAW_TABLES))
+
+
+def _created(ddl: str) -> str:
+    [name] = re.findall(r"IF NOT EXISTS (\w+\.\w+)", ddl)
+    return str(name)
+
+
+_OBJECTS = frozenset({*SCHEMAS, *map(_created, _LAYOUT)})  # what _LAYOUT creates, as schema.name
+
+
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     """The schemas and tables in place, an older layout migrated first (in the caller's transaction)."""
-    for schema in ("raw", "marts", "meta"):
+    if _in_place(con):
+        return
+    for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     found = version(con)
     if found is not None and found > VERSION:
@@ -76,11 +91,26 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
         )
     if found is None and _has_raw_tables(con):
         _migrate_from_1(con)
-    for ddl in (*TABLES, *(table.ddl() for table in RAW_TABLES)):
+    for ddl in _LAYOUT:
         con.execute(ddl)
     if found != VERSION:
         con.execute("DELETE FROM meta.layout")
         con.execute("INSERT INTO meta.layout VALUES (?)", [VERSION])
+
+
+def _in_place(con: duckdb.DuckDBPyConnection) -> bool:
+    """This release's layout is there whole: every schema, table and sequence, at this version. Every connection
+    asks, so it is one read of the catalogue, not a statement per table."""
+    found = {
+        name
+        for (name,) in con.execute(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = current_database() UNION ALL "
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT schema_name || '.' || sequence_name FROM duckdb_sequences() "
+            "WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    return _OBJECTS <= found and con.execute("SELECT max(version) FROM meta.layout").fetchone() == (VERSION,)
 
 
 def version(con: duckdb.DuckDBPyConnection) -> int | None:
